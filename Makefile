@@ -1,0 +1,40 @@
+# The two set-up commands of the README: `make run` and `make test`.
+# Both create (or refresh) .venv from pyproject.toml, so a fresh clone needs nothing by hand.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck unit bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# The main job on the embedded defaults: the example batch into ./outbox (file transport).
+run: $(STAMP)
+	$(BIN)/notifier run examples/batch.jsonl; status=$$?; \
+	  echo; $(BIN)/notifier notices; \
+	  echo; echo "The emails are in ./outbox (one .eml per notice)."; \
+	  test $$status -le 1
+
+lint: $(STAMP)
+	$(BIN)/ruff check notifier tests bench
+	$(BIN)/ruff format --check notifier tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+test: lint typecheck
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.delivery
+
+clean:
+	rm -rf $(VENV) outbox notifier.db .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,203 @@
+"""From records to fulfillment state and notices (DESIGN.md §3). Pure: no I/O, no clock.
+
+The store loads the orders a batch touches, `decide` works out what changes, and the
+store writes the result in the same transaction.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from notifier.models import (
+    SHIPPED_STATUSES,
+    FulfillmentState,
+    NewNotice,
+    NoticeStatus,
+    Record,
+    Scope,
+    Status,
+)
+from notifier.rules import Rule, applies_to, missing_fields, notice_key, rules_on
+
+
+class Outcome(enum.StrEnum):
+    APPLIED = "applied"  # changed the fulfillment's status
+    REPEAT = "repeat"  # the status it already had: fires nothing new
+    STALE = "stale"  # older than the state it would change: stored for audit only
+
+
+@dataclass(slots=True)
+class OrderView:
+    """What is known of one order: its fulfillments' states and, if told, its full id list."""
+
+    order_id: str
+    fulfillments: dict[str, FulfillmentState] = field(default_factory=dict)
+    fulfillment_ids: tuple[str, ...] | None = None
+
+    def expected_ids(self) -> Sequence[str]:
+        return self.fulfillment_ids if self.fulfillment_ids else list(self.fulfillments)
+
+
+@dataclass(slots=True)
+class Decision:
+    outcomes: list[tuple[Record, Outcome]] = field(default_factory=list)
+    duplicates: int = 0
+    states: dict[str, FulfillmentState] = field(default_factory=dict)
+    order_fulfillment_ids: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    notices: list[NewNotice] = field(default_factory=list)
+    # (rule id, record, why no notice) for rules that matched but were held back.
+    skipped: list[tuple[str, Record, str]] = field(default_factory=list)
+
+
+def apply_record(
+    state: FulfillmentState | None, record: Record
+) -> tuple[FulfillmentState, Outcome]:
+    """The fulfillment's state after a record, and what the record was."""
+    at = record.effective_at
+    if state is None:
+        return _state_from(record), Outcome.APPLIED
+    if at < state.occurred_at:
+        return state, Outcome.STALE
+    merged = replace(
+        state,
+        tracking_number=record.tracking_number or state.tracking_number,
+        carrier=record.carrier or state.carrier,
+        shipped_at=record.shipped_at or state.shipped_at,
+        delivered_at=record.delivered_at or state.delivered_at,
+        occurred_at=at,
+    )
+    if record.status is state.status:
+        return merged, Outcome.REPEAT
+    return replace(merged, status=record.status), Outcome.APPLIED
+
+
+def _state_from(record: Record) -> FulfillmentState:
+    return FulfillmentState(
+        fulfillment_id=record.fulfillment_id,
+        order_id=record.order_id,
+        status=record.status,
+        occurred_at=record.effective_at,
+        tracking_number=record.tracking_number,
+        carrier=record.carrier,
+        shipped_at=record.shipped_at,
+        delivered_at=record.delivered_at,
+    )
+
+
+def order_reached(order: OrderView, status: Status) -> bool:
+    """Whether the order as a whole has reached Shipped (or Delivered).
+
+    Shipped: at least one fulfillment Shipped or Delivered and every one not Cancelled is.
+    Delivered: the same with Delivered alone. A fulfillment we have not heard of yet holds
+    the order back.
+    """
+    reached = SHIPPED_STATUSES if status is Status.SHIPPED else frozenset({status})
+    counted = 0
+    for fulfillment_id in order.expected_ids():
+        state = order.fulfillments.get(fulfillment_id)
+        if state is None:
+            return False
+        if state.status is Status.CANCELLED:
+            continue
+        if state.status not in reached:
+            return False
+        counted += 1
+    return counted > 0
+
+
+def shipped_fulfillment_ids(order: OrderView) -> tuple[str, ...]:
+    return tuple(
+        fid
+        for fid in order.expected_ids()
+        if (state := order.fulfillments.get(fid)) is not None and state.status in SHIPPED_STATUSES
+    )
+
+
+# Statuses whose arrival can complete an order (a cancelled sibling can, too).
+_ORDER_TRIGGERS = SHIPPED_STATUSES | {Status.CANCELLED}
+
+
+def decide(
+    records: Iterable[Record],
+    *,
+    orders: Mapping[str, OrderView],
+    known_record_keys: set[str],
+    rules: Sequence[Rule],
+    now: datetime,
+) -> Decision:
+    """Apply records in order to the loaded orders; say what to store and which notices to create.
+
+    `orders` is updated in place, so a caller can keep using it as the current state.
+    """
+    decision = Decision()
+    seen = set(known_record_keys)
+    for record in records:
+        key = record.dedup_key
+        if key in seen:
+            decision.duplicates += 1
+            continue
+        seen.add(key)
+        order = orders.get(record.order_id)
+        if order is None:
+            order = OrderView(record.order_id)
+            assert isinstance(orders, dict)
+            orders[record.order_id] = order
+        if record.order_fulfillment_ids and record.order_fulfillment_ids != order.fulfillment_ids:
+            order.fulfillment_ids = record.order_fulfillment_ids
+            decision.order_fulfillment_ids[order.order_id] = record.order_fulfillment_ids
+
+        state, outcome = apply_record(order.fulfillments.get(record.fulfillment_id), record)
+        decision.outcomes.append((record, outcome))
+        if outcome is Outcome.STALE:
+            continue
+        order.fulfillments[record.fulfillment_id] = state
+        decision.states[record.fulfillment_id] = state
+        if outcome is not Outcome.APPLIED:
+            continue
+        for rule in rules_on(rules, record.status, Scope.FULFILLMENT):
+            _consider(rule, record, order, (record.fulfillment_id,), now, decision)
+        if record.status in _ORDER_TRIGGERS:
+            for status in (Status.SHIPPED, Status.DELIVERED):
+                order_rules = rules_on(rules, status, Scope.ORDER)
+                if order_rules and order_reached(order, status):
+                    shipped = shipped_fulfillment_ids(order)
+                    for rule in order_rules:
+                        _consider(rule, record, order, shipped, now, decision)
+    return decision
+
+
+def _consider(
+    rule: Rule,
+    record: Record,
+    order: OrderView,
+    fulfillment_ids: tuple[str, ...],
+    now: datetime,
+    decision: Decision,
+) -> None:
+    if not applies_to(rule, record):
+        return
+    if rule.max_age is not None and now - record.effective_at > rule.max_age:
+        decision.skipped.append((rule.id, record, f"older than max_age {rule.max_age}"))
+        return
+    missing = missing_fields(rule, record)
+    decision.notices.append(
+        NewNotice(
+            key=notice_key(rule, record),
+            rule_id=rule.id,
+            scope=rule.scope,
+            order_id=order.order_id,
+            fulfillment_id=record.fulfillment_id if rule.scope is Scope.FULFILLMENT else None,
+            recipient=record.email,
+            campaign_id=record.campaign_id,
+            due_at=max(now, record.effective_at + rule.delay),
+            created_at=now,
+            fulfillment_ids=fulfillment_ids,
+            record=record.to_json(),
+            # Missing data is visible in the ledger as a cancelled notice with the reason.
+            status=NoticeStatus.CANCELLED if missing else NoticeStatus.PENDING,
+            reason=f"missing {', '.join(missing)}" if missing else None,
+        )
+    )

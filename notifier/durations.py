@@ -1,0 +1,23 @@
+"""Durations as operators write them in rule files: "90s", "10m", "1h30m", "2d"."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+_PART = re.compile(r"(\d+)\s*([smhdw])")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: str | int | float) -> timedelta:
+    """Parse "1h30m" style text, or a number of seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"not a duration: {value!r}")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError(f"a duration cannot be negative: {value!r}")
+        return timedelta(seconds=value)
+    text = value.strip().lower().replace(" ", "")
+    if not text or _PART.sub("", text):
+        raise ValueError(f"not a duration: {value!r} (write e.g. '90s', '10m', '1h30m', '2d')")
+    return timedelta(seconds=sum(int(n) * _UNITS[unit] for n, unit in _PART.findall(text)))

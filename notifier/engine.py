@@ -1,0 +1,330 @@
+"""The one orchestrator: ingest -> decide -> claim -> send -> record.
+
+Every entry point (batch run, webhook, scheduler, preview) goes through an Engine. It is
+handed its store, transport, rules and renderer; it imports no driver or framework.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import parseaddr
+from itertools import islice
+from typing import Any, Protocol
+
+from notifier.compose import Composer
+from notifier.decide import Decision, OrderView, Outcome, decide
+from notifier.errors import (
+    AmbiguousSendError,
+    PermanentSendError,
+    SendError,
+    TemplateError,
+    TransientSendError,
+)
+from notifier.models import Notice, NoticeStatus, Record, message_id_for
+from notifier.redact import mask_email
+from notifier.rendering import Renderer
+from notifier.retry_policy import RetryPolicy
+from notifier.rules import Rule
+from notifier.store.base import Completion, Store
+from notifier.transports import Transport
+
+log = logging.getLogger("notifier.engine")
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Observer(Protocol):
+    """Hooks for metrics; every method is optional in spirit (NullObserver does nothing)."""
+
+    def ingested(self, report: IngestReport) -> None: ...
+
+    def completed(self, status: NoticeStatus, *, seconds: float, ambiguous: bool) -> None: ...
+
+
+class NullObserver:
+    def ingested(self, report: IngestReport) -> None:
+        pass
+
+    def completed(self, status: NoticeStatus, *, seconds: float, ambiguous: bool) -> None:
+        pass
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    mail_from: str
+    store_info: Mapping[str, Any] = field(default_factory=dict)
+    # Per-campaign sender ("Name <address>"), overriding mail_from.
+    senders: Mapping[str, str] = field(default_factory=dict)
+    lease: timedelta = timedelta(minutes=5)
+    claim_batch: int = 64
+    ingest_chunk: int = 1000
+    retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
+    # After this many deliveries that died after DATA, stop: a further try risks a duplicate.
+    max_ambiguous: int = 2
+
+    def sender_for(self, campaign_id: str | None) -> str:
+        if campaign_id is not None and campaign_id in self.senders:
+            return self.senders[campaign_id]
+        return self.mail_from
+
+    @property
+    def message_id_domain(self) -> str:
+        address = parseaddr(self.mail_from)[1]
+        return address.rpartition("@")[2] or "notifier.invalid"
+
+
+@dataclass(slots=True)
+class IngestReport:
+    accepted: int = 0
+    duplicates: int = 0
+    stale: int = 0
+    repeats: int = 0
+    notices_created: int = 0
+    notices_cancelled: int = 0  # created cancelled: missing data the rule requires
+    created_keys: list[str] = field(default_factory=list)
+
+    def add(self, other: IngestReport) -> None:
+        self.accepted += other.accepted
+        self.duplicates += other.duplicates
+        self.stale += other.stale
+        self.repeats += other.repeats
+        self.notices_created += other.notices_created
+        self.notices_cancelled += other.notices_cancelled
+        self.created_keys += other.created_keys
+
+
+@dataclass(slots=True)
+class DeliveryReport:
+    counts: Counter[NoticeStatus] = field(default_factory=Counter)
+    ambiguous: int = 0
+    lost_claims: int = 0
+
+    def add(self, other: DeliveryReport) -> None:
+        self.counts.update(other.counts)
+        self.ambiguous += other.ambiguous
+        self.lost_claims += other.lost_claims
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def _chunks(items: Iterable[Record], size: int) -> Iterator[list[Record]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+class Engine:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        transport: Transport,
+        rules: Sequence[Rule],
+        renderer: Renderer,
+        config: EngineConfig,
+        clock: Clock = utc_now,
+        observer: Observer | None = None,
+    ) -> None:
+        self.store = store
+        self.transport = transport
+        self.rules = tuple(rules)
+        self.rules_by_id = {rule.id: rule for rule in self.rules}
+        self.config = config
+        self.composer = Composer(renderer, config)
+        self.clock = clock
+        self.observer: Observer = observer or NullObserver()
+        self.worker_id = uuid.uuid4().hex
+
+    # --- ingest ---------------------------------------------------------------------------
+
+    def ingest(self, records: Iterable[Record]) -> IngestReport:
+        """Store records, update fulfillment state and create the notices they call for."""
+        report = IngestReport()
+        for chunk in _chunks(records, self.config.ingest_chunk):
+            report.add(self._ingest_chunk(chunk))
+        return report
+
+    def _ingest_chunk(self, chunk: Sequence[Record]) -> IngestReport:
+        now = self.clock()
+
+        def decider(known: set[str], orders: dict[str, OrderView]) -> Decision:
+            return decide(chunk, orders=orders, known_record_keys=known, rules=self.rules, now=now)
+
+        result = self.store.ingest(chunk, decider)
+        decision = result.decision
+        outcomes = Counter(outcome for _, outcome in decision.outcomes)
+        created = set(result.created)
+        report = IngestReport(
+            accepted=len(decision.outcomes),
+            duplicates=decision.duplicates,
+            stale=outcomes[Outcome.STALE],
+            repeats=outcomes[Outcome.REPEAT],
+            notices_created=len(created),
+            notices_cancelled=sum(
+                1
+                for n in decision.notices
+                if n.key in created and n.status is NoticeStatus.CANCELLED
+            ),
+            created_keys=list(result.created),
+        )
+        for notice in decision.notices:
+            if notice.key in created and notice.status is NoticeStatus.CANCELLED:
+                log.info("notice %s not sent: %s", notice.key, notice.reason)
+        for rule_id, record, why in decision.skipped:
+            log.info(
+                "rule %s: no notice for fulfillment %s: %s", rule_id, record.fulfillment_id, why
+            )
+        self.observer.ingested(report)
+        return report
+
+    # --- deliver --------------------------------------------------------------------------
+
+    async def deliver_due(self, *, limit: int | None = None) -> DeliveryReport:
+        """Deliver every notice due now (at most `limit`), batch by batch, until none is left."""
+        report = DeliveryReport()
+        while limit is None or report.total < limit:
+            batch = (
+                self.config.claim_batch
+                if limit is None
+                else min(self.config.claim_batch, limit - report.total)
+            )
+            claimed = await self.claim(batch)
+            if not claimed:
+                break
+            report.add(await self.deliver_claimed(claimed))
+        return report
+
+    async def claim(self, limit: int) -> list[Notice]:
+        now = self.clock()
+        return await asyncio.to_thread(
+            self.store.claim_due,
+            now=now,
+            limit=limit,
+            lease_until=now + self.config.lease,
+            token=self.worker_id,
+        )
+
+    async def deliver_claimed(self, claimed: Sequence[Notice]) -> DeliveryReport:
+        orders = await asyncio.to_thread(self.store.orders, {n.order_id for n in claimed})
+        suppressed = await asyncio.to_thread(
+            self.store.suppressed, [n.recipient for n in claimed if n.recipient]
+        )
+        report = DeliveryReport()
+        results = await asyncio.gather(
+            *(self._deliver_one(notice, orders[notice.order_id], suppressed) for notice in claimed)
+        )
+        for completion, kept in results:
+            if kept:
+                report.counts[completion.status] += 1
+                report.ambiguous += completion.ambiguous
+            else:
+                report.lost_claims += 1
+        return report
+
+    async def _deliver_one(
+        self, notice: Notice, order: OrderView, suppressed: Mapping[str, str]
+    ) -> tuple[Completion, bool]:
+        started = self.clock()
+        completion = await self._attempt(notice, order, suppressed)
+        kept = await asyncio.to_thread(
+            self.store.complete, notice.key, token=self.worker_id, completion=completion
+        )
+        if not kept:
+            log.warning("notice %s: claim lost to another worker (lease expired?)", notice.key)
+        seconds = (self.clock() - started).total_seconds()
+        self.observer.completed(completion.status, seconds=seconds, ambiguous=completion.ambiguous)
+        return completion, kept
+
+    async def _attempt(
+        self, notice: Notice, order: OrderView, suppressed: Mapping[str, str]
+    ) -> Completion:
+        now = self.clock()
+        rule = self.rules_by_id.get(notice.rule_id)
+        reason = self.cancel_reason(notice, rule, order, suppressed)
+        if reason is not None:
+            log.info("notice %s cancelled: %s", notice.key, reason)
+            return Completion(NoticeStatus.CANCELLED, at=now, reason=reason)
+        assert rule is not None and notice.recipient is not None
+        message_id = message_id_for(notice.key, self.config.message_id_domain)
+        try:
+            message = self.composer.compose(notice, rule, order, message_id=message_id, now=now)
+        except TemplateError as exc:
+            log.error("notice %s failed: %s", notice.key, exc)
+            return Completion(NoticeStatus.FAILED, at=now, reason=str(exc))
+        try:
+            await self.transport.send(message)
+        except PermanentSendError as exc:
+            log.warning(
+                "notice %s to %s refused: %s", notice.key, mask_email(notice.recipient), exc
+            )
+            return Completion(
+                NoticeStatus.FAILED,
+                at=self.clock(),
+                reason=str(exc),
+                message_id=message_id,
+                suppress_reason=f"hard bounce: {exc}",
+            )
+        except AmbiguousSendError as exc:
+            return self._retry(notice, exc, ambiguous=True)
+        except TransientSendError as exc:
+            return self._retry(notice, exc, ambiguous=False)
+        except SendError as exc:  # an unclassified send error: treat as transient
+            return self._retry(notice, exc, ambiguous=False)
+        log.info("notice %s sent to %s", notice.key, mask_email(notice.recipient))
+        return Completion(NoticeStatus.SENT, at=self.clock(), message_id=message_id)
+
+    def _retry(self, notice: Notice, exc: SendError, *, ambiguous: bool) -> Completion:
+        now = self.clock()
+        if ambiguous and notice.ambiguous_attempts + 1 >= self.config.max_ambiguous:
+            reason = (
+                f"gave up after {notice.attempts} attempts: delivery ambiguous twice"
+                f" (may have arrived): {exc}"
+            )
+            return Completion(NoticeStatus.FAILED, at=now, reason=reason, ambiguous=True)
+        next_at = self.config.retry_policy.next_attempt(
+            attempts=notice.attempts,
+            first_attempt_at=notice.first_attempt_at or now,
+            now=now,
+            retry_after=exc.retry_after,
+        )
+        if next_at is None:
+            reason = f"gave up after {notice.attempts} attempts: {exc}"
+            log.warning("notice %s failed: %s", notice.key, reason)
+            return Completion(NoticeStatus.FAILED, at=now, reason=reason, ambiguous=ambiguous)
+        kind = "ambiguous" if ambiguous else "transient"
+        log.info(
+            "notice %s: %s failure, next attempt %s: %s", notice.key, kind, next_at.isoformat(), exc
+        )
+        return Completion(
+            NoticeStatus.RETRY, at=now, due_at=next_at, reason=f"{kind}: {exc}", ambiguous=ambiguous
+        )
+
+    def cancel_reason(
+        self, notice: Notice, rule: Rule | None, order: OrderView, suppressed: Mapping[str, str]
+    ) -> str | None:
+        """Why a claimed notice must not be sent after all (re-checked right before sending)."""
+        if rule is None:
+            return f"rule {notice.rule_id!r} no longer exists"
+        if not rule.enabled:
+            return f"rule {rule.id!r} is disabled"
+        if not notice.recipient:
+            return "no email address"
+        if (why := suppressed.get(notice.recipient.casefold())) is not None:
+            return f"address suppressed: {why}"
+        for fulfillment_id in notice.fulfillment_ids:
+            state = order.fulfillments.get(fulfillment_id)
+            if state is not None and state.status in rule.cancel_if:
+                return f"fulfillment {fulfillment_id} is now {state.status.value}"
+        return None

@@ -1,0 +1,203 @@
+"""Frozen values the core works on: statuses, status-change records, fulfillment state, notices."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+class Status(enum.StrEnum):
+    """A fulfillment status, as the fulfillment house reports it (DESIGN.md §1)."""
+
+    HOLD = "Hold"
+    PENDING = "Pending"
+    PENDING_SHIPMENT = "Pending Shipment"
+    SHIPPED = "Shipped"
+    DELIVERED = "Delivered"
+    CANCELLED = "Cancelled"
+    RMA_PENDING = "RMA Pending"
+    RETURNED = "Returned"
+    FAILED = "Failed"
+    RECYCLED = "Recycled"
+
+    @classmethod
+    def parse(cls, text: str) -> Status:
+        """Accept `Pending Shipment`, `PENDING_SHIPMENT`, `pending-shipment`, in any case."""
+        status = _STATUS_BY_KEY.get(_status_key(text))
+        if status is None:
+            known = ", ".join(s.value for s in cls)
+            raise ValueError(f"unknown status {text!r} (expected one of: {known})")
+        return status
+
+
+def _status_key(text: str) -> str:
+    return " ".join(text.replace("_", " ").replace("-", " ").split()).casefold()
+
+
+_STATUS_BY_KEY = {_status_key(s.value): s for s in Status}
+
+# Statuses after which a fulfillment counts as gone out to the customer.
+SHIPPED_STATUSES = frozenset({Status.SHIPPED, Status.DELIVERED})
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One fulfillment entering one status (DESIGN.md §2), already validated."""
+
+    order_id: str
+    fulfillment_id: str
+    status: Status
+    received_at: datetime
+    occurred_at: datetime | None = None
+    event_id: str | None = None
+    email: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    tracking_number: str | None = None
+    carrier: str | None = None
+    ship_method: str | None = None
+    shipped_at: str | None = None
+    delivered_at: str | None = None
+    campaign_id: str | None = None
+    order_fulfillment_ids: tuple[str, ...] = ()
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def effective_at(self) -> datetime:
+        """When the change happened: as reported, else when it was received."""
+        return self.occurred_at or self.received_at
+
+    @property
+    def dedup_key(self) -> str:
+        """Redelivery of the same change maps to the same key (DESIGN.md §2, `event_id`)."""
+        if self.event_id:
+            basis = f"event\x1f{self.event_id}"
+        else:
+            occurred = self.occurred_at.isoformat() if self.occurred_at else ""
+            basis = "\x1f".join(
+                (
+                    "change",
+                    self.fulfillment_id,
+                    self.status.value,
+                    self.tracking_number or "",
+                    occurred,
+                )
+            )
+        return hashlib.blake2b(basis.encode(), digest_size=16).hexdigest()
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as stored for audit and handed back to templates as `record`."""
+        data: dict[str, Any] = {
+            "order_id": self.order_id,
+            "fulfillment_id": self.fulfillment_id,
+            "status": self.status.value,
+            "received_at": self.received_at.isoformat(),
+        }
+        for name in (
+            "event_id",
+            "email",
+            "first_name",
+            "last_name",
+            "tracking_number",
+            "carrier",
+            "ship_method",
+            "shipped_at",
+            "delivered_at",
+            "campaign_id",
+        ):
+            value = getattr(self, name)
+            if value is not None:
+                data[name] = value
+        if self.occurred_at is not None:
+            data["occurred_at"] = self.occurred_at.isoformat()
+        if self.order_fulfillment_ids:
+            data["order_fulfillment_ids"] = list(self.order_fulfillment_ids)
+        if self.extra:
+            data["extra"] = dict(self.extra)
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class FulfillmentState:
+    """What the engine knows of one fulfillment: its latest status and shipping details."""
+
+    fulfillment_id: str
+    order_id: str
+    status: Status
+    occurred_at: datetime
+    tracking_number: str | None = None
+    carrier: str | None = None
+    shipped_at: str | None = None
+    delivered_at: str | None = None
+
+
+class NoticeStatus(enum.StrEnum):
+    """Where a notice is in its lifecycle (DESIGN.md §3)."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    RETRY = "retry"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class Scope(enum.StrEnum):
+    FULFILLMENT = "fulfillment"
+    ORDER = "order"
+
+
+@dataclass(frozen=True, slots=True)
+class NewNotice:
+    """A notice the engine has decided to send; the store keeps its key once, forever."""
+
+    key: str
+    rule_id: str
+    scope: Scope
+    order_id: str
+    fulfillment_id: str | None
+    recipient: str | None
+    campaign_id: str | None
+    due_at: datetime
+    created_at: datetime
+    # The fulfillments the notice is about (order scope: the shipped ones at decision time).
+    fulfillment_ids: tuple[str, ...]
+    record: Mapping[str, Any]
+    status: NoticeStatus = NoticeStatus.PENDING
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A notice as the ledger holds it."""
+
+    key: str
+    rule_id: str
+    scope: Scope
+    order_id: str
+    fulfillment_id: str | None
+    recipient: str | None
+    campaign_id: str | None
+    status: NoticeStatus
+    attempts: int
+    due_at: datetime
+    created_at: datetime
+    fulfillment_ids: tuple[str, ...]
+    record: Mapping[str, Any]
+    message_id: str | None = None
+    sent_at: datetime | None = None
+    reason: str | None = None
+    claim_token: str | None = None
+    lease_until: datetime | None = None
+    first_attempt_at: datetime | None = None
+    ambiguous_attempts: int = 0
+
+
+def message_id_for(notice_key: str, domain: str) -> str:
+    """A Message-ID derived from the notice key, so a resend after a crash carries the same one."""
+    digest = hashlib.sha256(notice_key.encode()).hexdigest()[:32]
+    return f"<{digest}@{domain}>"

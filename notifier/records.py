@@ -1,0 +1,328 @@
+"""Reading status-change records (DESIGN.md §2) from JSONL, JSON or CSV.
+
+Parsing is hand-written rather than a pydantic model per record: a batch can hold a
+million records and this loop is the ingest hot path (see bench/ingest.py).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+from notifier.models import Record, Status
+
+# Konnektive (and camelCase) spellings -> our field names.
+ALIASES: dict[str, str] = {
+    "orderId": "order_id",
+    "fulfillmentId": "fulfillment_id",
+    "fulfillmentStatus": "status",
+    "occurredAt": "occurred_at",
+    "eventId": "event_id",
+    "emailAddress": "email",
+    "firstName": "first_name",
+    "lastName": "last_name",
+    "trackingNumber": "tracking_number",
+    "shipCarrier": "carrier",
+    "shipMethod": "ship_method",
+    "dateShipped": "shipped_at",
+    "dateDelivered": "delivered_at",
+    "campaignId": "campaign_id",
+    "orderFulfillmentIds": "order_fulfillment_ids",
+}
+TEXT_FIELDS = (
+    "event_id",
+    "first_name",
+    "last_name",
+    "carrier",
+    "ship_method",
+    "shipped_at",
+    "delivered_at",
+    "campaign_id",
+)
+KNOWN_FIELDS = frozenset(
+    {
+        "order_id",
+        "fulfillment_id",
+        "status",
+        "occurred_at",
+        "email",
+        "tracking_number",
+        "order_fulfillment_ids",
+        *TEXT_FIELDS,
+    }
+)
+MAX_FIELD_LENGTH = 255
+MAX_EMAIL_LENGTH = 254
+
+# Deliberately simple: one @, no spaces or controls, a dotted domain. Non-ASCII is allowed
+# (internationalised addresses); the SMTP transport decides whether the server can take them.
+_EMAIL = re.compile(
+    r"[^\s@\x00-\x1f\x7f\"<>(),;:\\\[\]]{1,64}@[^\s@\x00-\x1f\x7f\"<>(),;:\\\[\]]+\.[^\s@\x00-\x1f\x7f\"<>(),;:\\\[\].]{2,}"
+)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_WHITESPACE = re.compile(r"\s+")
+
+
+class RecordInvalid(ValueError):
+    """A record does not follow DESIGN.md §2."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A record that was not accepted, with where it was and why."""
+
+    source: str
+    location: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.location}: {self.reason}"
+
+
+def parse_record(data: Mapping[str, Any], *, received_at: datetime) -> Record:
+    """Validate one record's fields; raise RecordInvalid naming the field."""
+    if not isinstance(data, Mapping):
+        raise RecordInvalid(f"expected a JSON object, got {type(data).__name__}")
+    fields: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for name, value in data.items():
+        key = ALIASES.get(name, name)
+        if key in KNOWN_FIELDS:
+            if key in fields:
+                raise RecordInvalid(f"field {key!r} is given twice (as {name!r} too)")
+            fields[key] = value
+        else:
+            extra[name] = value
+
+    status_text = fields.get("status")
+    if status_text is None or status_text == "":
+        raise RecordInvalid("missing field 'status'")
+    if not isinstance(status_text, str):
+        raise RecordInvalid(f"field 'status' must be text, got {status_text!r}")
+    try:
+        status = Status.parse(status_text)
+    except ValueError as exc:
+        raise RecordInvalid(str(exc)) from None
+
+    text = {name: _optional_text(fields, name) for name in TEXT_FIELDS}
+    tracking = _optional_text(fields, "tracking_number")
+    if tracking is not None:
+        tracking = _WHITESPACE.sub("", tracking) or None
+    return Record(
+        order_id=_required_id(fields, "order_id"),
+        fulfillment_id=_required_id(fields, "fulfillment_id"),
+        status=status,
+        received_at=received_at,
+        occurred_at=_optional_time(fields.get("occurred_at")),
+        email=_optional_email(fields.get("email")),
+        tracking_number=tracking,
+        order_fulfillment_ids=_id_list(fields.get("order_fulfillment_ids")),
+        extra=extra,
+        **text,
+    )
+
+
+def _text(value: Any, name: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise RecordInvalid(f"field {name!r} must be text, got {value!r}")
+    text = str(value).strip()
+    if len(text) > MAX_FIELD_LENGTH:
+        raise RecordInvalid(f"field {name!r} is longer than {MAX_FIELD_LENGTH} characters")
+    if _CONTROL.search(text):
+        # CR/LF would let customer data inject mail headers; NUL breaks stores and mailers.
+        raise RecordInvalid(f"field {name!r} contains a control character (CR, LF, NUL, ...)")
+    return text
+
+
+def _required_id(fields: Mapping[str, Any], name: str) -> str:
+    value = fields.get(name)
+    if value is None or value == "":
+        raise RecordInvalid(f"missing field {name!r}")
+    text = _text(value, name)
+    if not text:
+        raise RecordInvalid(f"field {name!r} is blank")
+    return text
+
+
+def _optional_text(fields: Mapping[str, Any], name: str) -> str | None:
+    value = fields.get(name)
+    if value is None:
+        return None
+    return _text(value, name) or None
+
+
+def _optional_email(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise RecordInvalid(f"field 'email' must be text, got {value!r}")
+    if "\r" in value or "\n" in value:
+        raise RecordInvalid("field 'email' contains CR or LF")
+    email = value.strip()
+    if len(email) > MAX_EMAIL_LENGTH or not _EMAIL.fullmatch(email):
+        raise RecordInvalid(f"field 'email' is not a valid address: {email!r}")
+    return email
+
+
+def _optional_time(value: Any) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise RecordInvalid(f"field 'occurred_at' must be an ISO 8601 string, got {value!r}")
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise RecordInvalid(f"field 'occurred_at' is not ISO 8601: {value!r}") from None
+    if moment.tzinfo is None:
+        raise RecordInvalid(
+            f"field 'occurred_at' needs a UTC offset (e.g. 'Z' or '+02:00'): {value!r}"
+        )
+    return moment
+
+
+def _id_list(value: Any) -> tuple[str, ...]:
+    if value is None or value == "":
+        return ()
+    if isinstance(value, str):
+        items: Iterable[Any] = value.split(";")
+    elif isinstance(value, list):
+        items = value
+    else:
+        raise RecordInvalid(
+            f"field 'order_fulfillment_ids' must be a list or ';'-separated text, got {value!r}"
+        )
+    ids = tuple(text for item in items if (text := _text(item, "order_fulfillment_ids")))
+    return tuple(dict.fromkeys(ids))
+
+
+# --- sources ---------------------------------------------------------------------------
+
+
+def read_records(
+    stream: IO[str], *, source: str, received_at: datetime, format: str | None = None
+) -> Iterator[Record | Rejection]:
+    """Yield each record of a stream, or a Rejection saying where and why it is bad.
+
+    `format` is "jsonl", "json" or "csv"; by default it is sniffed from the content.
+    """
+    if format is None:
+        format, stream = _sniff(stream)
+    if format == "csv":
+        yield from _read_csv(stream, source=source, received_at=received_at)
+    elif format == "json":
+        yield from _read_json(stream.read(), source=source, received_at=received_at)
+    elif format == "jsonl":
+        yield from _read_jsonl(stream, source=source, received_at=received_at)
+    else:
+        raise ValueError(f"unknown record format {format!r}")
+
+
+def read_path(path: Path, *, received_at: datetime) -> Iterator[Record | Rejection]:
+    """Read records from a file; the extension (.jsonl, .json, .csv) picks the format."""
+    format = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}.get(path.suffix.lower())
+    with path.open(encoding="utf-8-sig", newline="") as stream:
+        yield from read_records(stream, source=str(path), received_at=received_at, format=format)
+
+
+def parse_json_body(
+    body: Any, *, source: str, received_at: datetime
+) -> Iterator[Record | Rejection]:
+    """Records from an already-decoded JSON value: one object, a list, or {"records": [...]}."""
+    items = _json_items(body)
+    if items is None:
+        yield from _one(body, source, "index 0", received_at)
+        return
+    for index, item in enumerate(items):
+        yield from _one(item, source, f"index {index}", received_at)
+
+
+def _json_items(body: Any) -> list[Any] | None:
+    if isinstance(body, list):
+        return body
+    if isinstance(body, dict) and set(body) == {"records"}:
+        records = body["records"]
+        return records if isinstance(records, list) else [records]
+    return None
+
+
+def _one(
+    data: Any, source: str, location: str, received_at: datetime
+) -> Iterator[Record | Rejection]:
+    try:
+        yield parse_record(data, received_at=received_at)
+    except RecordInvalid as exc:
+        yield Rejection(source, location, str(exc))
+
+
+def _sniff(stream: IO[str]) -> tuple[str, IO[str]]:
+    head = stream.read(4096)
+    rest = io.StringIO(head + stream.read()) if not stream.seekable() else None
+    if rest is None:
+        stream.seek(0)
+    else:
+        stream = rest
+    first = head.lstrip()[:1]
+    if first == "[":
+        return "json", stream
+    if first == "{":
+        first_line = head.lstrip().split("\n", 1)[0]
+        try:
+            value = json.loads(first_line)
+        except ValueError:
+            return "json", stream  # an object spread over several lines
+        return ("json" if _json_items(value) is not None else "jsonl"), stream
+    return "csv", stream
+
+
+def _read_jsonl(
+    stream: IO[str], *, source: str, received_at: datetime
+) -> Iterator[Record | Rejection]:
+    loads = json.loads
+    for number, line in enumerate(stream, start=1):
+        if not line.strip():
+            continue
+        try:
+            data = loads(line)
+        except ValueError as exc:
+            yield Rejection(source, f"line {number}", f"broken JSON: {exc}")
+            continue
+        try:
+            yield parse_record(data, received_at=received_at)
+        except RecordInvalid as exc:
+            yield Rejection(source, f"line {number}", str(exc))
+
+
+def _read_json(text: str, *, source: str, received_at: datetime) -> Iterator[Record | Rejection]:
+    try:
+        body = json.loads(text)
+    except ValueError as exc:
+        yield Rejection(source, f"line {getattr(exc, 'lineno', 1)}", f"broken JSON: {exc}")
+        return
+    yield from parse_json_body(body, source=source, received_at=received_at)
+
+
+def _read_csv(
+    stream: IO[str], *, source: str, received_at: datetime
+) -> Iterator[Record | Rejection]:
+    reader = csv.DictReader(stream)
+    if not reader.fieldnames:
+        return
+    line = reader.line_num
+    for row in reader:
+        location = f"line {line + 1}"
+        line = reader.line_num
+        if None in row:
+            yield Rejection(source, location, "more values than header columns")
+            continue
+        data = {name: value for name, value in row.items() if value not in (None, "")}
+        try:
+            yield parse_record(data, received_at=received_at)
+        except RecordInvalid as exc:
+            yield Rejection(source, location, str(exc))

@@ -1,0 +1,232 @@
+"""Templates to email messages (DESIGN.md §4). Pure apart from reading template files.
+
+Sandboxed Jinja with strict undefined variables; HTML autoescaped and its CSS inlined so
+it survives mail clients that drop <style>. One code path for delivery and preview.
+"""
+
+from __future__ import annotations
+
+import re
+import traceback
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr
+from pathlib import Path
+from typing import Any
+
+import css_inline
+import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from notifier import carriers
+from notifier.errors import TemplateError
+
+PARTS = ("subject.txt", "body.txt", "body.html")
+_SPACES = re.compile(r"\s+")
+# The CRM writes dates PHP-style ("m/d/Y"); map those letters to strftime.
+_PHP_DATE = {
+    "d": "%d",
+    "j": "%-d",
+    "D": "%a",
+    "l": "%A",
+    "m": "%m",
+    "n": "%-m",
+    "M": "%b",
+    "F": "%B",
+    "Y": "%Y",
+    "y": "%y",
+    "H": "%H",
+    "G": "%-H",
+    "h": "%I",
+    "g": "%-I",
+    "i": "%M",
+    "s": "%S",
+    "A": "%p",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+
+
+def _as_datetime(value: Any) -> datetime | date | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime | date):
+        return value
+    text = str(value).strip()
+    for parse in (datetime.fromisoformat, lambda t: datetime.strptime(t, "%m/%d/%Y")):
+        try:
+            return parse(text)
+        except ValueError:
+            continue
+    return None
+
+
+def format_date(value: Any, format: str = "%B %-d, %Y") -> str:
+    """Template filter `date`: strftime formats, or the CRM's `m/d/Y` style."""
+    moment = _as_datetime(value)
+    if moment is None:
+        return "" if value is None else str(value)
+    if "%" not in format:
+        format = "".join(_PHP_DATE.get(char, char) for char in format)
+    return moment.strftime(format)
+
+
+def make_environment(templates_dir: Path) -> ImmutableSandboxedEnvironment:
+    env = ImmutableSandboxedEnvironment(
+        loader=jinja2.FileSystemLoader(templates_dir),
+        undefined=jinja2.StrictUndefined,
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        auto_reload=True,
+    )
+    env.filters["tracking_url"] = carriers.tracking_url
+    env.filters["carrier_name"] = carriers.carrier_name
+    env.filters["date"] = format_date
+    return env
+
+
+class Renderer:
+    """Renders a rule's template folder, preferring a campaign's override when there is one."""
+
+    def __init__(self, templates_dir: Path) -> None:
+        self.templates_dir = templates_dir
+        self.env = make_environment(templates_dir)
+
+    def candidates(self, template: str, part: str, campaign_id: str | None) -> list[str]:
+        names = [f"{template}/{part}"]
+        if campaign_id:
+            names.insert(0, f"{campaign_id}/{template}/{part}")
+        return names
+
+    def render(
+        self, template: str, context: Mapping[str, Any], *, campaign_id: str | None = None
+    ) -> RenderedEmail:
+        subject, text, html = (
+            self._render_part(template, part, context, campaign_id) for part in PARTS
+        )
+        return RenderedEmail(
+            # A subject is one line whatever the template does: no header injection by newline.
+            subject=_SPACES.sub(" ", subject).strip(),
+            text=text,
+            html=css_inline.inline(html),
+        )
+
+    def _render_part(
+        self, template: str, part: str, context: Mapping[str, Any], campaign_id: str | None
+    ) -> str:
+        names = self.candidates(template, part, campaign_id)
+        try:
+            return self.env.select_template(names).render(context)
+        except jinja2.TemplateNotFound:
+            raise TemplateError(
+                f"template {template!r}: {self.templates_dir / names[-1]} does not exist"
+            ) from None
+        except jinja2.TemplateSyntaxError as exc:
+            where = f"{self._path(exc.filename or exc.name or names[-1])}, line {exc.lineno}"
+            raise TemplateError(f"{where}: syntax error: {exc.message}") from None
+        except jinja2.UndefinedError as exc:
+            raise TemplateError(
+                f"{self._where(exc, names[-1])}: undefined variable: {exc.message}"
+            ) from None
+        except jinja2.TemplateError as exc:
+            raise TemplateError(f"{self._where(exc, names[-1])}: {exc}") from None
+        except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
+            raise TemplateError(
+                f"{self._where(exc, names[-1])}: {type(exc).__name__}: {exc}"
+            ) from None
+
+    def _path(self, name: str) -> str:
+        path = Path(name)
+        return str(path if path.is_absolute() else self.templates_dir / name)
+
+    def _where(self, exc: BaseException, fallback: str) -> str:
+        """The template file and line an error came from (Jinja maps frames to template lines)."""
+        root = str(self.templates_dir.resolve())
+        for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+            if frame.filename and str(Path(frame.filename).resolve()).startswith(root):
+                return f"{frame.filename}, line {frame.lineno}"
+        return self._path(fallback)
+
+
+# --- the context templates see ----------------------------------------------------------
+
+
+def fulfillment_view(
+    fulfillment_id: str,
+    *,
+    status: str | None,
+    tracking_number: str | None,
+    carrier: str | None,
+    shipped_at: str | None,
+    delivered_at: str | None,
+) -> dict[str, Any]:
+    resolved = carriers.resolve(tracking_number, carrier)
+    return {
+        "id": fulfillment_id,
+        "status": status,
+        "tracking_number": tracking_number,
+        "carrier": resolved.name if resolved else carrier,
+        "tracking_url": resolved.tracking_url if resolved else None,
+        "shipped_at": shipped_at,
+        "delivered_at": delivered_at,
+    }
+
+
+def build_context(
+    *,
+    rule: Mapping[str, Any],
+    record: Mapping[str, Any],
+    order_id: str,
+    campaign_id: str | None,
+    fulfillments: Sequence[Mapping[str, Any]],
+    fulfillment: Mapping[str, Any] | None,
+    store: Mapping[str, Any],
+) -> dict[str, Any]:
+    customer = {
+        "email": record.get("email"),
+        "first_name": record.get("first_name"),
+        "last_name": record.get("last_name"),
+    }
+    return {
+        "customer": customer,
+        "order": {"id": order_id, "campaign_id": campaign_id, "fulfillments": list(fulfillments)},
+        "fulfillment": fulfillment,
+        "rule": dict(rule),
+        "record": {**record, "extra": dict(record.get("extra") or {})},
+        "store": dict(store),
+    }
+
+
+def build_message(
+    rendered: RenderedEmail,
+    *,
+    sender: str,
+    recipient: str,
+    recipient_name: str | None,
+    message_id: str,
+    date: datetime,
+    reply_to: str | None = None,
+) -> EmailMessage:
+    """A multipart (text + HTML) message with Date and the notice's Message-ID."""
+    message = EmailMessage()
+    message["Subject"] = rendered.subject
+    message["From"] = sender
+    message["To"] = formataddr((recipient_name or "", recipient)) if recipient_name else recipient
+    if reply_to:
+        message["Reply-To"] = reply_to
+    message["Date"] = format_datetime(date)
+    message["Message-ID"] = message_id
+    # RFC 3834: tells vacation responders not to answer us.
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(rendered.text)
+    message.add_alternative(rendered.html, subtype="html")
+    return message

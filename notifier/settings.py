@@ -1,0 +1,48 @@
+"""Settings: read once at the entry point (environment, then `.env`) and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from notifier.errors import ConfigError
+
+
+class Settings(BaseSettings):
+    """Every NOTIFIER_* variable; see the README's settings table."""
+
+    model_config = SettingsConfigDict(env_prefix="NOTIFIER_", env_file=".env", extra="ignore")
+
+    database_url: str = "sqlite:///notifier.db"
+    transport: Literal["file", "smtp"] = "file"
+    outbox_dir: Path = Path("outbox")
+    smtp_host: str = "localhost"
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_tls: Literal["none", "starttls", "tls"] = "none"
+    smtp_connections: int = Field(default=4, ge=1, le=64)
+    smtp_timeout: float = Field(default=30.0, gt=0)
+    mail_from: str = "Example Store <orders@example.com>"
+    store_name: str = "Example Store"
+    support_email: str | None = "support@example.com"
+    store_url: str | None = None
+    rules_dir: Path = Path("rules")
+    templates_dir: Path = Path("templates")
+    lease_seconds: int = Field(default=300, ge=5)
+    log_level: str = "WARNING"
+
+
+def load_settings() -> Settings:
+    """Read the settings, turning validation errors into one readable ConfigError."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"NOTIFIER_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from None

@@ -1,0 +1,88 @@
+"""The ledger's interface: what the engine needs from a store, whatever database is behind it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from notifier.decide import Decision, OrderView
+from notifier.models import FulfillmentState, Notice, NoticeStatus, Record
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    decision: Decision
+    created: tuple[str, ...]  # keys of the notices actually inserted (not already in the ledger)
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """How a claimed notice ended this time."""
+
+    status: NoticeStatus  # sent | retry | failed | cancelled
+    at: datetime
+    reason: str | None = None
+    due_at: datetime | None = None  # for retry
+    message_id: str | None = None
+    ambiguous: bool = False
+    suppress_reason: str | None = None  # also suppress the recipient (hard bounce)
+
+
+# Given the record keys already stored and the touched orders, return the decision to write.
+Decider = Callable[[set[str], dict[str, OrderView]], Decision]
+
+
+class Store(Protocol):
+    def ingest(self, records: Sequence[Record], decide: Decider) -> IngestResult:
+        """In one transaction: load what the records touch, decide, write the outcome."""
+        ...
+
+    def claim_due(
+        self, *, now: datetime, limit: int, lease_until: datetime, token: str
+    ) -> list[Notice]:
+        """Mark up to `limit` due notices `sending` under this claim token, and return them."""
+        ...
+
+    def complete(self, key: str, *, token: str, completion: Completion) -> bool:
+        """Record how a claimed notice ended; False if the claim was lost to another worker."""
+        ...
+
+    def release(self, keys: Collection[str], *, token: str, now: datetime) -> int:
+        """Give claimed notices back (shutting down): they are due again at once."""
+        ...
+
+    def orders(self, order_ids: Collection[str]) -> dict[str, OrderView]: ...
+
+    def next_due_at(self) -> datetime | None: ...
+
+    def notices(
+        self,
+        *,
+        status: NoticeStatus | None = None,
+        order_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[Notice]: ...
+
+    def notice_counts(self) -> Mapping[NoticeStatus, int]: ...
+
+    def make_due(self, keys: Collection[str] | None, *, now: datetime) -> int:
+        """Make notices waiting in retry or failed due now (all of them when keys is None)."""
+        ...
+
+    def suppressed(self, addresses: Collection[str]) -> dict[str, str]:
+        """The suppressed ones among these addresses (case-folded), with the reason."""
+        ...
+
+    def suppress(self, address: str, *, reason: str, now: datetime) -> None: ...
+
+    def unsuppress(self, address: str) -> bool: ...
+
+    def suppressions(self) -> list[tuple[str, str, datetime]]: ...
+
+    def fulfillment(self, fulfillment_id: str) -> FulfillmentState | None: ...
+
+    def notice(self, key: str) -> Notice | None: ...
+
+    def close(self) -> None: ...

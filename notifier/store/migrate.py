@@ -1,0 +1,43 @@
+"""Schema migrations (Alembic), run on first use and by `notifier db upgrade`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, text
+
+_SCRIPTS = Path(__file__).parent / "migrations"
+# Any fixed number: the cluster-wide lock PostgreSQL instances take while migrating.
+_MIGRATION_LOCK = 7_302_001
+
+
+def alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(_SCRIPTS))
+    return config
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def current_revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the schema to the newest revision; safe when several processes do it at once."""
+    config = alembic_config()
+    head = ScriptDirectory.from_config(config).get_current_head()
+    with engine.begin() as connection:  # on SQLite: BEGIN IMMEDIATE, so one migrator at a time
+        if engine.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+        # Read the revision inside the locked transaction: a racing process may have just finished.
+        if current_revision(connection) == head:
+            return
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")

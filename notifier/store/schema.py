@@ -1,0 +1,130 @@
+"""The ledger's tables (SQLAlchemy Core). Alembic migrations create exactly these."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    text,
+)
+from sqlalchemy.types import TypeDecorator
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, whatever the database keeps."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        value = value.astimezone(UTC)
+        # SQLite has no time zones: keep UTC without an offset so text comparison orders by time.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData()
+
+# Every record ever accepted, for audit; dedup_key is unique so a redelivery is a duplicate.
+records = Table(
+    "records",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dedup_key", String(64), nullable=False, unique=True),
+    Column("order_id", String(255), nullable=False),
+    Column("fulfillment_id", String(255), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("occurred_at", UtcDateTime, nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("outcome", String(16), nullable=False),  # applied | repeat | stale
+    Column("payload", Text, nullable=False),
+    Index("ix_records_order", "order_id"),
+)
+
+# The latest known state of each fulfillment.
+fulfillments = Table(
+    "fulfillments",
+    metadata,
+    Column("fulfillment_id", String(255), primary_key=True),
+    Column("order_id", String(255), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("occurred_at", UtcDateTime, nullable=False),
+    Column("tracking_number", String(255)),
+    Column("carrier", String(255)),
+    Column("shipped_at", String(255)),
+    Column("delivered_at", String(255)),
+    Index("ix_fulfillments_order", "order_id"),
+)
+
+# An order's complete list of fulfillment ids, when a record told us (order_fulfillment_ids).
+orders = Table(
+    "orders",
+    metadata,
+    Column("order_id", String(255), primary_key=True),
+    Column("fulfillment_ids", Text, nullable=False),
+)
+
+# The notices; the primary key *is* the dedup key: each notice exists once, forever.
+notices = Table(
+    "notices",
+    metadata,
+    Column("key", String(512), primary_key=True),
+    Column("rule_id", String(64), nullable=False),
+    Column("scope", String(16), nullable=False),
+    Column("order_id", String(255), nullable=False),
+    Column("fulfillment_id", String(255)),
+    Column("recipient", String(255)),
+    Column("campaign_id", String(255)),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("ambiguous_attempts", Integer, nullable=False, server_default=text("0")),
+    # When the notice is next due; while `sending`, when the claim's lease runs out.
+    Column("due_at", UtcDateTime, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("first_attempt_at", UtcDateTime),
+    Column("sent_at", UtcDateTime),
+    Column("message_id", String(255)),
+    Column("reason", Text),
+    Column("claim_token", String(64)),
+    Column("fulfillment_ids", Text, nullable=False),
+    Column("record", Text, nullable=False),
+    Index("ix_notices_due", "status", "due_at"),
+    Index("ix_notices_order", "order_id"),
+)
+
+# Addresses that must not be mailed (hard bounces, operator's list).
+suppressions = Table(
+    "suppressions",
+    metadata,
+    Column("address", String(255), primary_key=True),
+    Column("reason", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+# Small named values that must survive restarts (e.g. a polled source's cursor).
+cursors = Table(
+    "cursors",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)

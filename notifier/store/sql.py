@@ -1,0 +1,509 @@
+"""The ledger on SQLAlchemy Core: SQLite by default, PostgreSQL for several instances.
+
+Dedup is the database's: records.dedup_key and notices.key are unique, and inserts skip
+conflicts, so no code path checks first and acts after. Write transactions on SQLite are
+BEGIN IMMEDIATE (one writer at a time, no upgrade deadlocks); on PostgreSQL, ingestion
+takes a transaction-scoped advisory lock per order and claims use FOR UPDATE SKIP LOCKED.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Row,
+    create_engine,
+    delete,
+    event,
+    func,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from notifier.decide import Decision, OrderView
+from notifier.errors import StoreError
+from notifier.models import (
+    FulfillmentState,
+    Notice,
+    NoticeStatus,
+    Scope,
+    Status,
+)
+from notifier.store import migrate
+from notifier.store.base import Completion, Decider, IngestResult
+from notifier.store.schema import cursors, fulfillments, notices, orders, records, suppressions
+
+_DUE_STATUSES = (NoticeStatus.PENDING, NoticeStatus.RETRY, NoticeStatus.SENDING)
+_SQLITE_BUSY_MS = 30_000
+
+
+def _normalise_url(url: str) -> str:
+    """Plain `postgresql://` means psycopg 3, the driver we ship."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def create_store_engine(url: str) -> Engine:
+    url = _normalise_url(url)
+    if make_url(url).get_backend_name() == "sqlite":
+        engine = create_engine(url, connect_args={"timeout": _SQLITE_BUSY_MS / 1000})
+        _tune_sqlite(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _tune_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control from the driver so we can say BEGIN IMMEDIATE ourselves.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        # WAL: readers never block the writer. NORMAL: durable across process crashes
+        # (a power cut may lose the last commits; those notices are then re-sent, same Message-ID).
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_MS}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Connection) -> None:
+        readonly = connection.get_execution_options().get("notifier_readonly", False)
+        connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+
+def _advisory_key(text_value: str) -> int:
+    # A stable signed 64-bit key for pg_advisory_xact_lock.
+    return zlib.crc32(text_value.encode()) - 2**31
+
+
+class SqlStore:
+    """The Store protocol (notifier.store.base) over one SQLAlchemy engine."""
+
+    def __init__(self, url: str, *, migrate_schema: bool = True) -> None:
+        self.url = _normalise_url(url)
+        self.engine = create_store_engine(self.url)
+        self.dialect = self.engine.dialect.name
+        if migrate_schema:
+            with self._translate("migrating the schema"):
+                migrate.upgrade(self.engine)
+
+    # --- plumbing ---------------------------------------------------------------------
+
+    @property
+    def safe_url(self) -> str:
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    @contextmanager
+    def _translate(self, doing: str) -> Iterator[None]:
+        try:
+            yield
+        except OperationalError as exc:
+            detail = str(exc.orig) if exc.orig is not None else str(exc)
+            if "locked" in detail:
+                detail += f" (another process held the store for over {_SQLITE_BUSY_MS // 1000} s)"
+            raise StoreError(f"store {self.safe_url}: {doing}: {detail}") from exc
+        except SQLAlchemyError as exc:
+            orig = getattr(exc, "orig", None)
+            detail = str(orig) if orig is not None else str(exc)
+            raise StoreError(f"store {self.safe_url}: {doing}: {detail}") from exc
+
+    @contextmanager
+    def _write(self, doing: str) -> Iterator[Connection]:
+        with self._translate(doing), self.engine.begin() as connection:
+            yield connection
+
+    @contextmanager
+    def _read(self, doing: str) -> Iterator[Connection]:
+        with (
+            self._translate(doing),
+            self.engine.connect().execution_options(notifier_readonly=True) as connection,
+            connection.begin(),
+        ):
+            yield connection
+
+    def _insert(self, table: Any) -> Any:
+        module = postgresql if self.dialect == "postgresql" else sqlite
+        return module.insert(table)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- ingestion --------------------------------------------------------------------
+
+    def ingest(self, batch: Sequence[Any], decide: Decider) -> IngestResult:
+        order_ids = sorted({record.order_id for record in batch})
+        keys = list({record.dedup_key for record in batch})
+        with self._write("ingesting records") as conn:
+            if self.dialect == "postgresql":
+                # Serialise work on the same order across instances; sorted, so no deadlock.
+                for key in sorted({_advisory_key(order_id) for order_id in order_ids}):
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+            known = set(
+                conn.scalars(select(records.c.dedup_key).where(records.c.dedup_key.in_(keys)))
+            )
+            loaded = self._load_orders(conn, order_ids)
+            decision = decide(known, loaded)
+            created = self._write_decision(conn, decision)
+        return IngestResult(decision=decision, created=created)
+
+    def _load_orders(self, conn: Connection, order_ids: Sequence[str]) -> dict[str, OrderView]:
+        views = {order_id: OrderView(order_id) for order_id in order_ids}
+        if not order_ids:
+            return views
+        for row in conn.execute(select(fulfillments).where(fulfillments.c.order_id.in_(order_ids))):
+            views[row.order_id].fulfillments[row.fulfillment_id] = _state(row)
+        for row in conn.execute(select(orders).where(orders.c.order_id.in_(order_ids))):
+            views[row.order_id].fulfillment_ids = tuple(json.loads(row.fulfillment_ids))
+        return views
+
+    def _write_decision(self, conn: Connection, decision: Decision) -> tuple[str, ...]:
+        if decision.outcomes:
+            conn.execute(
+                records.insert(),
+                [
+                    {
+                        "dedup_key": record.dedup_key,
+                        "order_id": record.order_id,
+                        "fulfillment_id": record.fulfillment_id,
+                        "status": record.status.value,
+                        "occurred_at": record.effective_at,
+                        "received_at": record.received_at,
+                        "outcome": outcome.value,
+                        "payload": json.dumps(record.to_json(), ensure_ascii=False),
+                    }
+                    for record, outcome in decision.outcomes
+                ],
+            )
+        if decision.states:
+            stmt = self._insert(fulfillments)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[fulfillments.c.fulfillment_id],
+                set_={
+                    name: stmt.excluded[name]
+                    for name in (
+                        "status",
+                        "occurred_at",
+                        "tracking_number",
+                        "carrier",
+                        "shipped_at",
+                        "delivered_at",
+                    )
+                },
+            )
+            conn.execute(stmt, [_state_row(state) for state in decision.states.values()])
+        if decision.order_fulfillment_ids:
+            stmt = self._insert(orders)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[orders.c.order_id],
+                set_={"fulfillment_ids": stmt.excluded.fulfillment_ids},
+            )
+            conn.execute(
+                stmt,
+                [
+                    {"order_id": order_id, "fulfillment_ids": json.dumps(list(ids))}
+                    for order_id, ids in decision.order_fulfillment_ids.items()
+                ],
+            )
+        if not decision.notices:
+            return ()
+        stmt = self._insert(notices).on_conflict_do_nothing(index_elements=[notices.c.key])
+        created: list[str] = []
+        # One statement per notice: the count of notices per batch is small, and RETURNING
+        # with skipped conflicts is the unique constraint telling us which were new.
+        for notice in decision.notices:
+            row = {
+                "key": notice.key,
+                "rule_id": notice.rule_id,
+                "scope": notice.scope.value,
+                "order_id": notice.order_id,
+                "fulfillment_id": notice.fulfillment_id,
+                "recipient": notice.recipient,
+                "campaign_id": notice.campaign_id,
+                "status": notice.status.value,
+                "attempts": 0,
+                "ambiguous_attempts": 0,
+                "due_at": notice.due_at,
+                "created_at": notice.created_at,
+                "reason": notice.reason,
+                "fulfillment_ids": json.dumps(list(notice.fulfillment_ids)),
+                "record": json.dumps(dict(notice.record), ensure_ascii=False),
+            }
+            if conn.execute(stmt.returning(notices.c.key), row).first() is not None:
+                created.append(notice.key)
+        return tuple(created)
+
+    def orders(self, order_ids: Collection[str]) -> dict[str, OrderView]:
+        with self._read("reading orders") as conn:
+            return self._load_orders(conn, sorted(set(order_ids)))
+
+    def fulfillment(self, fulfillment_id: str) -> FulfillmentState | None:
+        with self._read("reading a fulfillment") as conn:
+            row = conn.execute(
+                select(fulfillments).where(fulfillments.c.fulfillment_id == fulfillment_id)
+            ).first()
+        return None if row is None else _state(row)
+
+    # --- delivery ---------------------------------------------------------------------
+
+    def claim_due(
+        self, *, now: datetime, limit: int, lease_until: datetime, token: str
+    ) -> list[Notice]:
+        with self._write("claiming due notices") as conn:
+            due = (
+                select(notices.c.key)
+                .where(
+                    notices.c.status.in_([s.value for s in _DUE_STATUSES]), notices.c.due_at <= now
+                )
+                .order_by(notices.c.due_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+            keys = list(conn.scalars(due))
+            if not keys:
+                return []
+            conn.execute(
+                update(notices)
+                .where(notices.c.key.in_(keys))
+                .values(
+                    status=NoticeStatus.SENDING.value,
+                    due_at=lease_until,
+                    claim_token=token,
+                    attempts=notices.c.attempts + 1,
+                    first_attempt_at=func.coalesce(notices.c.first_attempt_at, now),
+                )
+            )
+            rows = conn.execute(
+                select(notices).where(notices.c.key.in_(keys)).order_by(notices.c.due_at)
+            )
+            return [_notice(row) for row in rows]
+
+    def complete(self, key: str, *, token: str, completion: Completion) -> bool:
+        values: dict[str, Any] = {
+            "status": completion.status.value,
+            "reason": completion.reason,
+            "claim_token": None,
+        }
+        if completion.status is NoticeStatus.SENT:
+            values.update(
+                sent_at=completion.at, message_id=completion.message_id, due_at=completion.at
+            )
+        elif completion.status is NoticeStatus.RETRY:
+            assert completion.due_at is not None
+            values["due_at"] = completion.due_at
+        else:
+            values["due_at"] = completion.at
+        if completion.message_id is not None:
+            values["message_id"] = completion.message_id
+        if completion.ambiguous:
+            values["ambiguous_attempts"] = notices.c.ambiguous_attempts + 1
+        with self._write("recording a delivery") as conn:
+            done = conn.execute(
+                update(notices)
+                .where(
+                    notices.c.key == key,
+                    notices.c.claim_token == token,
+                    notices.c.status == NoticeStatus.SENDING.value,
+                )
+                .values(**values)
+            )
+            if done.rowcount and completion.suppress_reason:
+                recipient = conn.scalar(select(notices.c.recipient).where(notices.c.key == key))
+                if recipient:
+                    self._suppress(conn, recipient, completion.suppress_reason, completion.at)
+        return bool(done.rowcount)
+
+    def release(self, keys: Collection[str], *, token: str, now: datetime) -> int:
+        if not keys:
+            return 0
+        with self._write("releasing claims") as conn:
+            done = conn.execute(
+                update(notices)
+                .where(
+                    notices.c.key.in_(list(keys)),
+                    notices.c.claim_token == token,
+                    notices.c.status == NoticeStatus.SENDING.value,
+                )
+                .values(
+                    status=NoticeStatus.PENDING.value,
+                    due_at=now,
+                    claim_token=None,
+                    attempts=notices.c.attempts - 1,
+                )
+            )
+        return int(done.rowcount)
+
+    def next_due_at(self) -> datetime | None:
+        with self._read("reading the next due time") as conn:
+            value = conn.scalar(
+                select(notices.c.due_at)
+                .where(notices.c.status.in_([s.value for s in _DUE_STATUSES]))
+                .order_by(notices.c.due_at)
+                .limit(1)
+            )
+        return value
+
+    # --- inspection -------------------------------------------------------------------
+
+    def notices(
+        self,
+        *,
+        status: NoticeStatus | None = None,
+        order_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[Notice]:
+        query = select(notices).order_by(notices.c.created_at, notices.c.key)
+        if status is not None:
+            query = query.where(notices.c.status == status.value)
+        if order_id is not None:
+            query = query.where(notices.c.order_id == order_id)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._read("listing notices") as conn:
+            return [_notice(row) for row in conn.execute(query)]
+
+    def notice(self, key: str) -> Notice | None:
+        with self._read("reading a notice") as conn:
+            row = conn.execute(select(notices).where(notices.c.key == key)).first()
+        return None if row is None else _notice(row)
+
+    def notice_counts(self) -> Mapping[NoticeStatus, int]:
+        with self._read("counting notices") as conn:
+            rows = conn.execute(select(notices.c.status, func.count()).group_by(notices.c.status))
+            return {NoticeStatus(status): count for status, count in rows}
+
+    def record_count(self) -> int:
+        with self._read("counting records") as conn:
+            return int(conn.scalar(select(func.count()).select_from(records)) or 0)
+
+    def make_due(self, keys: Collection[str] | None, *, now: datetime) -> int:
+        query = update(notices).where(
+            notices.c.status.in_([NoticeStatus.RETRY.value, NoticeStatus.FAILED.value])
+        )
+        if keys is not None:
+            query = query.where(notices.c.key.in_(list(keys)))
+        with self._write("making notices due") as conn:
+            return int(
+                conn.execute(
+                    query.values(
+                        status=NoticeStatus.RETRY.value,
+                        due_at=now,
+                        first_attempt_at=None,
+                        reason=None,
+                    )
+                ).rowcount
+            )
+
+    # --- suppression ------------------------------------------------------------------
+
+    def _suppress(self, conn: Connection, address: str, reason: str, now: datetime) -> None:
+        stmt = self._insert(suppressions).on_conflict_do_nothing(
+            index_elements=[suppressions.c.address]
+        )
+        conn.execute(stmt, {"address": address.casefold(), "reason": reason, "created_at": now})
+
+    def suppressed(self, addresses: Collection[str]) -> dict[str, str]:
+        folded = sorted({address.casefold() for address in addresses})
+        if not folded:
+            return {}
+        with self._read("reading suppressions") as conn:
+            rows = conn.execute(
+                select(suppressions.c.address, suppressions.c.reason).where(
+                    suppressions.c.address.in_(folded)
+                )
+            )
+            return {address: reason for address, reason in rows}
+
+    def suppress(self, address: str, *, reason: str, now: datetime) -> None:
+        with self._write("suppressing an address") as conn:
+            self._suppress(conn, address, reason, now)
+
+    def unsuppress(self, address: str) -> bool:
+        with self._write("removing a suppression") as conn:
+            done = conn.execute(
+                delete(suppressions).where(suppressions.c.address == address.casefold())
+            )
+        return bool(done.rowcount)
+
+    def suppressions(self) -> list[tuple[str, str, datetime]]:
+        with self._read("listing suppressions") as conn:
+            rows = conn.execute(select(suppressions).order_by(suppressions.c.address))
+            return [(row.address, row.reason, row.created_at) for row in rows]
+
+    # --- cursors (polled sources) ---------------------------------------------------------
+
+    def cursor(self, name: str) -> str | None:
+        with self._read("reading a cursor") as conn:
+            return conn.scalar(select(cursors.c.value).where(cursors.c.name == name))
+
+    def set_cursor(self, name: str, value: str, *, now: datetime) -> None:
+        stmt = self._insert(cursors)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[cursors.c.name],
+            set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at},
+        )
+        with self._write("saving a cursor") as conn:
+            conn.execute(stmt, {"name": name, "value": value, "updated_at": now})
+
+
+def _state(row: Row[Any]) -> FulfillmentState:
+    return FulfillmentState(
+        fulfillment_id=row.fulfillment_id,
+        order_id=row.order_id,
+        status=Status(row.status),
+        occurred_at=row.occurred_at,
+        tracking_number=row.tracking_number,
+        carrier=row.carrier,
+        shipped_at=row.shipped_at,
+        delivered_at=row.delivered_at,
+    )
+
+
+def _state_row(state: FulfillmentState) -> dict[str, Any]:
+    return {
+        "fulfillment_id": state.fulfillment_id,
+        "order_id": state.order_id,
+        "status": state.status.value,
+        "occurred_at": state.occurred_at,
+        "tracking_number": state.tracking_number,
+        "carrier": state.carrier,
+        "shipped_at": state.shipped_at,
+        "delivered_at": state.delivered_at,
+    }
+
+
+def _notice(row: Row[Any]) -> Notice:
+    status = NoticeStatus(row.status)
+    return Notice(
+        key=row.key,
+        rule_id=row.rule_id,
+        scope=Scope(row.scope),
+        order_id=row.order_id,
+        fulfillment_id=row.fulfillment_id,
+        recipient=row.recipient,
+        campaign_id=row.campaign_id,
+        status=status,
+        attempts=row.attempts,
+        due_at=row.due_at,
+        created_at=row.created_at,
+        fulfillment_ids=tuple(json.loads(row.fulfillment_ids)),
+        record=json.loads(row.record),
+        message_id=row.message_id,
+        sent_at=row.sent_at,
+        reason=row.reason,
+        claim_token=row.claim_token,
+        lease_until=row.due_at if status is NoticeStatus.SENDING else None,
+        first_attempt_at=row.first_attempt_at,
+        ambiguous_attempts=row.ambiguous_attempts,
+    )

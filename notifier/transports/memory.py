@@ -1,0 +1,31 @@
+"""An in-memory transport, for tests that assert on what was sent."""
+
+from __future__ import annotations
+
+from collections import deque
+from email.message import EmailMessage
+
+
+class MemoryTransport:
+    """Keeps every accepted message in :attr:`messages`, in the order sent."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+        self.closed = False
+        self._failures: deque[BaseException] = deque()
+
+    def fail_next(self, exc: BaseException, /, *, times: int = 1) -> None:
+        """Make the next ``times`` sends raise ``exc`` instead of accepting the message."""
+        if times < 1:
+            raise ValueError(f"times must be at least 1, not {times}")
+        self._failures.extend([exc] * times)
+
+    async def send(self, message: EmailMessage, /) -> None:
+        if self.closed:
+            raise RuntimeError("MemoryTransport is closed")
+        if self._failures:
+            raise self._failures.popleft()
+        self.messages.append(message)
+
+    async def close(self) -> None:
+        self.closed = True

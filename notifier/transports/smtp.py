@@ -1,0 +1,359 @@
+"""Sending over SMTP with aiosmtplib, through a small pool of reused connections.
+
+Every driver error is translated here, once, into the project's three outcomes:
+
+- ``TransientSendError``: the message was not accepted, and trying again later can
+  help (4xx replies, refused, reset or timed-out connections, session set-up failures);
+- ``PermanentSendError``: the message was refused for good (5xx replies to MAIL,
+  RCPT or DATA; an address the server cannot take);
+- ``AmbiguousSendError``: the connection died after the message data was handed
+  over, so it may or may not have been accepted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import email.generator
+import email.policy
+import io
+import re
+from collections.abc import Sequence
+from email.headerregistry import AddressHeader
+from email.message import EmailMessage
+from email.utils import getaddresses
+from types import TracebackType
+from typing import Literal
+
+import aiosmtplib
+
+from notifier.errors import (
+    AmbiguousSendError,
+    PermanentSendError,
+    SendError,
+    TransientSendError,
+)
+
+TlsMode = Literal["none", "starttls", "tls"]
+
+_RETRY_HINT = re.compile(
+    r"\b(?:try(?:\s+again)?|retry)\s+(?:in|after)\s+(\d+(?:\.\d+)?)\s*"
+    r"(seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|h)\b",
+    re.IGNORECASE,
+)
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
+
+
+class SmtpTransport:
+    """Sends messages to one SMTP server over at most ``connections`` reused connections.
+
+    Connections are opened on demand and kept open between sends. One that fails is
+    dropped (the next send opens a fresh one); one whose transaction was merely
+    refused is reset with RSET and reused. Any number of tasks may call :meth:`send`
+    at once: each waits for a free connection.
+
+    A send is all or nothing: if any recipient is refused, no data is sent to the
+    others, so a retry can never deliver a second copy to anyone.
+    """
+
+    def __init__(
+        self,
+        *,
+        hostname: str,
+        port: int,
+        tls: TlsMode = "none",
+        username: str | None = None,
+        password: str | None = None,
+        connections: int = 4,
+        timeout: float = 30.0,
+        validate_certs: bool = True,
+    ) -> None:
+        if tls not in ("none", "starttls", "tls"):
+            raise ValueError(f"tls must be 'none', 'starttls' or 'tls', not {tls!r}")
+        if connections < 1:
+            raise ValueError(f"connections must be at least 1, not {connections}")
+        if password is not None and username is None:
+            raise ValueError("a password needs a username")
+        self.hostname = hostname
+        self.port = port
+        self.tls: TlsMode = tls
+        self.connections = connections
+        self.timeout = timeout
+        self._username = username
+        self._password = password
+        self._validate_certs = validate_certs
+        # Resolved by the first connection, then reused: getfqdn() can be slow.
+        self._local_hostname: str | None = None
+        self._slots = asyncio.Semaphore(connections)
+        self._idle: list[aiosmtplib.SMTP] = []
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"SmtpTransport(hostname={self.hostname!r}, port={self.port}, tls={self.tls!r})"
+
+    async def __aenter__(self) -> SmtpTransport:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def send(self, message: EmailMessage, /) -> None:
+        if self._closed:
+            raise RuntimeError("SmtpTransport is closed")
+        sender, recipients = _envelope(message)
+        async with self._slots:
+            client, reused = await self._checkout()
+            try:
+                await self._send_on(client, message, sender, recipients)
+            except _StaleConnection as exc:
+                if not reused:
+                    raise TransientSendError(f"{self._server}: connection lost") from exc
+            else:
+                return
+            # An idle connection the server had quietly closed: nothing was sent
+            # on it, so one go on a fresh connection is safe.
+            try:
+                await self._send_on(await self._connect(), message, sender, recipients)
+            except _StaleConnection as exc:
+                raise TransientSendError(f"{self._server}: connection lost") from exc
+
+    async def close(self) -> None:
+        """QUIT every idle connection; connections in use are closed when their send ends."""
+        self._closed = True
+        idle, self._idle = self._idle, []
+        await asyncio.gather(*(_quit(client) for client in idle))
+
+    async def _send_on(
+        self, client: aiosmtplib.SMTP, message: EmailMessage, sender: str, recipients: list[str]
+    ) -> None:
+        try:
+            await self._transact(client, message, sender, recipients)
+        except SendError:
+            await self._after_refusal(client)
+            raise
+        except BaseException:
+            # Cancelled or failed mid-command: the session state is unknown.
+            client.close()
+            raise
+        await self._checkin(client)
+
+    @property
+    def _server(self) -> str:
+        return f"{self.hostname}:{self.port}"
+
+    async def _checkout(self) -> tuple[aiosmtplib.SMTP, bool]:
+        while self._idle:
+            client = self._idle.pop()
+            if client.is_connected:
+                return client, True
+            client.close()
+        return await self._connect(), False
+
+    async def _checkin(self, client: aiosmtplib.SMTP) -> None:
+        if self._closed:
+            await _quit(client)
+        elif client.is_connected:
+            self._idle.append(client)
+        else:
+            client.close()
+
+    async def _after_refusal(self, client: aiosmtplib.SMTP) -> None:
+        # A refused transaction leaves a live connection in the middle of an
+        # envelope; RSET makes it clean for the next send. Anything else (or a
+        # failed RSET) means its state is unknown, so it is dropped.
+        if not client.is_connected:
+            client.close()
+            return
+        try:
+            await client.rset()
+        except (aiosmtplib.SMTPException, OSError):
+            client.close()
+            return
+        except BaseException:
+            client.close()
+            raise
+        await self._checkin(client)
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        client = aiosmtplib.SMTP(
+            hostname=self.hostname,
+            port=self.port,
+            username=self._username,
+            password=self._password,
+            local_hostname=self._local_hostname,
+            timeout=self.timeout,
+            use_tls=self.tls == "tls",
+            # "none" means none: aiosmtplib would otherwise upgrade opportunistically.
+            start_tls=self.tls == "starttls",
+            validate_certs=self._validate_certs,
+        )
+        try:
+            await client.connect()
+            # The extensions (SMTPUTF8, 8BITMIME, SIZE) decide how the message is sent.
+            if client.is_ehlo_or_helo_needed:
+                try:
+                    await client.ehlo()
+                except aiosmtplib.SMTPHeloError:
+                    if not client.is_connected:
+                        raise
+                    await client.helo()
+        except aiosmtplib.SMTPResponseException as exc:
+            client.close()
+            # A refusal before any message is named (banner, EHLO, STARTTLS, AUTH)
+            # says nothing about the message or its recipient: even a 5xx here is a
+            # server or configuration problem, so it must not fail the notice for good.
+            raise TransientSendError(
+                f"{self._server}: session set-up refused: {exc.code} {exc.message}",
+                code=exc.code,
+                retry_after=_retry_after(exc.message),
+            ) from exc
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            client.close()
+            raise TransientSendError(f"{self._server}: cannot connect: {exc}") from exc
+        except BaseException:
+            client.close()
+            raise
+        self._local_hostname = client.local_hostname
+        return client
+
+    async def _transact(
+        self, client: aiosmtplib.SMTP, message: EmailMessage, sender: str, recipients: list[str]
+    ) -> None:
+        utf8 = not all(address.isascii() for address in (sender, *recipients))
+        if utf8 and not client.supports_extension("smtputf8"):
+            raise PermanentSendError(
+                f"the envelope of {message.get('Message-ID', 'the message')} has a non-ASCII "
+                f"address and the server {self._server} does not offer SMTPUTF8"
+            )
+        eight_bit = client.supports_extension("8bitmime")
+        data = _flatten(message, utf8=utf8, eight_bit=eight_bit)
+        options = []
+        if client.supports_extension("size"):
+            options.append(f"SIZE={len(data)}")
+        if eight_bit:
+            options.append("BODY=8BITMIME")
+        if utf8:
+            options.append("SMTPUTF8")
+        encoding = "utf-8" if utf8 else "ascii"
+
+        try:
+            try:
+                await client.mail(sender, options=options, encoding=encoding)
+            except aiosmtplib.SMTPServerDisconnected as exc:
+                raise _StaleConnection from exc
+            except ValueError as exc:
+                raise PermanentSendError(f"cannot send from {sender!r}: {exc}") from exc
+            await self._recipients(client, recipients, encoding)
+        except aiosmtplib.SMTPResponseException as exc:
+            raise _refused(f"MAIL FROM:<{sender}>", exc.code, exc.message) from exc
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            raise TransientSendError(
+                f"{self._server}: connection failed before the message was sent: {exc}"
+            ) from exc
+
+        try:
+            await client.data(data)
+        except aiosmtplib.SMTPResponseException as exc:
+            # A reply, even a late one, is an answer: the message was not taken.
+            raise _refused("DATA", exc.code, exc.message) from exc
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            raise AmbiguousSendError(
+                f"{self._server}: connection failed after the message data was sent, "
+                f"before the server confirmed it: {exc}"
+            ) from exc
+
+    async def _recipients(
+        self, client: aiosmtplib.SMTP, recipients: Sequence[str], encoding: str
+    ) -> None:
+        refusals: list[tuple[str, int, str]] = []
+        for recipient in recipients:
+            try:
+                await client.rcpt(recipient, encoding=encoding)
+            except aiosmtplib.SMTPRecipientRefused as exc:
+                refusals.append((recipient, exc.code, exc.message))
+                if not client.is_connected:
+                    break
+            except ValueError as exc:
+                raise PermanentSendError(f"cannot send to {recipient!r}: {exc}") from exc
+        if not refusals:
+            return
+        # All or nothing: one recipient refused for good fails the whole send.
+        worst = next(((r, c, m) for r, c, m in refusals if c >= 500), refusals[0])
+        recipient, code, text = worst
+        error = _refused(f"RCPT TO:<{recipient}>", code, text)
+        if len(refusals) > 1:
+            others = "; ".join(f"<{r}> {c} {m}" for r, c, m in refusals if (r, c, m) != worst)
+            error = type(error)(
+                f"{error} (also refused: {others})", code=error.code, retry_after=error.retry_after
+            )
+        raise error
+
+
+class _StaleConnection(Exception):
+    """The connection was gone before the transaction began."""
+
+
+def _refused(command: str, code: int, text: str) -> SendError:
+    detail = f"{command} refused: {code} {text}"
+    if 400 <= code < 500:
+        return TransientSendError(detail, code=code, retry_after=_retry_after(text))
+    if 500 <= code < 600:
+        return PermanentSendError(detail, code=code)
+    # Not a reply SMTP allows here: the session is confused, not the message refused.
+    return TransientSendError(f"{command}: unexpected reply {code} {text}", code=code)
+
+
+def _retry_after(text: str) -> float | None:
+    match = _RETRY_HINT.search(text)
+    if match is None:
+        return None
+    return float(match[1]) * _UNIT_SECONDS[match[2][0].lower()]
+
+
+def _envelope(message: EmailMessage) -> tuple[str, list[str]]:
+    senders = _addresses(message, "Sender") or _addresses(message, "From")
+    if not senders:
+        raise ValueError("the message has no From address")
+    recipients = _addresses(message, "To", "Cc", "Bcc")
+    if not recipients:
+        raise ValueError("the message has no To, Cc or Bcc address")
+    return senders[0], list(dict.fromkeys(recipients))
+
+
+def _addresses(message: EmailMessage, *names: str) -> list[str]:
+    found: list[str] = []
+    for name in names:
+        for header in message.get_all(name, []):
+            if isinstance(header, AddressHeader):
+                found.extend(address.addr_spec for address in header.addresses)
+            else:
+                found.extend(address for _, address in getaddresses([str(header)]))
+    return [address for address in found if address and address != "<>"]
+
+
+def _flatten(message: EmailMessage, *, utf8: bool, eight_bit: bool) -> bytes:
+    outgoing = copy.copy(message)
+    # Bcc recipients are in the envelope; the header would tell everyone about them.
+    del outgoing["Bcc"]
+    policy = email.policy.SMTPUTF8 if utf8 else email.policy.SMTP
+    if not eight_bit:
+        # 8-bit bodies are re-encoded (quoted-printable or base64) for servers without 8BITMIME.
+        policy = policy.clone(cte_type="7bit")
+    buffer = io.BytesIO()
+    email.generator.BytesGenerator(buffer, policy=policy).flatten(outgoing)
+    return buffer.getvalue()
+
+
+async def _quit(client: aiosmtplib.SMTP) -> None:
+    try:
+        if client.is_connected:
+            await client.quit()
+    except (aiosmtplib.SMTPException, OSError):
+        pass
+    finally:
+        client.close()
