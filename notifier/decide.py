@@ -182,10 +182,13 @@ def _consider(
     if rule.max_age is not None and now - record.effective_at > rule.max_age:
         decision.skipped.append((rule.id, record, f"older than max_age {rule.max_age}"))
         return
+    key = notice_key(rule, record)
+    if any(notice.key == key for notice in decision.notices):
+        return  # an order can reach Shipped, then Delivered, in one batch: one notice
     missing = missing_fields(rule, record)
     decision.notices.append(
         NewNotice(
-            key=notice_key(rule, record),
+            key=key,
             rule_id=rule.id,
             scope=rule.scope,
             order_id=order.order_id,

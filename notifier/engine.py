@@ -191,10 +191,16 @@ class Engine:
 
     # --- deliver --------------------------------------------------------------------------
 
-    async def deliver_due(self, *, limit: int | None = None) -> DeliveryReport:
-        """Deliver every notice due now (at most `limit`), batch by batch, until none is left."""
+    async def deliver_due(
+        self, *, limit: int | None = None, stopping: Callable[[], bool] | None = None
+    ) -> DeliveryReport:
+        """Deliver every notice due now (at most `limit`), batch by batch, until none is left.
+
+        `stopping` is asked before each new batch: a shutting-down worker finishes the batch
+        it holds and claims no more.
+        """
         report = DeliveryReport()
-        while limit is None or report.total < limit:
+        while (limit is None or report.total < limit) and not (stopping and stopping()):
             batch = (
                 self.config.claim_batch
                 if limit is None
@@ -274,7 +280,7 @@ class Engine:
                 at=self.clock(),
                 reason=str(exc),
                 message_id=message_id,
-                suppress_reason=f"hard bounce: {exc}",
+                suppress_reason=f"hard bounce: {exc}" if exc.recipient_refused else None,
             )
         except AmbiguousSendError as exc:
             return self._retry(notice, exc, ambiguous=True)

@@ -46,10 +46,14 @@ class SendError(NotifierError):
         *,
         code: int | None = None,
         retry_after: float | None = None,
+        recipient_refused: bool = False,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.retry_after = retry_after
+        # The server refused the address itself (RCPT), not the sender, session or content:
+        # only then is a permanent refusal a reason to suppress the address.
+        self.recipient_refused = recipient_refused
 
 
 class TransientSendError(SendError):

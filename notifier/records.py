@@ -58,6 +58,7 @@ KNOWN_FIELDS = frozenset(
         *TEXT_FIELDS,
     }
 )
+REQUIRED_FIELDS = ("order_id", "fulfillment_id", "status")
 MAX_FIELD_LENGTH = 255
 MAX_EMAIL_LENGTH = 254
 
@@ -101,9 +102,14 @@ def parse_record(data: Mapping[str, Any], *, received_at: datetime) -> Record:
         else:
             extra[name] = value
 
-    status_text = fields.get("status")
-    if status_text is None or status_text == "":
-        raise RecordInvalid("missing field 'status'")
+    missing = [
+        name for name in REQUIRED_FIELDS if fields.get(name) is None or fields.get(name) == ""
+    ]
+    if missing:
+        raise RecordInvalid(
+            f"missing field{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}"
+        )
+    status_text = fields["status"]
     if not isinstance(status_text, str):
         raise RecordInvalid(f"field 'status' must be text, got {status_text!r}")
     try:

@@ -24,6 +24,7 @@ class FileTransport:
     The name comes from the Message-ID alone, so a resend after a crash replaces
     the earlier file instead of adding a second one. Each file is written to a
     temporary name and renamed into place: a reader never sees half a message.
+    Bcc is kept: the file is a record of the message, not a delivery.
     """
 
     def __init__(self, directory: Path | str) -> None:

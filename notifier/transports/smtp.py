@@ -3,9 +3,11 @@
 Every driver error is translated here, once, into the project's three outcomes:
 
 - ``TransientSendError``: the message was not accepted, and trying again later can
-  help (4xx replies, refused, reset or timed-out connections, session set-up failures);
+  help (4xx replies, refused, reset or timed-out connections, session set-up failures,
+  530 replies);
 - ``PermanentSendError``: the message was refused for good (5xx replies to MAIL,
-  RCPT or DATA; an address the server cannot take);
+  RCPT or DATA, except 530 "authentication/TLS required"; an address the server
+  cannot take);
 - ``AmbiguousSendError``: the connection died after the message data was handed
   over, so it may or may not have been accepted.
 """
@@ -42,6 +44,7 @@ _RETRY_HINT = re.compile(
     re.IGNORECASE,
 )
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
+_AUTH_OR_TLS_REQUIRED = 530
 
 
 class SmtpTransport:
@@ -133,6 +136,9 @@ class SmtpTransport:
     ) -> None:
         try:
             await self._transact(client, message, sender, recipients)
+        except AmbiguousSendError:
+            client.close()
+            raise
         except SendError:
             await self._after_refusal(client)
             raise
@@ -147,6 +153,8 @@ class SmtpTransport:
         return f"{self.hostname}:{self.port}"
 
     async def _checkout(self) -> tuple[aiosmtplib.SMTP, bool]:
+        if self._closed:
+            raise RuntimeError("SmtpTransport was closed while this send waited")
         while self._idle:
             client = self._idle.pop()
             if client.is_connected:
@@ -232,7 +240,7 @@ class SmtpTransport:
             )
         eight_bit = client.supports_extension("8bitmime")
         data = _flatten(message, utf8=utf8, eight_bit=eight_bit)
-        options = []
+        options: list[str] = []
         if client.supports_extension("size"):
             options.append(f"SIZE={len(data)}")
         if eight_bit:
@@ -285,11 +293,14 @@ class SmtpTransport:
         # All or nothing: one recipient refused for good fails the whole send.
         worst = next(((r, c, m) for r, c, m in refusals if c >= 500), refusals[0])
         recipient, code, text = worst
-        error = _refused(f"RCPT TO:<{recipient}>", code, text)
+        error = _refused(f"RCPT TO:<{recipient}>", code, text, recipient=True)
         if len(refusals) > 1:
             others = "; ".join(f"<{r}> {c} {m}" for r, c, m in refusals if (r, c, m) != worst)
             error = type(error)(
-                f"{error} (also refused: {others})", code=error.code, retry_after=error.retry_after
+                f"{error} (also refused: {others})",
+                code=error.code,
+                retry_after=error.retry_after,
+                recipient_refused=True,
             )
         raise error
 
@@ -298,12 +309,16 @@ class _StaleConnection(Exception):
     """The connection was gone before the transaction began."""
 
 
-def _refused(command: str, code: int, text: str) -> SendError:
+def _refused(command: str, code: int, text: str, *, recipient: bool = False) -> SendError:
     detail = f"{command} refused: {code} {text}"
     if 400 <= code < 500:
         return TransientSendError(detail, code=code, retry_after=_retry_after(text))
+    if code == _AUTH_OR_TLS_REQUIRED:
+        # Our session lacks AUTH or STARTTLS (RFC 4954, RFC 3207): a settings
+        # problem, so the message must not be failed, nor its address suppressed.
+        return TransientSendError(f"{detail} (check the SMTP tls/username settings)", code=code)
     if 500 <= code < 600:
-        return PermanentSendError(detail, code=code)
+        return PermanentSendError(detail, code=code, recipient_refused=recipient)
     # Not a reply SMTP allows here: the session is confused, not the message refused.
     return TransientSendError(f"{command}: unexpected reply {code} {text}", code=code)
 

@@ -226,6 +226,19 @@ def test_connection_is_reset_and_reused_after_a_refusal(smtp_sink: SmtpSink) -> 
     assert smtp_sink.connections_opened == 1
 
 
+def test_auth_required_530_is_transient(smtp_sink: SmtpSink) -> None:
+    """530 (authentication or STARTTLS required) is a settings problem: transient, not permanent."""
+    smtp_sink.reply_with("530 5.7.0 Authentication required", stage="mail")
+
+    async def main() -> TransientSendError:
+        async with smtp(smtp_sink) as transport:
+            return await send_expecting(transport, TransientSendError)
+
+    error = asyncio.run(main())
+    assert error.code == 530
+    assert "530 5.7.0 Authentication required" in str(error)
+
+
 def test_greeting_421_is_transient(smtp_sink: SmtpSink) -> None:
     """A server that greets with 421 (busy) gives a transient failure with the code."""
     smtp_sink.reply_with("421 4.3.2 too busy, try again in 30 seconds", stage="connect")

@@ -131,6 +131,7 @@ class SmtpSink:
         except BaseException as exc:
             started.append(exc)
             loop.close()
+            asyncio.set_event_loop(None)
             ready.set()
             return
         self.port = server.sockets[0].getsockname()[1]

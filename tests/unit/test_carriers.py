@@ -160,6 +160,12 @@ def test_whitespace_anywhere_is_tolerated() -> None:
         # S10 12345678, weights 8,6,4,2,3,5,9,7: 204 % 11 = 6, 11 - 6 -> check 5.
         ("RB123456785US", "USPS"),
         ("RB123456786US", None),
+        # S10 00010003: 2 + 21 = 23, remainder 1 and 11 - 1 = 10 -> check 0;
+        # 00100001: 4 + 7 = 11, remainder 0 and 11 - 0 = 11 -> check 5.
+        ("RR000100030US", "USPS"),
+        ("RR000100031US", None),
+        ("RR001000015US", "USPS"),
+        ("RR001000016US", None),
         # FedEx Express 12345678901, weights 3,1,7: 178 % 11 % 10 -> check 2.
         ("123456789012", "FedEx"),
         ("123456789013", None),
