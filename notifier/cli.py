@@ -29,7 +29,10 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 db_app = typer.Typer(no_args_is_help=True, help="The store's schema.")
 app.add_typer(db_app, name="db")
 out = Console()
-err = Console(stderr=True)
+if not out.is_terminal:
+    # Piped output is read by scripts and people alike: do not fold keys at 80 columns.
+    out = Console(width=200)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:

@@ -26,6 +26,7 @@ from notifier.errors import (
     TemplateError,
     TransientSendError,
 )
+from notifier.group_commit import GroupCommitter
 from notifier.models import Notice, NoticeStatus, Record, message_id_for
 from notifier.redact import mask_email
 from notifier.rendering import Renderer
@@ -146,6 +147,9 @@ class Engine:
         self.clock = clock
         self.observer: Observer = observer or NullObserver()
         self.worker_id = uuid.uuid4().hex
+        self._completions: GroupCommitter[tuple[str, Completion], bool] = GroupCommitter(
+            lambda items: self.store.complete_many(items, token=self.worker_id)
+        )
 
     # --- ingest ---------------------------------------------------------------------------
 
@@ -244,9 +248,7 @@ class Engine:
     ) -> tuple[Completion, bool]:
         started = self.clock()
         completion = await self._attempt(notice, order, suppressed)
-        kept = await asyncio.to_thread(
-            self.store.complete, notice.key, token=self.worker_id, completion=completion
-        )
+        kept = await self._completions.submit((notice.key, completion))
         if not kept:
             log.warning("notice %s: claim lost to another worker (lease expired?)", notice.key)
         seconds = (self.clock() - started).total_seconds()

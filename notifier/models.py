@@ -27,6 +27,9 @@ class Status(enum.StrEnum):
     @classmethod
     def parse(cls, text: str) -> Status:
         """Accept `Pending Shipment`, `PENDING_SHIPMENT`, `pending-shipment`, in any case."""
+        status = _STATUS_BY_SPELLING.get(text)
+        if status is not None:
+            return status
         status = _STATUS_BY_KEY.get(_status_key(text))
         if status is None:
             known = ", ".join(s.value for s in cls)
@@ -39,6 +42,12 @@ def _status_key(text: str) -> str:
 
 
 _STATUS_BY_KEY = {_status_key(s.value): s for s in Status}
+# The usual spellings, looked up as given: parsing a status is on the ingest hot path.
+_STATUS_BY_SPELLING = {
+    spelling: s
+    for s in Status
+    for spelling in (s.value, s.value.upper().replace(" ", "_"), s.value.lower().replace(" ", "_"))
+}
 
 # Statuses after which a fulfillment counts as gone out to the customer.
 SHIPPED_STATUSES = frozenset({Status.SHIPPED, Status.DELIVERED})
@@ -71,8 +80,13 @@ class Record:
         """When the change happened: as reported, else when it was received."""
         return self.occurred_at or self.received_at
 
-    @property
-    def dedup_key(self) -> str:
+    dedup_key: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Computed once: ingest asks for it several times per record.
+        object.__setattr__(self, "dedup_key", self._dedup_key())
+
+    def _dedup_key(self) -> str:
         """Redelivery of the same change maps to the same key (DESIGN.md §2, `event_id`)."""
         if self.event_id:
             basis = f"event\x1f{self.event_id}"

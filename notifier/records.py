@@ -117,7 +117,11 @@ def parse_record(data: Mapping[str, Any], *, received_at: datetime) -> Record:
     except ValueError as exc:
         raise RecordInvalid(str(exc)) from None
 
-    text = {name: _optional_text(fields, name) for name in TEXT_FIELDS}
+    text = {
+        name: _text(value, name) or None
+        for name in TEXT_FIELDS
+        if (value := fields.get(name)) is not None
+    }
     tracking = _optional_text(fields, "tracking_number")
     if tracking is not None:
         tracking = _WHITESPACE.sub("", tracking) or None
@@ -141,7 +145,9 @@ def _text(value: Any, name: str) -> str:
     text = str(value).strip()
     if len(text) > MAX_FIELD_LENGTH:
         raise RecordInvalid(f"field {name!r} is longer than {MAX_FIELD_LENGTH} characters")
-    if _CONTROL.search(text):
+    # isprintable() is the fast path; it is also False for harmless characters (e.g. NBSP),
+    # so only then look for real control characters.
+    if not text.isprintable() and _CONTROL.search(text):
         # CR/LF would let customer data inject mail headers; NUL breaks stores and mailers.
         raise RecordInvalid(f"field {name!r} contains a control character (CR, LF, NUL, ...)")
     return text

@@ -49,6 +49,12 @@ class Store(Protocol):
         """Record how a claimed notice ended; False if the claim was lost to another worker."""
         ...
 
+    def complete_many(
+        self, completions: Sequence[tuple[str, Completion]], *, token: str
+    ) -> list[bool]:
+        """`complete` for several notices in one transaction; one answer per notice."""
+        ...
+
     def release(self, keys: Collection[str], *, token: str, now: datetime) -> int:
         """Give claimed notices back (shutting down): they are due again at once."""
         ...

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -202,8 +203,7 @@ def test_rule_filters_delay_and_max_age() -> None:
     assert run([rec("F1", "Shipped", 1, ship_method="Ground")], (express,)).notices == []
 
     delayed = _rule(delay='"10m"')
-    fresh = rec("F1", "Shipped", 0)
-    fresh = Record(**{**{f: getattr(fresh, f) for f in fresh.__slots__}, "occurred_at": NOW})  # type: ignore[arg-type]
+    fresh = replace(rec("F1", "Shipped", 0), occurred_at=NOW)
     (notice,) = run([fresh], (delayed,)).notices
     assert notice.due_at == NOW + timedelta(minutes=10)
 

@@ -1,0 +1,146 @@
+"""Ingest-and-decide throughput and peak memory for records that fire nothing.
+
+    python -m bench.ingest [--records N]
+
+Baseline, on the same file: raw JSON parsing (`json.loads` of every line). Each side runs
+in a fresh child process so its peak RSS is its own. Printed as a ratio; not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+STATUSES = ("Hold", "Pending")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write_batch(path: Path, count: int) -> None:
+    """Realistic records (Konnektive-sized) that fire no rule: Hold and Pending only."""
+    with path.open("w") as out:
+        for n in range(count):
+            order = n // 2
+            out.write(
+                json.dumps(
+                    {
+                        "event_id": f"evt-{n}",
+                        "order_id": f"KN-{order}",
+                        "fulfillment_id": f"F-{n}",
+                        "status": STATUSES[n % 2],
+                        "occurred_at": "2026-11-20T10:00:00Z",
+                        "email": f"customer{order}@example.com",
+                        "first_name": "Jane",
+                        "last_name": "Doe",
+                        "campaign_id": "12",
+                    }
+                )
+                + "\n"
+            )
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def child_baseline(path: Path) -> dict[str, float]:
+    started = time.perf_counter()
+    count = 0
+    with path.open() as f:
+        for line in f:
+            json.loads(line)
+            count += 1
+    return {"seconds": time.perf_counter() - started, "records": count, "peak_mb": peak_rss_mb()}
+
+
+def child_ingest(path: Path, workdir: Path) -> dict[str, float]:
+    from notifier.records import Record, read_path
+    from notifier.settings import Settings
+    from notifier.wiring import open_engine
+
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        database_url=f"sqlite:///{workdir / 'bench.db'}",
+        outbox_dir=workdir / "outbox",
+        rules_dir=ROOT / "rules",
+        templates_dir=ROOT / "templates",
+    )
+    with open_engine(settings) as engine:
+        started = time.perf_counter()
+        records = (
+            r for r in read_path(path, received_at=datetime.now(UTC)) if isinstance(r, Record)
+        )
+        report = engine.ingest(records)
+        seconds = time.perf_counter() - started
+    assert report.notices_created == 0, "the benchmark's records must fire nothing"
+    return {"seconds": seconds, "records": report.accepted, "peak_mb": peak_rss_mb()}
+
+
+def run_child(kind: str, path: Path, workdir: Path) -> dict[str, float]:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.ingest",
+            "--child",
+            kind,
+            "--file",
+            str(path),
+            "--workdir",
+            str(workdir),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    result: dict[str, float] = json.loads(out.stdout)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--child", choices=["baseline", "ingest"])
+    parser.add_argument("--file", type=Path)
+    parser.add_argument("--workdir", type=Path)
+    args = parser.parse_args()
+    if args.child == "baseline":
+        print(json.dumps(child_baseline(args.file)))
+        return
+    if args.child == "ingest":
+        print(json.dumps(child_ingest(args.file, args.workdir)))
+        return
+
+    with tempfile.TemporaryDirectory(prefix="notifier-bench-") as tmp:
+        workdir = Path(tmp)
+        batch = workdir / "batch.jsonl"
+        write_batch(batch, args.records)
+        size_mb = os.path.getsize(batch) / 2**20
+        baseline = run_child("baseline", batch, workdir)
+        ingest = run_child("ingest", batch, workdir)
+    ratio = ingest["seconds"] / baseline["seconds"]
+    print(
+        f"ingest benchmark: {args.records:,} records that fire nothing ({size_mb:.0f} MiB of JSONL)"
+    )
+    print(
+        f"  baseline (json.loads per line): {baseline['seconds']:7.2f} s"
+        f"  {args.records / baseline['seconds']:>10,.0f} records/s  peak {baseline['peak_mb']:.0f} MB"
+    )
+    print(
+        f"  notifier ingest + decide + store: {ingest['seconds']:5.2f} s"
+        f"  {args.records / ingest['seconds']:>10,.0f} records/s  peak {ingest['peak_mb']:.0f} MB"
+    )
+    print(f"  time ratio (notifier / baseline): {ratio:.2f}x   (target: within 4x)")
+    print(f"  peak memory: {ingest['peak_mb']:.0f} MB   (target: under 200 MB)")
+
+
+if __name__ == "__main__":
+    main()
