@@ -132,7 +132,8 @@ def main() -> None:
     )
     print(
         f"  baseline (json.loads per line): {baseline['seconds']:7.2f} s"
-        f"  {args.records / baseline['seconds']:>10,.0f} records/s  peak {baseline['peak_mb']:.0f} MB"
+        f"  {args.records / baseline['seconds']:>10,.0f} records/s"
+        f"  peak {baseline['peak_mb']:.0f} MB"
     )
     print(
         f"  notifier ingest + decide + store: {ingest['seconds']:5.2f} s"

@@ -31,7 +31,7 @@ async def serve(port_file: Path) -> None:
 
     server = await loop.create_server(factory, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    port_file.write_text(str(port))
+    port_file.write_text(str(port))  # noqa: ASYNC240 - once, before serving
     async with server:
         await server.serve_forever()
 
