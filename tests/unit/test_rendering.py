@@ -1,0 +1,151 @@
+"""Rendering and composing messages: sandboxed, strict, escaped, one line per subject."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from notifier.compose import Composer
+from notifier.engine import EngineConfig
+from notifier.errors import TemplateError
+from notifier.models import message_id_for
+from notifier.preview import preview_message, sample_records
+from notifier.rendering import Renderer, format_date
+from notifier.rules import load_rules
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = EngineConfig(
+    mail_from="Example Store <orders@example.com>",
+    store_info={"name": "Example Store", "support_email": "help@example.com", "url": None},
+    senders={"77": "Campaign 77 <hello@c77.example.com>"},
+)
+
+
+def write(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+def simple(
+    root: Path,
+    subject: str = "Hi {{ name }}",
+    text: str = "{{ name }}",
+    html: str = "<p>{{ name }}</p>",
+) -> Renderer:
+    write(root, {"t/subject.txt": subject, "t/body.txt": text, "t/body.html": html})
+    return Renderer(root)
+
+
+def test_html_is_escaped_and_text_is_not(tmp_path: Path) -> None:
+    """Autoescape applies to the HTML part only."""
+    rendered = simple(tmp_path).render("t", {"name": "<b>Tom & Jerry</b>"})
+    assert "&lt;b&gt;Tom &amp; Jerry&lt;/b&gt;" in rendered.html
+    assert rendered.text == "<b>Tom & Jerry</b>"
+
+
+def test_subject_is_always_one_line(tmp_path: Path) -> None:
+    """Newlines a template puts in a subject are folded to spaces: no header injection."""
+    rendered = simple(tmp_path, subject="Hi\n{{ name }}\r\nBcc: x@example.com").render(
+        "t", {"name": "A"}
+    )
+    assert rendered.subject == "Hi A Bcc: x@example.com"
+
+
+def test_undefined_variable_names_file_and_line(tmp_path: Path) -> None:
+    """A missing variable is an error naming the template file, its line and the variable."""
+    renderer = simple(tmp_path, html="<p>\n{{ name }}\n{{ nickname }}</p>")
+    with pytest.raises(
+        TemplateError, match=r"t/body\.html, line 3: undefined variable: 'nickname'"
+    ):
+        renderer.render("t", {"name": "A"})
+
+
+def test_syntax_error_names_file_and_line(tmp_path: Path) -> None:
+    """A syntax error names the file and line."""
+    renderer = simple(tmp_path, text="ok\n{% if %}")
+    with pytest.raises(TemplateError, match=r"t/body\.txt, line 2: syntax error"):
+        renderer.render("t", {"name": "A"})
+
+
+def test_sandbox_blocks_unsafe_attribute_access(tmp_path: Path) -> None:
+    """Templates cannot reach Python internals."""
+    renderer = simple(tmp_path, text="{{ name.__class__.__mro__ }}")
+    with pytest.raises(TemplateError):
+        renderer.render("t", {"name": "A"})
+
+
+def test_campaign_override_wins(tmp_path: Path) -> None:
+    """templates/<campaign>/<name>/ is used for that campaign, the default otherwise."""
+    renderer = simple(tmp_path)
+    write(
+        tmp_path,
+        {"12/t/subject.txt": "Campaign {{ name }}", "12/t/body.txt": "c", "12/t/body.html": "c"},
+    )
+    assert renderer.render("t", {"name": "A"}, campaign_id="12").subject == "Campaign A"
+    assert renderer.render("t", {"name": "A"}, campaign_id="13").subject == "Hi A"
+
+
+def test_css_is_inlined(tmp_path: Path) -> None:
+    """<style> rules are inlined into style attributes."""
+    html = "<html><head><style>p { color: red }</style></head><body><p>x</p></body></html>"
+    rendered = simple(tmp_path, html=html).render("t", {"name": "A"})
+    assert 'style="color: red' in rendered.html
+
+
+@pytest.mark.parametrize(
+    ("value", "fmt", "expected"),
+    [
+        ("2026-11-21", "%B %-d, %Y", "November 21, 2026"),
+        ("11/22/2026", "m/d/Y", "11/22/2026"),
+        ("2026-11-22T17:00:00-05:00", "D, M j", "Sun, Nov 22"),
+        (None, "%Y", ""),
+        ("soon", "%Y", "soon"),
+    ],
+)
+def test_date_filter(value: str | None, fmt: str, expected: str) -> None:
+    """`date` takes strftime formats and the CRM's m/d/Y letters; unparseable text passes through."""
+    assert format_date(value, fmt) == expected
+
+
+def test_default_templates_compose_a_complete_message() -> None:
+    """The shipped rules render to multipart text + HTML with the tracking link, From, Message-ID."""
+    composer = Composer(Renderer(ROOT / "templates"), CONFIG)
+    for rule in load_rules(ROOT / "rules"):
+        message = preview_message(composer, rule, sample_records(rule))
+        assert message.get_content_type() == "multipart/alternative"
+        assert message["From"] == "Example Store <orders@example.com>"
+        assert message["Reply-To"] == "help@example.com"
+        assert message["Auto-Submitted"] == "auto-generated"
+        text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
+        assert "Hi Jane," in text and "1Z999AA10123456784" in text
+        assert "https://www.ups.com/track?tracknum=1Z999AA10123456784" in html
+        assert html.lstrip().lower().startswith("<!doctype html>")
+
+
+def test_campaign_sender_and_stable_message_id() -> None:
+    """A campaign's sender overrides From; the Message-ID depends only on the notice key."""
+    composer = Composer(Renderer(ROOT / "templates"), CONFIG)
+    rule = load_rules(ROOT / "rules")[0]
+    message = preview_message(composer, rule, sample_records(rule, campaign_id="77"))
+    assert message["From"] == "Campaign 77 <hello@c77.example.com>"
+    assert message_id_for("k", "example.com") == message_id_for("k", "example.com")
+    assert message_id_for("k", "example.com") != message_id_for("k2", "example.com")
+    assert CONFIG.message_id_domain == "example.com"
+
+
+def test_date_header_is_the_send_time() -> None:
+    """Date is the time of composing, in RFC 5322 form."""
+    composer = Composer(Renderer(ROOT / "templates"), CONFIG)
+    rule = load_rules(ROOT / "rules")[0]
+    from notifier.preview import preview_notice
+
+    notice, order = preview_notice(rule, sample_records(rule))
+    when = datetime(2026, 11, 27, 8, 30, tzinfo=UTC)
+    message = composer.compose(notice, rule, order, message_id="<a@b>", now=when)
+    assert message["Date"] == "Fri, 27 Nov 2026 08:30:00 +0000"

@@ -1,0 +1,91 @@
+"""Rule files: the schema of DESIGN.md §3, and errors that name the file and the field."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from notifier.errors import RuleError
+from notifier.models import Scope, Status
+from notifier.rules import load_rules, parse_rule
+
+ROOT = Path(__file__).resolve().parents[2]
+BASE = 'id = "r"\nname = "R"\non = "Shipped"\ntemplate = "t"\n'
+
+
+def test_shipped_rules_load() -> None:
+    """The two default rules load with the CRM's semantics."""
+    rules = {rule.id: rule for rule in load_rules(ROOT / "rules")}
+    tna = rules["tracking_number_assigned"]
+    assert (tna.on, tna.scope, tna.require) == (
+        Status.PENDING_SHIPMENT,
+        Scope.FULFILLMENT,
+        ("tracking_number", "email"),
+    )
+    assert Status.CANCELLED in tna.cancel_if
+    assert (rules["all_fulfillments"].on, rules["all_fulfillments"].scope) == (
+        Status.SHIPPED,
+        Scope.ORDER,
+    )
+
+
+def test_optional_fields_parse() -> None:
+    """delay, max_age, campaigns, match, enabled and key_fields parse to typed values."""
+    rule = parse_rule(
+        BASE
+        + 'delay = "1h30m"\nmax_age = "3d"\ncampaigns = ["7"]\nenabled = false\n'
+        'match = { ship_method = "Express" }\nkey_fields = ["tracking_number"]\non_unused = 1\n'.replace(
+            "on_unused = 1\n", ""
+        ),
+        source="r.toml",
+    )
+    assert rule.delay == timedelta(hours=1, minutes=30)
+    assert rule.max_age == timedelta(days=3)
+    assert rule.campaigns == frozenset({"7"}) and not rule.enabled
+    assert rule.match == {"ship_method": frozenset({"Express"})}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (BASE.replace('"Shipped"', '"Shiped"'), "field 'on'"),
+        (BASE + 'scope = "galaxy"\n', "field 'scope'"),
+        (BASE + 'require = ["shoe_size"]\n', "field 'require'"),
+        (BASE + 'delay = "soon"\n', "field 'delay'"),
+        (BASE + "colour = 1\n", "field 'colour'"),
+        (BASE.replace('id = "r"', 'id = "Bad Id!"'), "field 'id'"),
+        ('id = "r"\n', "field 'name'"),
+        (BASE + 'scope = "order"\n'.replace("order", "order") + "", ""),
+        ("id = ", "not valid TOML"),
+    ],
+)
+def test_broken_rule_names_file_and_field(text: str, message: str) -> None:
+    """Each kind of mistake is reported with the file name and the field."""
+    if not message:
+        assert parse_rule(text, source="ok.toml").scope is Scope.ORDER
+        return
+    with pytest.raises(RuleError) as caught:
+        parse_rule(text, source="rules/r.toml")
+    assert str(caught.value).startswith("rules/r.toml: ")
+    assert message in str(caught.value)
+
+
+def test_order_scope_only_for_shipped_or_delivered() -> None:
+    """An order-scope rule must fire on a status an order as a whole can reach."""
+    with pytest.raises(RuleError, match="order reaches"):
+        parse_rule(BASE.replace('"Shipped"', '"Pending"') + 'scope = "order"\n', source="r.toml")
+
+
+def test_folder_errors_are_all_reported(tmp_path: Path) -> None:
+    """Every broken file and duplicate id in a folder is reported at once."""
+    (tmp_path / "a.toml").write_text(BASE)
+    (tmp_path / "b.toml").write_text(BASE)
+    (tmp_path / "c.toml").write_text(BASE.replace('"Shipped"', '"Nope"'))
+    with pytest.raises(RuleError) as caught:
+        load_rules(tmp_path)
+    text = str(caught.value)
+    assert "c.toml: field 'on'" in text and "already used by" in text
+    with pytest.raises(RuleError, match="does not exist"):
+        load_rules(tmp_path / "missing")
