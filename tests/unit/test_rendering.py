@@ -108,12 +108,12 @@ def test_css_is_inlined(tmp_path: Path) -> None:
     ],
 )
 def test_date_filter(value: str | None, fmt: str, expected: str) -> None:
-    """`date` takes strftime formats and the CRM's m/d/Y letters; unparseable text passes through."""
+    """`date` takes strftime or the CRM's m/d/Y letters; unparseable text passes through."""
     assert format_date(value, fmt) == expected
 
 
 def test_default_templates_compose_a_complete_message() -> None:
-    """The shipped rules render to multipart text + HTML with the tracking link, From, Message-ID."""
+    """The shipped rules render multipart text + HTML with tracking link, From, Message-ID."""
     composer = Composer(Renderer(ROOT / "templates"), CONFIG)
     for rule in load_rules(ROOT / "rules"):
         message = preview_message(composer, rule, sample_records(rule))
