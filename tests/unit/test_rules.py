@@ -33,15 +33,16 @@ def test_shipped_rules_load() -> None:
 
 def test_optional_fields_parse() -> None:
     """delay, max_age, campaigns, match, enabled and key_fields parse to typed values."""
+    extra = [
+        'delay = "1h30m"',
+        'max_age = "3d"',
+        'campaigns = ["7"]',
+        "enabled = false",
+        'match = { ship_method = "Express" }',
+        'key_fields = ["tracking_number"]',
+    ]
     rule = parse_rule(
-        BASE + 'delay = "1h30m"
-max_age = "3d"
-campaigns = ["7"]
-enabled = false
-'
-        'match = { ship_method = "Express" }
-key_fields = ["tracking_number"]
-',
+        BASE + "\n".join(extra),
         source="r.toml",
     )
     assert rule.delay == timedelta(hours=1, minutes=30)
