@@ -74,6 +74,8 @@ class Record:
     campaign_id: str | None = None
     order_fulfillment_ids: tuple[str, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # The record exactly as received (a JSONL line), kept for audit; None: store to_json().
+    received_text: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def effective_at(self) -> datetime:

@@ -87,7 +87,9 @@ class Rejection:
         return f"{self.source} {self.location}: {self.reason}"
 
 
-def parse_record(data: Mapping[str, Any], *, received_at: datetime) -> Record:
+def parse_record(
+    data: Mapping[str, Any], *, received_at: datetime, received_text: str | None = None
+) -> Record:
     """Validate one record's fields; raise RecordInvalid naming the field."""
     if not isinstance(data, Mapping):
         raise RecordInvalid(f"expected a JSON object, got {type(data).__name__}")
@@ -135,6 +137,7 @@ def parse_record(data: Mapping[str, Any], *, received_at: datetime) -> Record:
         tracking_number=tracking,
         order_fulfillment_ids=_id_list(fields.get("order_fulfillment_ids")),
         extra=extra,
+        received_text=received_text,
         **text,
     )
 
@@ -306,7 +309,7 @@ def _read_jsonl(
             yield Rejection(source, f"line {number}", f"broken JSON: {exc}")
             continue
         try:
-            yield parse_record(data, received_at=received_at)
+            yield parse_record(data, received_at=received_at, received_text=line.rstrip("\r\n"))
         except RecordInvalid as exc:
             yield Rejection(source, f"line {number}", str(exc))
 

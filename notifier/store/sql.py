@@ -232,7 +232,7 @@ class SqlStore:
                         stamp(record.effective_at),
                         stamp(record.received_at),
                         outcome.value,
-                        json.dumps(record.to_json(), ensure_ascii=False),
+                        record.received_text or json.dumps(record.to_json(), ensure_ascii=False),
                     )
                     for record, outcome in decision.outcomes
                 ],

@@ -180,3 +180,20 @@ def test_two_processes_same_batch_one_sqlite_file(tmp_path: Path, smtp_sink: Smt
     smtp_sink.wait_for(300, timeout=10)
     ids = [m["Message-ID"] for m in smtp_sink.messages]
     assert len(ids) == 300 and len(set(ids)) == 300
+
+
+def test_every_accepted_record_is_kept_as_received(tmp_path: Path) -> None:
+    """The audit trail holds each accepted line exactly as received, stale ones included."""
+    import sqlite3
+
+    env = env_for(settings_for(tmp_path))
+    records = [
+        *lifecycle("O1", "F1"),
+        {**lifecycle("O1", "F1")[0], "occurred_at": "2026-11-19T10:00:00Z"},
+    ]
+    batch = write_jsonl(tmp_path / "b.jsonl", records)
+    assert notifier("run", str(batch), env=env).returncode == 0
+    with sqlite3.connect(tmp_path / "notifier.db") as db:
+        rows = db.execute("SELECT payload, outcome FROM records ORDER BY id").fetchall()
+    assert [payload for payload, _ in rows] == batch.read_text().splitlines()
+    assert [outcome for _, outcome in rows] == ["applied", "applied", "applied", "stale"]
