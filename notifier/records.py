@@ -305,8 +305,8 @@ def _read_jsonl(
             continue
         try:
             data = loads(line)
-        except ValueError as exc:
-            yield Rejection(source, f"line {number}", f"broken JSON: {exc}")
+        except ValueError:
+            yield Rejection(source, f"line {number}", _json_problem(line.rstrip()))
             continue
         try:
             yield parse_record(data, received_at=received_at, received_text=line.rstrip("\r\n"))
@@ -314,11 +314,23 @@ def _read_jsonl(
             yield Rejection(source, f"line {number}", str(exc))
 
 
+def _json_problem(line: str) -> str:
+    try:
+        json.loads(line)
+    except json.JSONDecodeError as exc:
+        return f"broken JSON: {exc.msg} (column {exc.colno})"
+    except ValueError as exc:  # e.g. a number too long to convert
+        return f"broken JSON: {exc}"
+    return "broken JSON"
+
+
 def _read_json(text: str, *, source: str, received_at: datetime) -> Iterator[Record | Rejection]:
     try:
         body = json.loads(text)
-    except ValueError as exc:
-        yield Rejection(source, f"line {getattr(exc, 'lineno', 1)}", f"broken JSON: {exc}")
+    except json.JSONDecodeError as exc:
+        yield Rejection(
+            source, f"line {exc.lineno}", f"broken JSON: {exc.msg} (column {exc.colno})"
+        )
         return
     yield from parse_json_body(body, source=source, received_at=received_at)
 
