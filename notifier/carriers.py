@@ -17,7 +17,16 @@ from dataclasses import dataclass
 from typing import Final, TypeAlias
 from urllib.parse import quote
 
-__all__ = ["Carrier", "carrier_name", "detect", "normalise_carrier_name", "resolve", "tracking_url"]
+__all__ = [
+    "Carrier",
+    "Identification",
+    "carrier_name",
+    "detect",
+    "identify",
+    "normalise_carrier_name",
+    "resolve",
+    "tracking_url",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,3 +367,34 @@ def carrier_name(number: str | None, declared_carrier: str | None = None) -> str
     if carrier is not None:
         return carrier.name
     return declared_carrier if declared_carrier and declared_carrier.strip() else None
+
+
+@dataclass(frozen=True, slots=True)
+class Identification:
+    """What `notifier carrier` reports: the carrier, how it was chosen, and any caveats."""
+
+    carrier: Carrier | None
+    how: str
+    notes: tuple[str, ...] = ()
+
+
+def identify(number: str, declared_carrier: str | None = None) -> Identification:
+    """Resolve a number the way delivery does, saying why that carrier was chosen."""
+    detected = detect(number)
+    declared = normalise_carrier_name(declared_carrier) if declared_carrier else None
+    notes: list[str] = []
+    if declared_carrier and declared is None:
+        notes.append(f"unknown carrier name {declared_carrier!r}: detecting from the number")
+    if declared is not None and detected is not None and detected.name != declared:
+        notes.append(
+            f"the number's format and check digit say {detected.name}; "
+            f"the declared carrier {declared} wins"
+        )
+    carrier = resolve(number, declared_carrier)
+    if carrier is None:
+        how = "not recognised: no carrier's format and check digit match"
+    elif declared is not None:
+        how = "declared" + (" (the number's check digit agrees)" if detected == carrier else "")
+    else:
+        how = "detected from the number's format and check digit"
+    return Identification(carrier, how, tuple(notes))

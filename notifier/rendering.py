@@ -6,6 +6,7 @@ it survives mail clients that drop <style>. One code path for delivery and previ
 
 from __future__ import annotations
 
+import linecache
 import re
 import traceback
 from collections.abc import Mapping, Sequence
@@ -120,6 +121,17 @@ class Renderer:
             html=css_inline.inline(html),
         )
 
+    def render_part(
+        self,
+        template: str,
+        part: str,
+        context: Mapping[str, Any],
+        *,
+        campaign_id: str | None = None,
+    ) -> str:
+        """One part as its template renders it (HTML before CSS inlining): for `check`."""
+        return self._render_part(template, part, context, campaign_id)
+
     def _render_part(
         self, template: str, part: str, context: Mapping[str, Any], campaign_id: str | None
     ) -> str:
@@ -149,11 +161,15 @@ class Renderer:
         return str(path if path.is_absolute() else self.templates_dir / name)
 
     def _where(self, exc: BaseException, fallback: str) -> str:
-        """The template file and line an error came from (Jinja maps frames to template lines)."""
+        """The template file and line an error came from (Jinja maps frames to template lines),
+        with that line's source, so "'dict object' has no attribute 'x'" shows whose x."""
         root = str(self.templates_dir.resolve())
         for frame in reversed(traceback.extract_tb(exc.__traceback__)):
             if frame.filename and str(Path(frame.filename).resolve()).startswith(root):
-                return f"{frame.filename}, line {frame.lineno}"
+                linecache.checkcache(frame.filename)  # templates are edited while we run
+                source = linecache.getline(frame.filename, frame.lineno or 0).strip()
+                quoted = f" `{source[:160]}`" if source else ""
+                return f"{frame.filename}, line {frame.lineno}{quoted}"
         return self._path(fallback)
 
 

@@ -1,0 +1,336 @@
+"""The preview page: see any rule's email, rendered exactly as delivery would, in a browser.
+
+`/preview` lists the rules; `/preview/{rule_id}` renders one from its sample order or from
+record JSON pasted into the form, showing the headers, the text part and the HTML in a
+sandboxed iframe. It goes through `notifier.preview`, so it sends nothing and never
+touches the store.
+
+Off unless `NOTIFIER_PREVIEW_TOKEN` is set (`include_preview` mounts nothing then). The
+token comes as `?token=` (then swapped for a cookie and dropped from the address),
+`Authorization: Bearer`, `X-Preview-Token`, or that cookie; compared in constant time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from html.parser import HTMLParser
+from typing import Any
+from urllib.parse import parse_qs
+
+import jinja2
+from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from notifier.compose import Composer
+from notifier.errors import NotifierError, TemplateError
+from notifier.preview import Preview, find_rule, render_preview, sample_records
+from notifier.records import parse_json_body
+from notifier.rules import Rule
+
+__all__ = ["COOKIE", "include_preview", "preview_router"]
+
+COOKIE = "notifier_preview"
+TOKEN_HEADER = "x-preview-token"
+MAX_FORM_BYTES = 512 * 1024
+# The page shows customer data and runs no script of its own: lock it down. The email's
+# own styles are inline, its images remote; the srcdoc iframe inherits this policy.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+def include_preview(
+    app: FastAPI, *, composer: Composer, rules: Sequence[Rule], token: str | None
+) -> bool:
+    """Mount the preview page on `app` if a token is configured; report whether it did."""
+    if not token:
+        return False
+    app.include_router(preview_router(composer=composer, rules=rules, token=token))
+    return True
+
+
+def preview_router(*, composer: Composer, rules: Sequence[Rule], token: str) -> APIRouter:
+    """The /preview pages, requiring `token`."""
+    if not token:
+        raise ValueError("the preview page needs a token (NOTIFIER_PREVIEW_TOKEN)")
+    guard = _TokenGuard(token)
+    pages = _Pages(composer, tuple(rules))
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/preview")
+    async def rule_list(request: Request) -> Response:
+        return guard.check(request) or pages.rule_list()
+
+    @router.get("/preview/{rule_id}")
+    async def rule_sample(request: Request, rule_id: str, campaign: str = "") -> Response:
+        denied = guard.check(request)
+        if denied is not None:
+            return denied
+        return await run_in_threadpool(pages.rule_page, rule_id, None, campaign or None)
+
+    @router.post("/preview/{rule_id}")
+    async def rule_from_records(request: Request, rule_id: str) -> Response:
+        denied = guard.check(request)
+        if denied is not None:
+            return denied
+        form = await _form(request)
+        return await run_in_threadpool(
+            pages.rule_page, rule_id, form.get("records", ""), form.get("campaign") or None
+        )
+
+    return router
+
+
+# --- the token ----------------------------------------------------------------------------
+
+
+class _TokenGuard:
+    def __init__(self, token: str) -> None:
+        self._token = token.encode()
+        # The cookie holds a value derived from the token, never the token itself.
+        self._cookie = hmac.new(self._token, b"notifier preview cookie", hashlib.sha256).hexdigest()
+
+    def _matches(self, given: str | None, expected: bytes) -> bool:
+        return given is not None and hmac.compare_digest(given.encode(), expected)
+
+    def check(self, request: Request) -> Response | None:
+        """None when the request may see the page; else the response to send instead."""
+        if self._matches(request.cookies.get(COOKIE), self._cookie.encode()):
+            return None
+        header = request.headers.get(TOKEN_HEADER) or _bearer(request.headers.get("authorization"))
+        if self._matches(header, self._token):
+            return None
+        query = request.query_params.get("token")
+        if self._matches(query, self._token):
+            # Keep the token out of the address bar, history and logs from here on.
+            rest = request.url.remove_query_params("token")
+            target = rest.path + (f"?{rest.query}" if rest.query else "")
+            redirect = RedirectResponse(target, status_code=303)
+            redirect.set_cookie(
+                COOKIE,
+                self._cookie,
+                path="/preview",
+                httponly=True,
+                samesite="strict",
+                secure=request.url.scheme == "https",
+            )
+            _secure(redirect)
+            return redirect
+        given = query is not None or header is not None or COOKIE in request.cookies
+        return _page(
+            _DENIED,
+            status_code=403 if given else 401,
+            headers={"WWW-Authenticate": 'Bearer realm="notifier preview"'},
+            wrong=given,
+        )
+
+
+def _bearer(value: str | None) -> str | None:
+    if value and value[:7].lower() == "bearer ":
+        return value[7:].strip()
+    return None
+
+
+# --- the pages ----------------------------------------------------------------------------
+
+
+class _Pages:
+    def __init__(self, composer: Composer, rules: tuple[Rule, ...]) -> None:
+        self.composer = composer
+        self.rules = rules
+
+    def rule_list(self) -> Response:
+        return _page(_LIST, rules=self.rules)
+
+    def rule_page(self, rule_id: str, pasted: str | None, campaign: str | None) -> Response:
+        try:
+            rule = find_rule(self.rules, rule_id)
+        except NotifierError as exc:
+            return _page(_LIST, status_code=404, rules=self.rules, error=str(exc))
+        shown: Preview | None = None
+        error = None
+        status = 200
+        records_text = pasted if pasted is not None else _sample_json(rule, campaign)
+        try:
+            records = _pasted_records(pasted) if pasted else None
+            shown = render_preview(self.composer, rule, records, campaign_id=campaign)
+        except TemplateError as exc:
+            error, status = f"The template does not render: {exc}", 422
+        except NotifierError as exc:
+            error, status = f"The records are not valid: {exc}", 400
+        return _page(
+            _RULE,
+            status_code=status,
+            rule=rule,
+            shown=shown,
+            error=error,
+            records_text=records_text,
+            campaign=campaign or "",
+            links=_links(shown.html) if shown else [],
+        )
+
+
+def _pasted_records(text: str) -> list[Any]:
+    from notifier.preview import accepted_records
+
+    try:
+        body = json.loads(text)
+    except ValueError as exc:
+        raise _BadJson(f"pasted text is not JSON: {exc}") from None
+    items = parse_json_body(body, source="pasted records", received_at=datetime.now(UTC))
+    return accepted_records(items)
+
+
+class _BadJson(NotifierError):
+    """The pasted records are not JSON."""
+
+
+def _sample_json(rule: Rule, campaign: str | None) -> str:
+    records = [r.to_json() for r in sample_records(rule, campaign_id=campaign)]
+    for record in records:
+        record.pop("received_at", None)
+    return json.dumps(records if len(records) > 1 else records[0], indent=2)
+
+
+async def _form(request: Request) -> dict[str, str]:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        raise HTTPException(415, "send the form as application/x-www-form-urlencoded")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            raise HTTPException(413, f"the form is larger than {MAX_FORM_BYTES // 1024} KiB")
+    fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+    return {name: values[-1] for name, values in fields.items()}
+
+
+class _LinkCollector(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.links: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        href = dict(attrs).get("href") if tag == "a" else None
+        if href and href not in self.links:
+            self.links.append(href)
+
+
+def _links(html: str) -> list[str]:
+    """Every link in the email, so an operator can try each one."""
+    collector = _LinkCollector()
+    collector.feed(html)
+    return collector.links
+
+
+def _secure(response: Response) -> Response:
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+_env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+
+
+def _page(
+    template: jinja2.Template,
+    *,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+    **context: Any,
+) -> Response:
+    context.setdefault("error", None)
+    body = _BASE.render(content=template.render(**context), title=context.get("rule"))
+    return _secure(HTMLResponse(body, status_code=status_code, headers=headers))
+
+
+_BASE = _env.from_string(
+    """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{% if title %}{{ title.name }} · {% endif %}notifier preview</title>
+<style>
+body { font: 15px/1.5 system-ui, sans-serif; margin: 0; color: #1f2933; background: #f4f5f7; }
+header { background: #1f2933; color: #fff; padding: 12px 24px; }
+header a { color: #fff; text-decoration: none; font-weight: bold; }
+main { max-width: 1100px; margin: 0 auto; padding: 24px; }
+table { border-collapse: collapse; width: 100%; background: #fff; }
+th, td { text-align: left; padding: 6px 10px; border-bottom: 1px solid #e4e7eb;
+  vertical-align: top; }
+pre { background: #fff; border: 1px solid #e4e7eb; padding: 12px; white-space: pre-wrap;
+  word-break: break-word; }
+textarea { width: 100%; font: 13px/1.4 ui-monospace, monospace; box-sizing: border-box; }
+iframe { width: 100%; height: 720px; border: 1px solid #e4e7eb; background: #fff; }
+.error { background: #fde8e8; border: 1px solid #f8b4b4; padding: 12px; white-space: pre-wrap; }
+.note { background: #fef6e0; border: 1px solid #f6d589; padding: 8px 12px; margin: 4px 0; }
+.muted { color: #7b8794; }
+</style></head>
+<body><header><a href="/preview">notifier · template preview</a></header>
+<main>{{ content }}</main></body></html>
+"""
+)
+
+_LIST = _env.from_string(
+    """{% if error %}<p class="error" id="error">{{ error }}</p>{% endif %}
+<h1>Rules</h1>
+<table id="rules"><thead><tr><th>rule</th><th>name</th><th>fires on</th><th>scope</th>
+<th>template</th><th>campaigns</th><th>enabled</th></tr></thead><tbody>
+{% for rule in rules %}<tr><td><a href="/preview/{{ rule.id }}">{{ rule.id }}</a></td>
+<td>{{ rule.name }}</td><td>{{ rule.on.value }}</td><td>{{ rule.scope.value }}</td>
+<td>{{ rule.template }}</td><td>{{ rule.campaigns | sort | join(", ") or "all" }}</td>
+<td>{{ "yes" if rule.enabled else "no" }}</td></tr>
+{% else %}<tr><td colspan="7" class="muted">No rules in the rules folder.</td></tr>{% endfor %}
+</tbody></table>
+"""
+)
+
+_RULE = _env.from_string(
+    """<h1>{{ rule.name }} <span class="muted">({{ rule.id }})</span></h1>
+<p class="muted">Fires on {{ rule.on.value }} ({{ rule.scope.value }} scope), template
+<code>{{ rule.template }}</code>. Rendered exactly as delivery would; nothing is sent or stored.</p>
+{% if error %}<p class="error" id="error">{{ error }}</p>{% endif %}
+{% if shown %}
+<p class="muted" id="source">{{ "From the built-in sample order." if shown.from_sample
+  else "From the pasted record(s)." }}</p>
+{% for note in shown.notes %}<p class="note">{{ note }}</p>{% endfor %}
+<h2>Headers</h2>
+<table id="headers">{% for name, value in shown.headers %}
+<tr><th>{{ name }}</th><td>{{ value }}</td></tr>{% endfor %}</table>
+<h2>HTML</h2>
+<iframe id="html-part" title="HTML part" sandbox="allow-popups allow-popups-to-escape-sandbox"
+ srcdoc="{{ shown.html }}"></iframe>
+{% if links %}<h3>Links in the email</h3><ul id="links">{% for link in links %}
+<li><a href="{{ link }}" target="_blank" rel="noopener noreferrer">{{ link }}</a></li>
+{% endfor %}</ul>{% endif %}
+<h2>Text</h2>
+<pre id="text-part">{{ shown.text }}</pre>
+{% endif %}
+<h2>Render from records</h2>
+<form method="post" action="/preview/{{ rule.id }}" id="records-form">
+<p>Paste one record, a list of records (an order's fulfillments), or {"records": [...]},
+as JSON. Field names as in the records reference.</p>
+<textarea name="records" rows="16" spellcheck="false">{{ records_text }}</textarea>
+<p><label>Campaign <input name="campaign" value="{{ campaign }}"
+ placeholder="as in the records"></label>
+<button type="submit">Render</button></p>
+</form>
+"""
+)
+
+_DENIED = _env.from_string(
+    """<h1>{{ "Wrong token" if wrong else "Token required" }}</h1>
+<p>The preview page needs <code>NOTIFIER_PREVIEW_TOKEN</code>: open
+<code>/preview?token=…</code> once (a cookie keeps you in), or send it as
+<code>Authorization: Bearer …</code>.</p>
+"""
+)
