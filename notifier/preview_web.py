@@ -24,6 +24,7 @@ from urllib.parse import parse_qs
 import jinja2
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 
 from notifier.compose import Composer
@@ -250,7 +251,8 @@ def _page(
     **context: Any,
 ) -> Response:
     context.setdefault("error", None)
-    body = _BASE.render(content=template.render(**context), title=context.get("rule"))
+    # The inner page is already escaped HTML: mark it so, or it is escaped twice.
+    body = _BASE.render(content=Markup(template.render(**context)), title=context.get("rule"))
     return _secure(HTMLResponse(body, status_code=status_code, headers=headers))
 
 
