@@ -79,10 +79,12 @@ def check_all(settings: Settings) -> tuple[list[str], int]:
     except NotifierError as exc:
         return [*problems, str(exc)], 0
     problems += stray_overrides(settings.templates_dir, rules)
+    folders = campaign_folders(settings.templates_dir, rules)
     checked = 0
     for rule in rules:
         overrides = campaign_overrides(settings.templates_dir, rule)
-        for campaign in sorted({None, *overrides, *campaigns}, key=lambda c: c or ""):
+        every = {None, *overrides, *campaigns, *(f.name for f in folders)}
+        for campaign in sorted(every, key=lambda c: c or ""):
             label = f"rule {rule.id}" + (f" (campaign {campaign})" if campaign else "")
             checked += 1
             problems += [f"{label}: {p}" for p in check_one(composer, rule, campaign)]

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
@@ -34,7 +35,8 @@ err = Console(stderr=True)
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    # Escaped and never hard-wrapped: messages carry paths and template code to grep for.
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -229,7 +231,7 @@ def check() -> None:
     config = settings()
     problems, checked = check_all(config)
     for problem in problems:
-        err.print(f"[red]✗[/] {problem}", highlight=False)
+        err.print(f"[red]✗[/] {escape(problem)}", highlight=False, soft_wrap=True)
     if problems:
         raise fail(f"{len(problems)} problem(s) found", code=1)
     out.print(f"[green]✓[/] {checked} rule/template combination(s) render cleanly")
@@ -284,16 +286,16 @@ def preview(
     except NotifierError as exc:
         raise fail(str(exc)) from None
     for note in shown.notes:
-        err.print(f"[yellow]note:[/] {note}", highlight=False)
+        err.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
     text = previews.format_preview(shown, output_format.value)
     if out_path is None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     else:
         out_path.write_text(text, encoding="utf-8")
-        err.print(f"wrote {out_path}", highlight=False)
+        err.print(f"wrote {out_path}", highlight=False, markup=False, soft_wrap=True)
     if open_html:
         html_file = previews.open_in_browser(shown, reuse=out_path, is_html=output_format == "html")
-        err.print(f"opened {html_file}", highlight=False)
+        err.print(f"opened {html_file}", highlight=False, markup=False, soft_wrap=True)
 
 
 def _preview_records(source: str) -> list[Record]:
@@ -324,12 +326,15 @@ def carrier(
 
     found = identify(number, declared)
     for note in found.notes:
-        err.print(f"[yellow]note:[/] {note}", highlight=False)
+        err.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
     if found.carrier is None:
         raise fail(f"{number!r}: {found.how}", code=1)
-    out.print(f"carrier   {found.carrier.name}  ({found.how})", highlight=False)
-    out.print(f"number    {found.carrier.number}", highlight=False)
-    out.print(f"tracking  {found.carrier.tracking_url}", highlight=False, soft_wrap=True)
+    for label, value in (
+        ("carrier", f"{found.carrier.name}  ({found.how})"),
+        ("number", found.carrier.number),
+        ("tracking", found.carrier.tracking_url),
+    ):
+        out.print(f"{label:<9} {value}", highlight=False, markup=False, soft_wrap=True)
 
 
 # --- db -----------------------------------------------------------------------------------

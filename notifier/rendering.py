@@ -75,8 +75,18 @@ def format_date(value: Any, format: str = "%B %-d, %Y") -> str:
     if moment is None:
         return "" if value is None else str(value)
     if "%" not in format:
-        format = "".join(_PHP_DATE.get(char, char) for char in format)
+        format = "".join(
+            _ordinal_suffix(moment.day) if char == "S" else _PHP_DATE.get(char, char)
+            for char in format
+        )
     return moment.strftime(format)
+
+
+def _ordinal_suffix(day: int) -> str:
+    """PHP's `S`: st, nd, rd or th for the day of the month."""
+    if 11 <= day % 100 <= 13:
+        return "th"
+    return {1: "st", 2: "nd", 3: "rd"}.get(day % 10, "th")
 
 
 def make_environment(templates_dir: Path) -> ImmutableSandboxedEnvironment:
