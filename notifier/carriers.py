@@ -53,6 +53,7 @@ LANDMARK: Final = "Landmark Global"
 OLD_DOMINION: Final = "Old Dominion"
 YODEL: Final = "Yodel"
 YUNEXPRESS: Final = "YunExpress"
+AMAZON: Final = "Amazon Logistics"
 
 # Every name detection or normalisation can return must have a page here, so a
 # Carrier always carries a usable URL.
@@ -72,6 +73,7 @@ _URL_TEMPLATES: Final[dict[str, str]] = {
     OLD_DOMINION: "https://www.odfl.com/us/en/tools/trace-track-ltl-freight/trace.html?proNumbers={}",
     YODEL: "https://www.yodel.co.uk/tracking/{}",
     YUNEXPRESS: "https://www.yuntrack.com/parcelTracking?id={}",
+    AMAZON: "https://track.amazon.com/tracking/{}",
 }
 
 # Declared names are matched on their leading words with punctuation and case
@@ -101,6 +103,10 @@ _ALIASES: Final[dict[str, str]] = {
     "odfl": OLD_DOMINION,
     "yodel": YODEL,
     "yunexpress": YUNEXPRESS,
+    # LaserShip merged into OnTrac (2024); its numbers track on OnTrac's page.
+    "lasership": ONTRAC,
+    "amazon": AMAZON,
+    "amzl": AMAZON,
 }
 _NAME_WORD: Final = re.compile(r"[^\W_]+")
 
@@ -305,6 +311,15 @@ _FORMATS: Final[tuple[_Format, ...]] = (
     *_formats(LANDMARK, _unchecked, r"LTN\d{8}N1"),
     *_formats(YODEL, _unchecked, r"JJ?D\d{16}"),
     *_formats(YUNEXPRESS, _unchecked, r"YT\d{16}"),
+    *_formats(
+        ONTRAC,  # the former LaserShip's formats
+        _unchecked,
+        r"L[AIEHNX][1-3]\d{7}",
+        r"1LS7[12]\d{10}",
+        r"1LS7[12]\d{2}01[1-4]\d{6}-1",
+        r"1LSCX[0-9A-Z]{10}",
+    ),
+    *_formats(AMAZON, _unchecked, r"TB[ACM]\d{12}"),
 )
 
 

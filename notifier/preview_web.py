@@ -32,8 +32,9 @@ from notifier.errors import NotifierError, TemplateError
 from notifier.preview import Preview, find_rule, render_preview, sample_records
 from notifier.records import parse_json_body
 from notifier.rules import Rule
+from notifier.settings import Settings
 
-__all__ = ["COOKIE", "include_preview", "preview_router"]
+__all__ = ["COOKIE", "include_preview", "include_preview_from_settings", "preview_router"]
 
 COOKIE = "notifier_preview"
 TOKEN_HEADER = "x-preview-token"
@@ -59,6 +60,23 @@ def include_preview(
         return False
     app.include_router(preview_router(composer=composer, rules=rules, token=token))
     return True
+
+
+def include_preview_from_settings(app: FastAPI, settings: Settings) -> bool:
+    """`notifier serve`'s one line: mount the page when NOTIFIER_PREVIEW_TOKEN is set.
+
+    Rules, templates and campaign files are read now, once, like the rest of the settings."""
+    if settings.preview_token is None or not settings.preview_token.get_secret_value():
+        return False
+    from notifier.rules import load_rules
+    from notifier.wiring import make_composer
+
+    return include_preview(
+        app,
+        composer=make_composer(settings),
+        rules=load_rules(settings.rules_dir),
+        token=settings.preview_token.get_secret_value(),
+    )
 
 
 def preview_router(*, composer: Composer, rules: Sequence[Rule], token: str) -> APIRouter:

@@ -12,7 +12,12 @@ from fastapi import FastAPI
 from support.live_uvicorn import LiveServer
 from support.project import settings_for
 
-from notifier.preview_web import COOKIE, include_preview, preview_router
+from notifier.preview_web import (
+    COOKIE,
+    include_preview,
+    include_preview_from_settings,
+    preview_router,
+)
 from notifier.rules import load_rules
 from notifier.wiring import make_composer
 
@@ -219,3 +224,14 @@ def test_template_error_shows_file_and_line(tmp_path: Path) -> None:
     assert page.status_code == 422
     assert f"{body}, line 2" in page.text
     assert "nickname" in page.text
+
+
+def test_mounting_from_settings_follows_the_token(tmp_path: Path) -> None:
+    """include_preview_from_settings mounts /preview only when NOTIFIER_PREVIEW_TOKEN is set."""
+    off, on = FastAPI(), FastAPI()
+    assert not include_preview_from_settings(off, settings_for(tmp_path))
+    assert include_preview_from_settings(on, settings_for(tmp_path, preview_token=TOKEN))
+    with LiveServer(on) as live, httpx.Client(base_url=live.url, timeout=10) as http:
+        assert http.get("/preview", headers={"X-Preview-Token": TOKEN}).status_code == 200
+        assert http.get("/preview").status_code == 401
+    assert not any(getattr(route, "path", "").startswith("/preview") for route in off.routes)
