@@ -215,7 +215,13 @@ def render_preview(
     if campaign_id is not None and not from_sample:
         chosen = [dataclasses.replace(record, campaign_id=campaign_id) for record in chosen]
     message = preview_message(composer, rule, chosen)
-    return Preview(rule, message, tuple(chosen), from_sample, tuple(_notes(rule, chosen[-1])))
+    notes = list(_notes(rule, chosen[-1]))
+    if others := sorted({r.order_id for r in chosen} - {chosen[-1].order_id}):
+        notes.append(
+            f"only order {chosen[-1].order_id} (the last record's) is rendered; "
+            f"ignored the records of {', '.join(others)}"
+        )
+    return Preview(rule, message, tuple(chosen), from_sample, tuple(notes))
 
 
 def _notes(rule: Rule, record: Record) -> Iterable[str]:

@@ -181,3 +181,13 @@ def test_open_in_browser_opens_the_html(monkeypatch: pytest.MonkeyPatch, tmp_pat
     out.write_text(shown.html)
     assert previews.open_in_browser(shown, reuse=out, is_html=True) == out
     assert opened[-1] == out.resolve().as_uri()
+
+
+def test_records_of_other_orders_are_named_as_ignored() -> None:
+    """A file mixing orders renders the last record's order and says which were left out."""
+    rule = RULES["tracking_number_assigned"]
+    shown = render_preview(composer(), rule, [record(order_id="KN-1"), record(order_id="KN-2")])
+    assert "KN-2" in shown.subject
+    assert shown.notes == (
+        "only order KN-2 (the last record's) is rendered; ignored the records of KN-1",
+    )
