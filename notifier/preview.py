@@ -216,6 +216,11 @@ def render_preview(
         chosen = [dataclasses.replace(record, campaign_id=campaign_id) for record in chosen]
     message = preview_message(composer, rule, chosen)
     notes = list(_notes(rule, chosen[-1]))
+    if campaign_id is not None and not (composer.renderer.templates_dir / campaign_id).is_dir():
+        notes.append(
+            f"campaign {campaign_id} has no folder in {composer.renderer.templates_dir}: "
+            "the default templates and sender are used"
+        )
     if others := sorted({r.order_id for r in chosen} - {chosen[-1].order_id}):
         notes.append(
             f"only order {chosen[-1].order_id} (the last record's) is rendered; "

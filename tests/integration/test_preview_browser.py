@@ -56,8 +56,8 @@ def browser_page() -> Iterator[Any]:
     )
     if not CHROMIUM or not Path(CHROMIUM).is_file():
         pytest.skip(
-            "chromium is not installed (apt-get install chromium chromium-driver; "
-            ".ci/run does this)"
+            f"no chromium at {CHROMIUM!r} (install it: apt-get install chromium chromium-driver; "
+            ".ci/run does; or point NOTIFIER_TEST_CHROMIUM at one)"
         )
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(

@@ -116,6 +116,11 @@ def test_campaign_option_renders_as_that_campaign(tmp_path: Path) -> None:
         "Maple <orders@maple.example>",
     )
     assert as_12.records[0].campaign_id == "12"
+    assert as_12.notes == ()
+    unknown = render_preview(composer(templates, config), rule, [record()], campaign_id="13")
+    assert unknown.notes == (
+        f"campaign 13 has no folder in {templates}: the default templates and sender are used",
+    )
 
 
 def test_notes_say_why_delivery_would_differ() -> None:
