@@ -29,7 +29,8 @@ from starlette.concurrency import run_in_threadpool
 
 from notifier.compose import Composer
 from notifier.errors import NotifierError, TemplateError
-from notifier.preview import Preview, find_rule, render_preview, sample_records
+from notifier.models import Record
+from notifier.preview import Preview, accepted_records, find_rule, render_preview, sample_records
 from notifier.records import parse_json_body
 from notifier.rules import Rule
 from notifier.settings import Settings
@@ -200,19 +201,17 @@ class _Pages:
         )
 
 
-def _pasted_records(text: str) -> list[Any]:
-    from notifier.preview import accepted_records
+class _BadJsonError(NotifierError):
+    """The pasted records are not JSON."""
 
+
+def _pasted_records(text: str) -> list[Record]:
     try:
         body = json.loads(text)
     except ValueError as exc:
-        raise _BadJson(f"pasted text is not JSON: {exc}") from None
+        raise _BadJsonError(f"pasted text is not JSON: {exc}") from None
     items = parse_json_body(body, source="pasted records", received_at=datetime.now(UTC))
     return accepted_records(items)
-
-
-class _BadJson(NotifierError):
-    """The pasted records are not JSON."""
 
 
 def _sample_json(rule: Rule, campaign: str | None) -> str:
@@ -235,14 +234,18 @@ async def _form(request: Request) -> dict[str, str]:
     return {name: values[-1] for name, values in fields.items()}
 
 
+_SAFE_SCHEMES = ("https://", "http://", "mailto:")
+
+
 class _LinkCollector(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.links: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        href = dict(attrs).get("href") if tag == "a" else None
-        if href and href not in self.links:
+        href = (dict(attrs).get("href") or "").strip() if tag == "a" else ""
+        # Listed as live links on our own page, so only schemes that cannot run anything.
+        if href.lower().startswith(_SAFE_SCHEMES) and href not in self.links:
             self.links.append(href)
 
 

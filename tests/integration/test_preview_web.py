@@ -134,6 +134,9 @@ def test_sample_page_shows_headers_text_and_sandboxed_html(client: httpx.Client)
     # The HTML travels escaped inside srcdoc, never as live markup of the page.
     assert 'srcdoc="&lt;!DOCTYPE html&gt;' in text
     assert "https://www.ups.com/track?tracknum=1Z999AA10123456784" in text
+    links = text[text.index('<ul id="links">') :]
+    assert 'href="mailto:support@example.com" target="_blank" rel="noopener noreferrer"' in links
+    assert 'href="https://tools.usps.com/go/TrackConfirmAction?tLabels=9400' in links
     assert page.headers["content-security-policy"].startswith("default-src 'none'")
     assert page.headers["cache-control"] == "no-store"
     assert page.headers["referrer-policy"] == "no-referrer"
@@ -235,3 +238,15 @@ def test_mounting_from_settings_follows_the_token(tmp_path: Path) -> None:
         assert http.get("/preview", headers={"X-Preview-Token": TOKEN}).status_code == 200
         assert http.get("/preview").status_code == 401
     assert not any(getattr(route, "path", "").startswith("/preview") for route in off.routes)
+
+
+def test_only_safe_links_are_listed() -> None:
+    """The page lists the email's http(s) and mailto links, never script or data URLs."""
+    from notifier.preview_web import _links
+
+    html = (
+        '<a href="https://www.ups.com/track?tracknum=1Z">t</a><a href="javascript:alert(1)">x</a>'
+        '<a href=" JavaScript:alert(2)">y</a><a href="data:text/html,hi">z</a>'
+        '<a href="mailto:help@example.com">m</a><a href="https://www.ups.com/track?tracknum=1Z">'
+    )
+    assert _links(html) == ["https://www.ups.com/track?tracknum=1Z", "mailto:help@example.com"]
