@@ -294,8 +294,11 @@ def preview(
         out_path.write_text(text, encoding="utf-8")
         err.print(f"wrote {out_path}", highlight=False, markup=False, soft_wrap=True)
     if open_html:
-        html_file = previews.open_in_browser(shown, reuse=out_path, is_html=output_format == "html")
-        err.print(f"opened {html_file}", highlight=False, markup=False, soft_wrap=True)
+        html_file, opened = previews.open_in_browser(
+            shown, reuse=out_path, is_html=output_format == "html"
+        )
+        said = "opened" if opened else "no web browser found; the HTML is in"
+        err.print(f"{said} {html_file}", highlight=False, markup=False, soft_wrap=True)
 
 
 def _preview_records(source: str) -> list[Record]:

@@ -262,9 +262,13 @@ def format_preview(preview: Preview, format: Format | str) -> str:
     )
 
 
-def open_in_browser(preview: Preview, *, reuse: Path | None = None, is_html: bool = False) -> Path:
+def open_in_browser(
+    preview: Preview, *, reuse: Path | None = None, is_html: bool = False
+) -> tuple[Path, bool]:
     """Open the HTML part in the default browser: the --out file if it is the HTML, else a
-    new temporary file (left behind on purpose: the browser reads it after we exit)."""
+    new temporary file (left behind on purpose: the browser reads it after we exit).
+
+    Returns the file and whether a browser took it (a server may have none)."""
     if reuse is not None and is_html:
         path = reuse
     else:
@@ -277,5 +281,4 @@ def open_in_browser(preview: Preview, *, reuse: Path | None = None, is_html: boo
         ) as handle:
             handle.write(preview.html)
             path = Path(handle.name)
-    webbrowser.open(path.resolve().as_uri())
-    return path
+    return path, webbrowser.open(path.resolve().as_uri())

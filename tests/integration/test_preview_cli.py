@@ -242,7 +242,7 @@ def test_check_passes_on_the_project_templates(tmp_path: Path, cli: Cli) -> None
 
 
 def test_check_reports_every_problem_at_once(tmp_path: Path, cli: Cli) -> None:
-    """A templates folder with six problems in different places reports all six, exit 1."""
+    """A templates folder with seven problems in different places reports all, exit 1."""
     templates = tmp_path / "templates"
     shutil.copytree(ROOT / "templates", templates)
     tna = templates / "tracking_number_assigned"
@@ -265,8 +265,15 @@ def test_check_reports_every_problem_at_once(tmp_path: Path, cli: Cli) -> None:
     # 6: a broken campaign file.
     (templates / "15").mkdir()
     (templates / "15" / "campaign.toml").write_text('mail_from = "no address"\n')
+    # 7: a rule whose template folder does not exist.
+    rules = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", rules)
+    (rules / "delivered.toml").write_text(
+        'id = "delivered"\nname = "Delivered"\non = "Delivered"\nscope = "fulfillment"\n'
+        'template = "delivered_notice"\n'
+    )
 
-    result = cli("check", templates_dir=templates)
+    result = cli("check", templates_dir=templates, rules_dir=rules)
     assert result.returncode == 1
     problems = [line for line in result.stderr.splitlines() if line.startswith("✗")]
     text = "\n".join(problems)
@@ -279,4 +286,8 @@ def test_check_reports_every_problem_at_once(tmp_path: Path, cli: Cli) -> None:
     assert f"{templates / '15' / 'campaign.toml'}: key 'mail_from'" in text
     # The broken shared parts are reported for the default and for each campaign.
     assert "rule tracking_number_assigned (campaign 15):" in text
+    assert (
+        "rule delivered: template 'delivered_notice' has no subject.txt, body.txt, body.html"
+        in (text)
+    )
     assert f"{len(problems)} problem(s) found" in result.stderr

@@ -174,17 +174,22 @@ def test_formats() -> None:
 def test_open_in_browser_opens_the_html(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """--open hands the browser a file:// URL of a file holding exactly the HTML part."""
     opened: list[str] = []
-    monkeypatch.setattr(previews.webbrowser, "open", opened.append)
+
+    def fake_open(url: str) -> bool:
+        opened.append(url)
+        return len(opened) == 1  # the second time there is no browser
+
+    monkeypatch.setattr(previews.webbrowser, "open", fake_open)
     shown = render_preview(composer(), RULES["tracking_number_assigned"], [record()])
-    path = previews.open_in_browser(shown)
+    path, took = previews.open_in_browser(shown)
     try:
-        assert opened == [path.resolve().as_uri()]
+        assert took and opened == [path.resolve().as_uri()]
         assert path.read_text(encoding="utf-8") == shown.html
     finally:
         path.unlink()
     out = tmp_path / "mail.html"
     out.write_text(shown.html)
-    assert previews.open_in_browser(shown, reuse=out, is_html=True) == out
+    assert previews.open_in_browser(shown, reuse=out, is_html=True) == (out, False)
     assert opened[-1] == out.resolve().as_uri()
 
 
