@@ -13,7 +13,7 @@ from pathlib import Path
 from notifier.campaigns import CAMPAIGN_FILE, load_campaigns
 from notifier.compose import Composer
 from notifier.errors import NotifierError, RuleError, TemplateError
-from notifier.html_check import standalone_problems
+from notifier.html_check import email_html_problems
 from notifier.preview import preview_message, preview_notice, sample_records
 from notifier.rendering import PARTS
 from notifier.rules import Rule, load_rules
@@ -124,7 +124,7 @@ def check_one(composer: Composer, rule: Rule, campaign: str | None) -> list[str]
             where = renderer.candidates(rule.template, part, campaign)
             source = next(n for n in where if (renderer.templates_dir / n).is_file())
             problems += [
-                f"{renderer.templates_dir / source}: not a standalone HTML document: {problem}"
-                for problem in standalone_problems(rendered)
+                f"{renderer.templates_dir / source}: HTML that mail clients will mangle: {problem}"
+                for problem in email_html_problems(rendered)
             ]
     return problems

@@ -16,6 +16,12 @@ VOID = frozenset(
 )
 
 
+# Gmail clips an HTML body past about 102 KB behind a "View entire message" link.
+GMAIL_CLIP_BYTES = 102 * 1024
+# A mail client has no page to resolve a relative link against: only these work.
+_ABSOLUTE = ("https://", "http://", "mailto:", "tel:", "cid:", "data:", "#")
+
+
 class _Structure(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -27,6 +33,7 @@ class _Structure(HTMLParser):
         self.in_title = False
         self.open: list[tuple[str, int]] = []
         self.problems: list[str] = []
+        self.relative: list[str] = []
 
     def handle_decl(self, decl: str) -> None:
         self.doctype = decl
@@ -41,6 +48,11 @@ class _Structure(HTMLParser):
                 self.charset = True
         if tag == "title":
             self.in_title = True
+        for name, value in attrs:
+            link = (value or "").strip().lower()
+            if name in ("href", "src") and link and not link.startswith(_ABSOLUTE):
+                line = self.getpos()[0]
+                self.relative.append(f"line {line}: <{tag} {name}={value!r}> is not absolute")
         if tag not in VOID:
             self.open.append((tag, self.getpos()[0]))
 
@@ -88,4 +100,19 @@ def standalone_problems(html: str) -> list[str]:
     if parser.counts.get("title") == 1 and not parser.title.strip():
         problems.append("<title> is empty")
     problems += [f"line {line}: <{name}> is never closed" for name, line in parser.open]
+    return problems
+
+
+def email_html_problems(html: str) -> list[str]:
+    """Standalone-document problems, plus what breaks in mail clients: relative links and
+    images (there is no page to resolve them against) and a body Gmail would clip."""
+    parser = _Structure()
+    parser.feed(html)
+    parser.close()
+    problems = standalone_problems(html) + parser.relative
+    size = len(html.encode("utf-8"))
+    if size > GMAIL_CLIP_BYTES:
+        problems.append(
+            f"{size / 1024:.0f} KB of HTML: Gmail clips messages past {GMAIL_CLIP_BYTES // 1024} KB"
+        )
     return problems

@@ -13,7 +13,7 @@ from notifier.campaigns import load_campaigns
 from notifier.compose import Composer
 from notifier.engine import EngineConfig
 from notifier.errors import TemplateError
-from notifier.html_check import standalone_problems
+from notifier.html_check import email_html_problems
 from notifier.preview import preview_notice, render_preview, sample_records
 from notifier.rendering import Renderer, format_date
 from notifier.rules import load_rules
@@ -86,7 +86,7 @@ def test_every_html_part_is_a_valid_standalone_document(
     sent = render_preview(composer, rule, records).html  # type: ignore[arg-type]
     for html in (raw, sent):
         strict_parse(html)
-        assert standalone_problems(html) == []
+        assert email_html_problems(html) == []
         assert html.lstrip().lower().startswith("<!doctype html>")
         assert '<meta charset="utf-8">' in html
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from notifier.html_check import standalone_problems
+from notifier.html_check import email_html_problems, standalone_problems
 
 GOOD = (
     '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>Shipped</title>'
-    '</head><body><div><p>Hi<br>there</p><img src="x.png" alt=""/></div></body></html>'
+    '</head><body><div><p>Hi<br>there</p><img src="https://cdn.example/x.png" alt=""/></div>'
+    "</body></html>"
 )
 
 
@@ -43,3 +44,23 @@ def test_http_equiv_charset_counts() -> None:
         '<meta http-equiv="Content-Type" content="text/html; charset=utf-8">',
     )
     assert standalone_problems(legacy) == []
+
+
+def test_relative_links_and_images_are_named() -> None:
+    """Relative hrefs and srcs break in mail clients; absolute, mailto and cid ones do not."""
+    html = GOOD.replace(
+        "<p>Hi",
+        '<a href="/orders/1">o</a><a href="mailto:a@b.c">m</a><img src="logo.png" alt="">'
+        '<img src="cid:logo" alt=""><a href="https://x.example/t?n=1">t</a><p>Hi',
+    )
+    assert email_html_problems(html) == [
+        "line 2: <a href='/orders/1'> is not absolute",
+        "line 2: <img src='logo.png'> is not absolute",
+    ]
+    assert standalone_problems(html) == []  # a document may link relatively; an email may not
+
+
+def test_gmail_clipping_size_is_named() -> None:
+    """An HTML part past 102 KB is reported: Gmail would hide the rest behind a link."""
+    big = GOOD.replace("<p>Hi", "<p>" + "x" * (103 * 1024) + "</p><p>Hi")
+    assert email_html_problems(big) == ["103 KB of HTML: Gmail clips messages past 102 KB"]
