@@ -242,11 +242,11 @@ def test_mounting_from_settings_follows_the_token(tmp_path: Path) -> None:
 
 def test_only_safe_links_are_listed() -> None:
     """The page lists the email's http(s) and mailto links, never script or data URLs."""
-    from notifier.preview_web import _links
+    from notifier.preview_pages import links
 
     html = (
         '<a href="https://www.ups.com/track?tracknum=1Z">t</a><a href="javascript:alert(1)">x</a>'
         '<a href=" JavaScript:alert(2)">y</a><a href="data:text/html,hi">z</a>'
         '<a href="mailto:help@example.com">m</a><a href="https://www.ups.com/track?tracknum=1Z">'
     )
-    assert _links(html) == ["https://www.ups.com/track?tracknum=1Z", "mailto:help@example.com"]
+    assert links(html) == ["https://www.ups.com/track?tracknum=1Z", "mailto:help@example.com"]
