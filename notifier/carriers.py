@@ -17,7 +17,16 @@ from dataclasses import dataclass
 from typing import Final, TypeAlias
 from urllib.parse import quote
 
-__all__ = ["Carrier", "carrier_name", "detect", "normalise_carrier_name", "resolve", "tracking_url"]
+__all__ = [
+    "Carrier",
+    "Identification",
+    "carrier_name",
+    "detect",
+    "identify",
+    "normalise_carrier_name",
+    "resolve",
+    "tracking_url",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +53,7 @@ LANDMARK: Final = "Landmark Global"
 OLD_DOMINION: Final = "Old Dominion"
 YODEL: Final = "Yodel"
 YUNEXPRESS: Final = "YunExpress"
+AMAZON: Final = "Amazon Logistics"
 
 # Every name detection or normalisation can return must have a page here, so a
 # Carrier always carries a usable URL.
@@ -63,6 +73,7 @@ _URL_TEMPLATES: Final[dict[str, str]] = {
     OLD_DOMINION: "https://www.odfl.com/us/en/tools/trace-track-ltl-freight/trace.html?proNumbers={}",
     YODEL: "https://www.yodel.co.uk/tracking/{}",
     YUNEXPRESS: "https://www.yuntrack.com/parcelTracking?id={}",
+    AMAZON: "https://track.amazon.com/tracking/{}",
 }
 
 # Declared names are matched on their leading words with punctuation and case
@@ -92,6 +103,10 @@ _ALIASES: Final[dict[str, str]] = {
     "odfl": OLD_DOMINION,
     "yodel": YODEL,
     "yunexpress": YUNEXPRESS,
+    # LaserShip merged into OnTrac (2024); its numbers track on OnTrac's page.
+    "lasership": ONTRAC,
+    "amazon": AMAZON,
+    "amzl": AMAZON,
 }
 _NAME_WORD: Final = re.compile(r"[^\W_]+")
 
@@ -296,6 +311,15 @@ _FORMATS: Final[tuple[_Format, ...]] = (
     *_formats(LANDMARK, _unchecked, r"LTN\d{8}N1"),
     *_formats(YODEL, _unchecked, r"JJ?D\d{16}"),
     *_formats(YUNEXPRESS, _unchecked, r"YT\d{16}"),
+    *_formats(
+        ONTRAC,  # the former LaserShip's formats
+        _unchecked,
+        r"L[AIEHNX][1-3]\d{7}",
+        r"1LS7[12]\d{10}",
+        r"1LS7[12]\d{2}01[1-4]\d{6}-1",
+        r"1LSCX[0-9A-Z]{10}",
+    ),
+    *_formats(AMAZON, _unchecked, r"TB[ACM]\d{12}"),
 )
 
 
@@ -358,3 +382,34 @@ def carrier_name(number: str | None, declared_carrier: str | None = None) -> str
     if carrier is not None:
         return carrier.name
     return declared_carrier if declared_carrier and declared_carrier.strip() else None
+
+
+@dataclass(frozen=True, slots=True)
+class Identification:
+    """What `notifier carrier` reports: the carrier, how it was chosen, and any caveats."""
+
+    carrier: Carrier | None
+    how: str
+    notes: tuple[str, ...] = ()
+
+
+def identify(number: str, declared_carrier: str | None = None) -> Identification:
+    """Resolve a number the way delivery does, saying why that carrier was chosen."""
+    detected = detect(number)
+    declared = normalise_carrier_name(declared_carrier) if declared_carrier else None
+    notes: list[str] = []
+    if declared_carrier and declared is None:
+        notes.append(f"unknown carrier name {declared_carrier!r}: detecting from the number")
+    if declared is not None and detected is not None and detected.name != declared:
+        notes.append(
+            f"the number's format and check digit say {detected.name}; "
+            f"the declared carrier {declared} wins"
+        )
+    carrier = resolve(number, declared_carrier)
+    if carrier is None:
+        how = "not recognised: no carrier's format and check digit match"
+    elif declared is not None:
+        how = "declared" + (" (the number's check digit agrees)" if detected == carrier else "")
+    else:
+        how = "detected from the number's format and check digit"
+    return Identification(carrier, how, tuple(notes))

@@ -38,7 +38,7 @@ class Composer:
             recipient_name=name,
             message_id=message_id,
             date=now,
-            reply_to=self.config.store_info.get("support_email"),
+            reply_to=self.config.store_info_for(notice.campaign_id).get("support_email"),
         )
 
     def context(self, notice: Notice, rule: Rule, order: OrderView) -> dict[str, Any]:
@@ -64,7 +64,7 @@ class Composer:
             campaign_id=notice.campaign_id,
             fulfillments=list(views.values()),
             fulfillment=fulfillment,
-            store=self.config.store_info,
+            store=self.config.store_info_for(notice.campaign_id),
         )
 
     @staticmethod

@@ -66,6 +66,8 @@ class EngineConfig:
     store_info: Mapping[str, Any] = field(default_factory=dict)
     # Per-campaign sender ("Name <address>"), overriding mail_from.
     senders: Mapping[str, str] = field(default_factory=dict)
+    # Per-campaign `store` template variable (templates/<campaign>/campaign.toml), complete.
+    campaign_store_info: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     lease: timedelta = timedelta(minutes=5)
     claim_batch: int = 64
     ingest_chunk: int = 1000
@@ -77,6 +79,11 @@ class EngineConfig:
         if campaign_id is not None and campaign_id in self.senders:
             return self.senders[campaign_id]
         return self.mail_from
+
+    def store_info_for(self, campaign_id: str | None) -> Mapping[str, Any]:
+        if campaign_id is not None and campaign_id in self.campaign_store_info:
+            return self.campaign_store_info[campaign_id]
+        return self.store_info
 
     @property
     def message_id_domain(self) -> str:

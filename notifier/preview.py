@@ -5,14 +5,28 @@ It goes through the same decide and compose code as delivery, on an in-memory or
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+import tempfile
+import webbrowser
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email import policy
 from email.message import EmailMessage
+from pathlib import Path
+from typing import Literal
 
 from notifier.compose import Composer
 from notifier.decide import OrderView, apply_record, shipped_fulfillment_ids
+from notifier.errors import ConfigError
 from notifier.models import Notice, NoticeStatus, Record, Scope, Status, message_id_for
-from notifier.rules import Rule, notice_key
+from notifier.records import Rejection
+from notifier.rules import Rule, applies_to, missing_fields, notice_key
+
+Format = Literal["text", "html", "eml", "all"]
+FORMATS: tuple[Format, ...] = ("text", "html", "eml", "all")
+# The headers an operator checks before a change goes out, in reading order.
+SHOWN_HEADERS = ("From", "To", "Reply-To", "Subject", "Date", "Message-ID", "Auto-Submitted")
 
 _SAMPLE_TIME = datetime(2026, 3, 14, 15, 9, tzinfo=UTC)
 
@@ -35,7 +49,7 @@ def sample_records(rule: Rule, *, campaign_id: str | None = None) -> list[Record
                 fulfillment_id="F-1",
                 status=rule.on,
                 occurred_at=_SAMPLE_TIME,
-                tracking_number="9400111899223197428490",
+                tracking_number="9400111899223197428497",
                 carrier="USPS",
                 shipped_at="03/14/2026",
                 order_fulfillment_ids=ids,
@@ -106,3 +120,165 @@ def preview_message(composer: Composer, rule: Rule, records: Sequence[Record]) -
     notice, order = preview_notice(rule, records)
     message_id = message_id_for(notice.key, composer.config.message_id_domain)
     return composer.compose(notice, rule, order, message_id=message_id, now=notice.created_at)
+
+
+# --- previews for people: the CLI and the preview page ----------------------------------
+
+
+class UnknownRuleError(ConfigError):
+    """No rule has that id."""
+
+
+class RecordsRejectedError(ConfigError):
+    """The records given for a preview are not valid."""
+
+
+def find_rule(rules: Iterable[Rule], rule_id: str) -> Rule:
+    """The rule with this id; the error lists the known ones."""
+    known = {rule.id: rule for rule in rules}
+    if rule_id in known:
+        return known[rule_id]
+    listed = ", ".join(sorted(known)) or "none (the rules folder is empty)"
+    raise UnknownRuleError(f"no rule {rule_id!r}; known rules: {listed}")
+
+
+def accepted_records(items: Iterable[Record | Rejection]) -> list[Record]:
+    """Every record, or one error naming every rejected one and why."""
+    records: list[Record] = []
+    rejected: list[str] = []
+    for item in items:
+        if isinstance(item, Rejection):
+            rejected.append(str(item))
+        else:
+            records.append(item)
+    if rejected:
+        raise RecordsRejectedError("\n".join(rejected))
+    if not records:
+        raise RecordsRejectedError("no records given")
+    return records
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    """A rendered notice and what an operator should know about it."""
+
+    rule: Rule
+    message: EmailMessage
+    records: tuple[Record, ...]
+    from_sample: bool
+    # Why delivery might not send this exactly (filters, missing data): shown, not fatal.
+    notes: tuple[str, ...] = ()
+
+    @property
+    def subject(self) -> str:
+        return str(self.message["Subject"])
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        return [(name, str(self.message[name])) for name in SHOWN_HEADERS if name in self.message]
+
+    @property
+    def text(self) -> str:
+        return _part(self.message, "plain")
+
+    @property
+    def html(self) -> str:
+        return _part(self.message, "html")
+
+    @property
+    def eml(self) -> str:
+        return self.message.as_string(policy=policy.SMTP.clone(linesep="\n"))
+
+
+def _part(message: EmailMessage, subtype: str) -> str:
+    part = message.get_body(preferencelist=(subtype,))
+    if part is None or part.get_content_subtype() != subtype:
+        return ""
+    content = part.get_content()
+    return content if isinstance(content, str) else content.decode("utf-8", "replace")
+
+
+def render_preview(
+    composer: Composer,
+    rule: Rule,
+    records: Sequence[Record] | None = None,
+    *,
+    campaign_id: str | None = None,
+) -> Preview:
+    """Render a rule from the given records (else its sample) exactly as delivery would.
+
+    `campaign_id` puts every record in that campaign (its templates and sender).
+    Raises TemplateError naming the file, line and problem.
+    """
+    from_sample = not records
+    chosen = list(records) if records else sample_records(rule, campaign_id=campaign_id)
+    if campaign_id is not None and not from_sample:
+        chosen = [dataclasses.replace(record, campaign_id=campaign_id) for record in chosen]
+    message = preview_message(composer, rule, chosen)
+    notes = list(_notes(rule, chosen[-1]))
+    if campaign_id is not None and not (composer.renderer.templates_dir / campaign_id).is_dir():
+        notes.append(
+            f"campaign {campaign_id} has no folder in {composer.renderer.templates_dir}: "
+            "the default templates and sender are used"
+        )
+    if others := sorted({r.order_id for r in chosen} - {chosen[-1].order_id}):
+        notes.append(
+            f"only order {chosen[-1].order_id} (the last record's) is rendered; "
+            f"ignored the records of {', '.join(others)}"
+        )
+    return Preview(rule, message, tuple(chosen), from_sample, tuple(notes))
+
+
+def _notes(rule: Rule, record: Record) -> Iterable[str]:
+    if record.status is not rule.on:
+        yield (
+            f"rule {rule.id} fires on {rule.on.value}; this record is {record.status.value} "
+            "(rendered anyway)"
+        )
+    if not applies_to(rule, record):
+        yield f"rule {rule.id} is switched off or filters this record out: delivery sends nothing"
+    if missing := missing_fields(rule, record):
+        yield (
+            f"the record lacks {', '.join(missing)}, which rule {rule.id} requires: "
+            "delivery would cancel this notice"
+        )
+
+
+def format_preview(preview: Preview, format: Format | str) -> str:
+    """The preview as the CLI prints it: headers and text, the HTML, the message, or all."""
+    headers = "".join(f"{name}: {value}\n" for name, value in preview.headers)
+    if format == "text":
+        return f"{headers}\n{preview.text}"
+    if format == "html":
+        return preview.html
+    if format == "eml":
+        return preview.eml
+    if format != "all":
+        raise ValueError(f"unknown preview format {format!r}; use one of {', '.join(FORMATS)}")
+    rule_line = "=" * 72
+    return (
+        f"{headers}\n{rule_line}\ntext/plain\n{rule_line}\n{preview.text}\n"
+        f"{rule_line}\ntext/html\n{rule_line}\n{preview.html}\n"
+    )
+
+
+def open_in_browser(
+    preview: Preview, *, reuse: Path | None = None, is_html: bool = False
+) -> tuple[Path, bool]:
+    """Open the HTML part in the default browser: the --out file if it is the HTML, else a
+    new temporary file (left behind on purpose: the browser reads it after we exit).
+
+    Returns the file and whether a browser took it (a server may have none)."""
+    if reuse is not None and is_html:
+        path = reuse
+    else:
+        with tempfile.NamedTemporaryFile(
+            "w",
+            encoding="utf-8",
+            suffix=".html",
+            prefix=f"notifier-{preview.rule.id}-",
+            delete=False,
+        ) as handle:
+            handle.write(preview.html)
+            path = Path(handle.name)
+    return path, webbrowser.open(path.resolve().as_uri())

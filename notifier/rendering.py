@@ -7,6 +7,7 @@ it survives mail clients that drop <style>. One code path for delivery and previ
 from __future__ import annotations
 
 import email.policy
+import linecache
 import re
 import traceback
 from collections.abc import Mapping, Sequence
@@ -97,8 +98,18 @@ def format_date(value: Any, format: str = "%B %-d, %Y") -> str:
     if moment is None:
         return "" if value is None else str(value)
     if "%" not in format:
-        format = "".join(_PHP_DATE.get(char, char) for char in format)
+        format = "".join(
+            _ordinal_suffix(moment.day) if char == "S" else _PHP_DATE.get(char, char)
+            for char in format
+        )
     return moment.strftime(format)
+
+
+def _ordinal_suffix(day: int) -> str:
+    """PHP's `S`: st, nd, rd or th for the day of the month."""
+    if 11 <= day % 100 <= 13:
+        return "th"
+    return {1: "st", 2: "nd", 3: "rd"}.get(day % 10, "th")
 
 
 def make_environment(templates_dir: Path) -> ImmutableSandboxedEnvironment:
@@ -143,6 +154,17 @@ class Renderer:
             html=css_inline.inline(html),
         )
 
+    def render_part(
+        self,
+        template: str,
+        part: str,
+        context: Mapping[str, Any],
+        *,
+        campaign_id: str | None = None,
+    ) -> str:
+        """One part as its template renders it (HTML before CSS inlining): for `check`."""
+        return self._render_part(template, part, context, campaign_id)
+
     def _render_part(
         self, template: str, part: str, context: Mapping[str, Any], campaign_id: str | None
     ) -> str:
@@ -172,11 +194,15 @@ class Renderer:
         return str(path if path.is_absolute() else self.templates_dir / name)
 
     def _where(self, exc: BaseException, fallback: str) -> str:
-        """The template file and line an error came from (Jinja maps frames to template lines)."""
+        """The template file and line an error came from (Jinja maps frames to template lines),
+        with that line's source, so "'dict object' has no attribute 'x'" shows whose x."""
         root = str(self.templates_dir.resolve())
         for frame in reversed(traceback.extract_tb(exc.__traceback__)):
             if frame.filename and str(Path(frame.filename).resolve()).startswith(root):
-                return f"{frame.filename}, line {frame.lineno}"
+                linecache.checkcache(frame.filename)  # templates are edited while we run
+                source = linecache.getline(frame.filename, frame.lineno or 0).strip()
+                quoted = f" `{source[:160]}`" if source else ""
+                return f"{frame.filename}, line {frame.lineno}{quoted}"
         return self._path(fallback)
 
 

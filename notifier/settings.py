@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     templates_dir: Path = Path("templates")
     lease_seconds: int = Field(default=300, ge=5)
     log_level: str = "WARNING"
+    # The preview page (/preview) is off unless this is set, and then requires it.
+    preview_token: SecretStr | None = None
 
 
 def load_settings() -> Settings:

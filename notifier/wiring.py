@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import timedelta
 
+from notifier.campaigns import Campaign, load_campaigns
+from notifier.compose import Composer
 from notifier.engine import Engine, EngineConfig, Observer
 from notifier.errors import ConfigError
 from notifier.rendering import Renderer
@@ -32,14 +34,23 @@ def make_transport(settings: Settings) -> Transport:
     )
 
 
-def engine_config(settings: Settings) -> EngineConfig:
+def engine_config(
+    settings: Settings, *, campaigns: Mapping[str, Campaign] | None = None
+) -> EngineConfig:
+    """The engine's configuration; `campaigns` defaults to the templates' campaign files."""
+    store_info = {
+        "name": settings.store_name,
+        "support_email": settings.support_email,
+        "url": settings.store_url,
+    }
+    # Read once here, like the settings: templates/<campaign_id>/campaign.toml.
+    if campaigns is None:
+        campaigns = load_campaigns(settings.templates_dir)
     return EngineConfig(
         mail_from=settings.mail_from,
-        store_info={
-            "name": settings.store_name,
-            "support_email": settings.support_email,
-            "url": settings.store_url,
-        },
+        store_info=store_info,
+        senders={cid: c.mail_from for cid, c in campaigns.items() if c.mail_from},
+        campaign_store_info={cid: c.store_info(store_info) for cid, c in campaigns.items()},
         lease=timedelta(seconds=settings.lease_seconds),
         claim_batch=max(16, settings.smtp_connections * 16),
     )
@@ -51,6 +62,11 @@ def make_renderer(settings: Settings) -> Renderer:
             f"templates folder {settings.templates_dir} does not exist (set NOTIFIER_TEMPLATES_DIR)"
         )
     return Renderer(settings.templates_dir)
+
+
+def make_composer(settings: Settings) -> Composer:
+    """The composer delivery uses, without a store or transport: for preview and check."""
+    return Composer(make_renderer(settings), engine_config(settings))
 
 
 @contextmanager

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote, urlsplit
 
 import pytest
 
@@ -89,6 +89,7 @@ OTHER_CARRIERS = [
     ("old_dominion.json", "Old Dominion"),
     ("yodel.json", "Yodel"),
     ("yunexpress.json", "YunExpress"),
+    ("lasership.json", "OnTrac"),  # LaserShip is part of OnTrac since 2024
 ]
 
 
@@ -294,3 +295,41 @@ def test_fedex_astra_barcode_tracks_its_embedded_number() -> None:
     """An ASTRA barcode keeps its number but links to the Express number at digits 17-28."""
     barcode = "32971514560102447849175802862014"
     assert detect(barcode) == Carrier("FedEx", barcode, FEDEX_URL + "784917580286")
+
+
+CARRIER_HOSTS = {"USPS": "tools.usps.com", "UPS": "www.ups.com", "FedEx": "www.fedex.com"}
+CARRIER_HOSTS["DHL"] = "www.dhl.com"
+
+
+@pytest.mark.parametrize(("filename", "carrier"), MAJOR_CARRIERS)
+def test_links_open_the_carriers_page_for_that_number(filename: str, carrier: str) -> None:
+    """Every valid test number links to its carrier's HTTPS tracking page, carrying the number."""
+    valid, _ = _test_numbers(filename)
+    for number in valid:
+        url = tracking_url(number)
+        assert url is not None, number
+        parts = urlsplit(url)
+        assert (parts.scheme, parts.hostname) == ("https", CARRIER_HOSTS[carrier]), url
+        (tracked,) = [value for _, value in parse_qsl(parts.query) if value in _normalised(number)]
+        # Long barcodes may link the embedded number the carrier's site accepts.
+        assert len(tracked) >= 10, (number, url)
+
+
+def test_amazon_logistics_numbers() -> None:
+    """TBA/TBC/TBM numbers are Amazon Logistics; its invalid examples are not."""
+    path = DATA_DIR / "amazon.json"
+    if not path.is_file():
+        pytest.skip("shared test data not present at ../shared/testdata/tracking_numbers")
+    entries = json.loads(path.read_text(encoding="utf-8"))["tracking_numbers"]
+    (logistics,) = [e for e in entries if e["id"] == "amazon_logistics"]
+    assert all(_name(n) == "Amazon Logistics" for n in logistics["test_numbers"]["valid"])
+    assert all(_name(n) != "Amazon Logistics" for n in logistics["test_numbers"]["invalid"])
+    assert tracking_url("TBA 5028 8727 4000") == "https://track.amazon.com/tracking/TBA502887274000"
+
+
+def test_lasership_numbers_track_on_ontrac() -> None:
+    """A former LaserShip number, or a record declaring LaserShip, links to OnTrac's page."""
+    assert tracking_url("1LS7119013618127-1") == (
+        "https://www.ontrac.com/tracking/?number=1LS7119013618127-1"
+    )
+    assert carrier_name("LX17635036", "LaserShip") == "OnTrac"

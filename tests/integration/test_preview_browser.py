@@ -1,0 +1,132 @@
+"""The preview page in a real headless Chromium (Debian's), driven by Playwright.
+
+Playwright never downloads a browser here: it launches /usr/bin/chromium. Without that
+browser (or the playwright package) the test skips and says why; `.ci/run` installs it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from support.live_uvicorn import LiveServer
+from support.project import settings_for
+
+from notifier.preview_web import include_preview
+from notifier.rules import load_rules
+from notifier.wiring import make_composer
+
+TOKEN = "browser-test-token-81d0"
+CHROMIUM = os.environ.get("NOTIFIER_TEST_CHROMIUM") or shutil.which("chromium") or ""
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# The base layout's button colour (#2563eb): present only if the inlined CSS was applied.
+BUTTON_BLUE = (0x25, 0x63, 0xEB)
+RECORD = {
+    "order_id": "KN-8841",
+    "fulfillment_id": "F-3",
+    "status": "Pending Shipment",
+    "email": "olga.petrova@example.com",
+    "first_name": "Olga",
+    "last_name": "Petrova",
+    "tracking_number": "1Z999AA10123456784",
+}
+
+
+@pytest.fixture
+def browser_page() -> Iterator[Any]:
+    """A page in headless Debian Chromium; skips with the reason when it cannot be had."""
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="the playwright package is not installed (dev extra)"
+    )
+    if not CHROMIUM or not Path(CHROMIUM).is_file():
+        pytest.skip(
+            f"no chromium at {CHROMIUM!r} (install it: apt-get install chromium chromium-driver; "
+            ".ci/run does; or point NOTIFIER_TEST_CHROMIUM at one)"
+        )
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            context = browser.new_context(viewport={"width": 1200, "height": 1000})
+            yield context.new_page()
+            context.close()
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[LiveServer]:
+    settings = settings_for(tmp_path)
+    app = FastAPI()
+    include_preview(
+        app, composer=make_composer(settings), rules=load_rules(settings.rules_dir), token=TOKEN
+    )
+    with LiveServer(app) as live:
+        yield live
+
+
+def colour_stats(png: bytes) -> tuple[int, int]:
+    """(distinct colours, pixels within a few steps of the button blue) of a screenshot."""
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    colours = image.getcolors(maxcolors=1 << 20) or []
+    blue = sum(
+        count
+        for count, rgb in colours
+        if all(abs(c - b) <= 6 for c, b in zip(rgb, BUTTON_BLUE, strict=True))
+    )
+    return len(colours), blue
+
+
+def test_preview_page_in_headless_chromium(browser_page: Any, server: LiveServer) -> None:
+    """Needs the token; lists the rules; renders pasted JSON; the HTML iframe visibly renders."""
+    page = browser_page
+    denied = page.goto(f"{server.url}/preview")
+    assert denied is not None and denied.status == 401
+    assert "Token required" in page.content()
+
+    page.goto(f"{server.url}/preview?token={TOKEN}")
+    assert page.url == f"{server.url}/preview", "the token is dropped from the address"
+    rule_links = page.locator("#rules a").all_inner_texts()
+    assert rule_links == ["all_fulfillments", "tracking_number_assigned"]
+
+    page.click("text=tracking_number_assigned")
+    page.wait_for_selector("#html-part")
+    assert "From the built-in sample order." in page.inner_text("#source")
+
+    page.fill("textarea[name=records]", json.dumps(RECORD, indent=2))
+    page.click("button[type=submit]")
+    page.wait_for_selector("#source")
+    assert page.inner_text("#source") == "From the pasted record(s)."
+    assert "Your Example Store order KN-8841 has a tracking number" in page.inner_text("#headers")
+    assert "Hi Olga," in page.inner_text("#text-part")
+
+    frame = page.frame_locator("#html-part")
+    assert frame.locator("h1").inner_text() == "Your order has a tracking number"
+    button = frame.locator("a.button")
+    assert button.get_attribute("href") == "https://www.ups.com/track?tracknum=1Z999AA10123456784"
+
+    shot = page.locator("#html-part").screenshot()
+    distinct, blue = colour_stats(shot)
+    blank_distinct, blank_blue = colour_stats(page.locator("#records-form").screenshot())
+    assert distinct > 40, f"the iframe screenshot looks blank ({distinct} colours)"
+    assert blue > 300, f"the button's blue is missing ({blue} px): CSS not applied?"
+    assert blank_blue == 0 and blank_distinct < distinct
