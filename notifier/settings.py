@@ -34,6 +34,15 @@ class Settings(BaseSettings):
     templates_dir: Path = Path("templates")
     lease_seconds: int = Field(default=300, ge=5)
     log_level: str = "WARNING"
+    # Scheduled runs (README "Scheduled runs"): the config file, and jobs from the environment.
+    config: Path | None = None
+    drop_dir: Path | None = None
+    drop_interval: str = "1m"
+    konnektive_url: str = "https://api.konnektive.com"
+    konnektive_login_id: str | None = None
+    konnektive_password: SecretStr | None = None
+    konnektive_timezone: str = "UTC"
+    konnektive_interval: str = "15m"
 
 
 def load_settings() -> Settings:

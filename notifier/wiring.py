@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
+from notifier.config_file import load_config
 from notifier.engine import Engine, EngineConfig, Observer
 from notifier.errors import ConfigError
 from notifier.rendering import Renderer
@@ -33,6 +34,7 @@ def make_transport(settings: Settings) -> Transport:
 
 
 def engine_config(settings: Settings) -> EngineConfig:
+    quiet_hours = load_config(settings).quiet_hours  # notifier.toml; off unless configured
     return EngineConfig(
         mail_from=settings.mail_from,
         store_info={
@@ -42,6 +44,7 @@ def engine_config(settings: Settings) -> EngineConfig:
         },
         lease=timedelta(seconds=settings.lease_seconds),
         claim_batch=max(16, settings.smtp_connections * 16),
+        due_adjuster=quiet_hours if quiet_hours.enabled else None,
     )
 
 
