@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from notifier.durations import parse_duration
+from notifier.durations import format_duration, parse_duration
 from notifier.errors import ConfigError
 from notifier.quiet_hours import QuietHours, QuietWindow, parse_time_of_day
 from notifier.settings import Settings
@@ -40,7 +40,9 @@ class JobSpec:
 
     @property
     def when(self) -> str:
-        return f"every {self.interval}" if self.interval is not None else f"cron {self.cron}"
+        if self.interval is not None:
+            return f"every {format_duration(self.interval)}"
+        return f"cron {self.cron}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, timedelta
 from pathlib import Path
@@ -87,9 +87,19 @@ class DropFolder:
             ready.append((mtime, name, Path(entry.path)))
         return [path for _, _, path in sorted(ready)]
 
-    def run(self, engine: Engine) -> list[FileOutcome]:
-        """Process every ready file; a store error stops the run and leaves the file in place."""
-        return [self.process(engine, path) for path in self.ready_files()]
+    def run(
+        self, engine: Engine, *, stopping: Callable[[], bool] | None = None
+    ) -> list[FileOutcome]:
+        """Process every ready file; a store error stops the run and leaves the file in place.
+
+        `stopping` is asked between files: a shutdown finishes the file in hand, no more.
+        """
+        outcomes = []
+        for path in self.ready_files():
+            if stopping is not None and stopping():
+                break
+            outcomes.append(self.process(engine, path))
+        return outcomes
 
     def process(self, engine: Engine, path: Path) -> FileOutcome:
         """Ingest one file's valid records, then move it (and write its report if needed)."""
