@@ -310,3 +310,30 @@ def test_a_failure_on_a_later_page_keeps_the_window_for_next_time(
         report = poller.poll(engine, engine.store)
         poller.close()
     assert (report.accepted, report.duplicates) == (1, 2)  # accepted: new records only
+
+
+def test_the_scheduler_runs_a_konnektive_job_and_keeps_its_backoff(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """A configured konnektive job polls through the scheduler; its poller persists between runs."""
+    from notifier.config_file import JobSpec, NotifierConfig
+    from notifier.scheduler import build_scheduler
+
+    orders = [
+        order("O-1", "2026-11-27 09:00:00", ful("F1", "PENDING_SHIPMENT", UPS, "UPS")),
+    ]
+    with KonnektiveServer(paged(orders)) as server, open_engine(settings_for(tmp_path)) as engine:
+        engine.clock = clock
+        spec = JobSpec(
+            name="crm", kind="konnektive", options=options(server), interval=timedelta(minutes=15)
+        )
+        scheduler = build_scheduler(
+            NotifierConfig(jobs=(spec,)), engine=engine, wake=lambda: None, start=False
+        )
+        assert scheduler.run_job(spec) == 1
+        clock.advance(minutes=15)
+        assert scheduler.run_job(spec) == 0  # the same order again: a duplicate
+        asyncio.run(scheduler.aclose())
+        assert engine.store.cursor("konnektive:crm") == clock.now.isoformat()
+        asyncio.run(engine.transport.close())
+    assert len(server.requests) == 2
