@@ -334,7 +334,10 @@ def schedule_run(
             raise fail(f"no job named {job!r} (jobs: {known})")
         with open_engine(config) as engine:
             scheduler = build_scheduler(jobs, engine=engine, wake=lambda: None, start=False)
-            created = scheduler.run_job(spec)
+            try:
+                created = scheduler.run_job(spec)
+            finally:
+                scheduler.close_sources()
             delivery = asyncio.run(deliver_and_close(engine))
     except NotifierError as exc:
         raise fail(str(exc)) from None

@@ -210,8 +210,13 @@ class NotifierScheduler(AsyncIOScheduler):  # type: ignore[misc]
         if self.running:
             self.shutdown(wait=False)
             await asyncio.sleep(0)  # AsyncIOScheduler shuts down on its loop's next turn
+        self.close_sources()
+
+    def close_sources(self) -> None:
+        """Close the pollers' HTTP clients (`aclose` does this; call it after bare run_job)."""
         for poller in self._pollers.values():
             poller.close()
+        self._pollers.clear()
 
 
 def build_scheduler(

@@ -98,7 +98,12 @@ class DropFolder:
         for path in self.ready_files():
             if stopping is not None and stopping():
                 break
-            outcomes.append(self.process(engine, path))
+            try:
+                outcomes.append(self.process(engine, path))
+            except OSError as exc:
+                # Unreadable, vanished, or not movable: leave it, go on with the others; the
+                # next run tries again (dedup absorbs what this one already ingested).
+                log.error("drop folder: %s: %s; left in place", path.name, exc)
         return outcomes
 
     def process(self, engine: Engine, path: Path) -> FileOutcome:

@@ -212,3 +212,26 @@ def test_a_dropped_file_is_mailed_within_one_interval_by_the_running_scheduler(
         "customer8@example.com",
     ]
     assert [p.name.split("-", 1)[1] for p in (drop / "processed").iterdir()] == ["incoming.jsonl"]
+
+
+def test_unreadable_files_do_not_block_the_others(tmp_path: Path) -> None:
+    """A file in another encoding is rejected with a report; a vanished file is skipped."""
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    latin = drop / "latin.csv"
+    latin.write_bytes(
+        "order_id,fulfillment_id,status,first_name\nO-1,F-1,Pending,Jos\xe9\n".encode("latin-1")
+    )
+    good = write_jsonl(drop / "good.jsonl", [change(1)])
+
+    class Racy(DropFolder):
+        def ready_files(self) -> list[Path]:
+            return [drop / "ghost.jsonl", *super().ready_files()]  # gone before it is read
+
+    with open_engine(settings_for(tmp_path)) as engine:
+        outcomes = Racy(DropFolderOptions(path=drop, min_age=timedelta(0))).run(engine)
+        asyncio.run(engine.transport.close())
+    assert sorted(o.name for o in outcomes) == ["good.jsonl", "latin.csv"]
+    rejected = next(o for o in outcomes if o.name == "latin.csv")
+    assert rejected.report is not None and "not UTF-8" in rejected.report.read_text()
+    assert not good.exists() and not latin.exists()

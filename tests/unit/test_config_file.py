@@ -112,3 +112,16 @@ def test_a_named_config_file_must_exist(tmp_path: Path) -> None:
     """NOTIFIER_CONFIG pointing nowhere is an error, not silently no jobs."""
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(settings(config=tmp_path / "missing.toml"))
+
+
+def test_the_documented_example_file_parses() -> None:
+    """examples/notifier.toml (the README's example) is a valid config."""
+    example = Path(__file__).resolve().parents[2] / "examples" / "notifier.toml"
+    config = load_config(settings(config=example, konnektive_password="p"))
+    assert [(j.name, j.kind) for j in config.jobs] == [
+        ("warehouse", "dropfolder"),
+        ("konnektive", "konnektive"),
+    ]
+    assert config.quiet_hours.window_for("15") is None
+    west = config.quiet_hours.window_for("12")
+    assert west is not None and str(west.tz) == "America/Los_Angeles"
