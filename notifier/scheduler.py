@@ -254,13 +254,12 @@ async def run_until_stopped(
     worker = DeliveryWorker(engine, poll_interval=poll_interval)
     worker.start()
     scheduler = build_scheduler(config, engine=engine, wake=worker.wake)
-    log.warning(
-        "scheduler started: %s", ", ".join(f"{j.name} ({j.when})" for j in config.jobs) or "no jobs"
-    )
+    jobs = ", ".join(f"{j.name} ({j.when})" for j in config.jobs) or "no jobs"
+    log.info("scheduler started: %s", jobs)
     try:
         await stop.wait()
     finally:
-        log.warning("stopping: finishing running jobs and the delivery in flight")
+        log.info("stopping: finishing running jobs and the delivery in flight")
         await scheduler.aclose()
         await worker.stop()
         for signum in (signal.SIGTERM, signal.SIGINT):

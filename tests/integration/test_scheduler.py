@@ -248,6 +248,6 @@ def test_notifier_schedule_mails_a_dropped_file_and_stops_cleanly_on_sigterm(
             child.kill()
             child.communicate()
     assert child.returncode == 0, stderr
-    assert "stopping" in stderr
+    assert "scheduler running: house (every 1s)" in stderr and "stopped" in stderr
     assert [p.name.split("-", 1)[1] for p in (drop / "processed").iterdir()] == ["batch.jsonl"]
     assert len(smtp_sink.messages) == 1
