@@ -8,6 +8,7 @@ NOTIFIER_KONNEKTIVE_PASSWORD fills in any Konnektive job without a `password`.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -25,6 +26,9 @@ from notifier.sources.dropfolder import DropFolderOptions
 from notifier.sources.konnektive import KonnektiveOptions
 
 DEFAULT_CONFIG = Path("notifier.toml")
+# The scheduler's own delivery sweep is listed beside the configured jobs.
+RESERVED_JOB_NAMES = frozenset({"sweep"})
+_JOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 JobKind = Literal["dropfolder", "konnektive"]
 
 
@@ -216,6 +220,11 @@ def parse_config(
 def _job_spec(
     name: str, job: _DropJob | _KonnektiveJob, *, base: Path, settings: Settings, where: str
 ) -> JobSpec:
+    if not _JOB_NAME.fullmatch(name) or name in RESERVED_JOB_NAMES:
+        raise ConfigError(
+            f"{where}: jobs.{name}: use letters, digits, '_', '.' or '-' for a job name"
+            f" (not {', '.join(sorted(RESERVED_JOB_NAMES))})"
+        )
     if (job.interval is None) == (job.cron is None):
         raise ConfigError(f"{where}: jobs.{name}: give exactly one of 'interval' or 'cron'")
     if job.interval is not None and job.interval <= timedelta(0):

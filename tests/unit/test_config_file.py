@@ -100,6 +100,7 @@ def test_environment_alone_defines_jobs() -> None:
         ('[quiet_hours]\ntimezone = "Mars/Base"\nstart = "21:00"\nend = "8:00"\n', "Mars/Base"),
         ('[quiet_hours]\ntimezone = "UTC"\nstart = "21:00"\n', "need 'timezone', 'start'"),
         ('[quite_hours]\nstart = "21:00"\n', "quite_hours"),
+        ('[jobs.sweep]\nkind = "dropfolder"\npath = "x"\ninterval = "1m"\n', "jobs.sweep"),
     ],
 )
 def test_mistakes_are_config_errors_naming_the_field(text: str, message: str) -> None:
