@@ -313,6 +313,8 @@ def schedule_list() -> None:
             _when(row.next_run),
         )
     out.print(table)
+    quiet = jobs.quiet_hours
+    out.print(f"quiet hours: {quiet.describe() if quiet.enabled else 'off'}", highlight=False)
 
 
 def _when(moment: datetime | None) -> str:

@@ -26,6 +26,9 @@ class QuietWindow:
         if self.start == self.end:
             raise ValueError("quiet hours need different start and end times")
 
+    def __str__(self) -> str:
+        return f"{self.start:%H:%M}-{self.end:%H:%M} {self.tz.key}"
+
     def contains(self, local: time) -> bool:
         if self.start < self.end:
             return self.start <= local < self.end
@@ -61,6 +64,12 @@ class QuietHours:
         """The due-time adjuster handed to the engine: push out of the campaign's window."""
         window = self.window_for(campaign_id)
         return due_at if window is None else window.release(due_at)
+
+    def describe(self) -> str:
+        """One line for operators: the default window and each campaign's."""
+        parts = [f"default {self.default or 'none'}"]
+        parts += [f"campaign {c} {w or 'none'}" for c, w in sorted(self.campaigns.items())]
+        return "; ".join(parts)
 
     @property
     def enabled(self) -> bool:

@@ -213,6 +213,7 @@ def test_schedule_list_shows_each_job_and_its_next_run(tmp_path: Path) -> None:
     assert listed.exit_code == 0, listed.output
     assert "house" in listed.output and "every 2m" in listed.output
     assert "nightly" in listed.output and "03:00:00 UTC" in listed.output
+    assert "quiet hours: off" in listed.output
     unknown = runner.invoke(app, ["schedule", "run", "nope"], env=env)
     assert unknown.exit_code == 2
     assert "no job named 'nope'" in unknown.output

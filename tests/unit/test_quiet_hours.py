@@ -72,6 +72,10 @@ def test_campaign_override_and_opt_out() -> None:
     assert quiet(due, "15") == due
     assert quiet(utc(2026, 11, 27, 11, 0), "12") == utc(2026, 11, 27, 12, 0)
     assert not QuietHours().enabled and quiet.enabled
+    assert quiet.describe() == (
+        "default 21:00-08:00 America/New_York; campaign 12 23:00-07:00 America/New_York;"
+        " campaign 15 none"
+    )
 
 
 def test_start_equal_to_end_and_bad_times_are_refused() -> None:
