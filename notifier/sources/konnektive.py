@@ -122,8 +122,10 @@ def order_records(
     """One record per fulfillment of a Konnektive order, or a Rejection saying why not."""
     order_id = order.get("orderId") if isinstance(order, Mapping) else None
     fulfillments = order.get("fulfillments") if isinstance(order, Mapping) else None
+    if fulfillments is None or fulfillments == []:
+        return  # not yet sent to a fulfillment house: nothing to tell the customer
     if not isinstance(fulfillments, list):
-        yield Rejection(source, f"order {order_id}", "no 'fulfillments' list")
+        yield Rejection(source, f"order {order_id}", "'fulfillments' is not a list")
         return
     ids = [f.get("fulfillmentId") for f in fulfillments if isinstance(f, Mapping)]
     # Konnektive has no per-fulfillment change time; the order's dateUpdated orders changes
