@@ -258,6 +258,7 @@ def db_upgrade() -> None:
 
 schedule_app = typer.Typer(
     help="Scheduled jobs (notifier.toml): drop folders, the CRM's order query, delivery."
+    " Without a command: run the jobs and the delivery worker until SIGTERM or Ctrl-C."
 )
 app.add_typer(schedule_app, name="schedule")
 
