@@ -55,6 +55,8 @@ def settings() -> Settings:
     )
     # Migrations announce themselves at INFO on every first use; operators need not see that.
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # APScheduler narrates every run at INFO; our jobs log what they did themselves.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     return loaded
 
 
@@ -359,6 +361,103 @@ def db_upgrade() -> None:
     except NotifierError as exc:
         raise fail(str(exc)) from None
     out.print(f"store {store.safe_url} is at revision {migrate.head_revision()}")
+
+
+# --- schedule -------------------------------------------------------------------------------
+
+schedule_app = typer.Typer(
+    help="Scheduled jobs (notifier.toml): drop folders, the CRM's order query, delivery."
+    " Without a command: run the jobs and the delivery worker until SIGTERM or Ctrl-C."
+)
+app.add_typer(schedule_app, name="schedule")
+
+
+@schedule_app.callback(invoke_without_command=True)
+def schedule(ctx: typer.Context) -> None:
+    """Run the scheduled jobs and the delivery worker until SIGTERM or Ctrl-C."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from notifier.config_file import load_config
+    from notifier.scheduler import run_until_stopped
+    from notifier.wiring import open_engine
+
+    config = settings()
+    try:
+        jobs = load_config(config)
+        with open_engine(config) as engine:
+            names = ", ".join(f"{j.name} ({j.when})" for j in jobs.jobs) or "no jobs configured"
+            err.print(f"scheduler running: {names}; SIGTERM or Ctrl-C stops", highlight=False)
+            asyncio.run(run_until_stopped(jobs, engine=engine))
+    except NotifierError as exc:
+        raise fail(str(exc)) from None
+    err.print("stopped: running jobs finished, nothing in flight", highlight=False)
+
+
+@schedule_app.command("list")
+def schedule_list() -> None:
+    """Show each scheduled job, when it runs, its last run and its next run."""
+    from notifier.config_file import load_config
+    from notifier.scheduler import job_table
+    from notifier.store.sql import SqlStore
+
+    config = settings()
+    try:
+        jobs = load_config(config)
+        store = SqlStore(config.database_url)
+        try:
+            rows = job_table(jobs, store, now=datetime.now(UTC))
+        finally:
+            store.close()
+    except NotifierError as exc:
+        raise fail(str(exc)) from None
+    where = str(jobs.source) if jobs.source else "environment only (no notifier.toml)"
+    table = Table(title=f"{len(rows)} job(s) from {where}", title_justify="left")
+    for column in ("job", "kind", "when", "last run", "next run"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row.name,
+            row.kind,
+            row.when,
+            _when(row.last_run),
+            _when(row.next_run),
+        )
+    out.print(table)
+    quiet = jobs.quiet_hours
+    out.print(f"quiet hours: {quiet.describe() if quiet.enabled else 'off'}", highlight=False)
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "-"
+
+
+@schedule_app.command("run")
+def schedule_run(
+    job: Annotated[str, typer.Argument(help="The job's name in notifier.toml.")],
+) -> None:
+    """Run one job now (honouring its lock), deliver what is due, and exit: for cron or by hand."""
+    from notifier.config_file import load_config
+    from notifier.scheduler import build_scheduler
+    from notifier.wiring import open_engine
+
+    config = settings()
+    try:
+        jobs = load_config(config)
+        spec = next((j for j in jobs.jobs if j.name == job), None)
+        if spec is None:
+            known = ", ".join(j.name for j in jobs.jobs) or "none configured"
+            raise fail(f"no job named {job!r} (jobs: {known})")
+        with open_engine(config) as engine:
+            scheduler = build_scheduler(jobs, engine=engine, wake=lambda: None, start=False)
+            try:
+                created = scheduler.run_job(spec)
+            finally:
+                scheduler.close_sources()
+            delivery = asyncio.run(deliver_and_close(engine))
+    except NotifierError as exc:
+        raise fail(str(exc)) from None
+    delivered = ", ".join(f"{n} {s.value}" for s, n in sorted(delivery.counts.items()))
+    out.print(f"job {job}: {created} notice(s) created; delivered: {delivered or 'nothing due'}")
 
 
 def main() -> None:

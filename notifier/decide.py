@@ -7,7 +7,7 @@ store writes the result in the same transaction.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -21,6 +21,9 @@ from notifier.models import (
     Status,
 )
 from notifier.rules import Rule, applies_to, missing_fields, notice_key, rules_on
+
+# Moves a notice's due time (e.g. out of a campaign's quiet hours): (due_at, campaign_id) -> due_at.
+DueAdjuster = Callable[[datetime, str | None], datetime]
 
 
 class Outcome(enum.StrEnum):
@@ -127,6 +130,7 @@ def decide(
     known_record_keys: set[str],
     rules: Sequence[Rule],
     now: datetime,
+    due_adjuster: DueAdjuster | None = None,
 ) -> Decision:
     """Apply records in order to the loaded orders; say what to store and which notices to create.
 
@@ -158,14 +162,14 @@ def decide(
         if outcome is not Outcome.APPLIED:
             continue
         for rule in rules_on(rules, record.status, Scope.FULFILLMENT):
-            _consider(rule, record, order, (record.fulfillment_id,), now, decision)
+            _consider(rule, record, order, (record.fulfillment_id,), now, decision, due_adjuster)
         if record.status in _ORDER_TRIGGERS:
             for status in (Status.SHIPPED, Status.DELIVERED):
                 order_rules = rules_on(rules, status, Scope.ORDER)
                 if order_rules and order_reached(order, status):
                     shipped = shipped_fulfillment_ids(order)
                     for rule in order_rules:
-                        _consider(rule, record, order, shipped, now, decision)
+                        _consider(rule, record, order, shipped, now, decision, due_adjuster)
     return decision
 
 
@@ -176,6 +180,7 @@ def _consider(
     fulfillment_ids: tuple[str, ...],
     now: datetime,
     decision: Decision,
+    due_adjuster: DueAdjuster | None = None,
 ) -> None:
     if not applies_to(rule, record):
         return
@@ -186,6 +191,9 @@ def _consider(
     if any(notice.key == key for notice in decision.notices):
         return  # an order can reach Shipped, then Delivered, in one batch: one notice
     missing = missing_fields(rule, record)
+    due_at = max(now, record.effective_at + rule.delay)
+    if due_adjuster is not None:
+        due_at = due_adjuster(due_at, record.campaign_id)
     decision.notices.append(
         NewNotice(
             key=key,
@@ -195,7 +203,7 @@ def _consider(
             fulfillment_id=record.fulfillment_id if rule.scope is Scope.FULFILLMENT else None,
             recipient=record.email,
             campaign_id=record.campaign_id,
-            due_at=max(now, record.effective_at + rule.delay),
+            due_at=due_at,
             created_at=now,
             fulfillment_ids=fulfillment_ids,
             record=record.to_json(),

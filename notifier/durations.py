@@ -21,3 +21,16 @@ def parse_duration(value: str | int | float) -> timedelta:
     if not text or _PART.sub("", text):
         raise ValueError(f"not a duration: {value!r} (write e.g. '90s', '10m', '1h30m', '2d')")
     return timedelta(seconds=sum(int(n) * _UNITS[unit] for n, unit in _PART.findall(text)))
+
+
+def format_duration(value: timedelta) -> str:
+    """The inverse of parse_duration, for display: 90 s -> "1m30s"."""
+    seconds = int(value.total_seconds())
+    if seconds == 0:
+        return "0s"
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)

@@ -18,7 +18,7 @@ from itertools import islice
 from typing import Any, Protocol
 
 from notifier.compose import Composer
-from notifier.decide import Decision, OrderView, Outcome, decide
+from notifier.decide import Decision, DueAdjuster, OrderView, Outcome, decide
 from notifier.errors import (
     AmbiguousSendError,
     PermanentSendError,
@@ -74,6 +74,8 @@ class EngineConfig:
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
     # After this many deliveries that died after DATA, stop: a further try risks a duplicate.
     max_ambiguous: int = 2
+    # Applied to each new notice's due time (quiet hours); None: due when the rule says.
+    due_adjuster: DueAdjuster | None = None
 
     def sender_for(self, campaign_id: str | None) -> str:
         if campaign_id is not None and campaign_id in self.senders:
@@ -171,7 +173,14 @@ class Engine:
         now = self.clock()
 
         def decider(known: set[str], orders: dict[str, OrderView]) -> Decision:
-            return decide(chunk, orders=orders, known_record_keys=known, rules=self.rules, now=now)
+            return decide(
+                chunk,
+                orders=orders,
+                known_record_keys=known,
+                rules=self.rules,
+                now=now,
+                due_adjuster=self.config.due_adjuster,
+            )
 
         result = self.store.ingest(chunk, decider)
         decision = result.decision

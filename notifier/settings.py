@@ -36,6 +36,15 @@ class Settings(BaseSettings):
     log_level: str = "WARNING"
     # The preview page (/preview) is off unless this is set, and then requires it.
     preview_token: SecretStr | None = None
+    # Scheduled runs (README "Scheduled runs"): the config file, and jobs from the environment.
+    config: Path | None = None
+    drop_dir: Path | None = None
+    drop_interval: str = "1m"
+    konnektive_url: str = "https://api.konnektive.com"
+    konnektive_login_id: str | None = None
+    konnektive_password: SecretStr | None = None
+    konnektive_timezone: str = "UTC"
+    konnektive_interval: str = "15m"
 
 
 def load_settings() -> Settings:

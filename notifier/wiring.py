@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from notifier.campaigns import Campaign, load_campaigns
 from notifier.compose import Composer
+from notifier.config_file import load_config
 from notifier.engine import Engine, EngineConfig, Observer
 from notifier.errors import ConfigError
 from notifier.rendering import Renderer
@@ -46,6 +47,7 @@ def engine_config(
     # Read once here, like the settings: templates/<campaign_id>/campaign.toml.
     if campaigns is None:
         campaigns = load_campaigns(settings.templates_dir)
+    quiet_hours = load_config(settings).quiet_hours  # notifier.toml; off unless configured
     return EngineConfig(
         mail_from=settings.mail_from,
         store_info=store_info,
@@ -53,6 +55,7 @@ def engine_config(
         campaign_store_info={cid: c.store_info(store_info) for cid, c in campaigns.items()},
         lease=timedelta(seconds=settings.lease_seconds),
         claim_batch=max(16, settings.smtp_connections * 16),
+        due_adjuster=quiet_hours if quiet_hours.enabled else None,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -90,5 +91,15 @@ class Store(Protocol):
     def fulfillment(self, fulfillment_id: str) -> FulfillmentState | None: ...
 
     def notice(self, key: str) -> Notice | None: ...
+
+    def cursor(self, name: str) -> str | None:
+        """A small named value kept across restarts (a polled source's position)."""
+        ...
+
+    def set_cursor(self, name: str, value: str, *, now: datetime) -> None: ...
+
+    def job_lock(self, name: str) -> AbstractContextManager[bool]:
+        """Hold a cluster-wide lock for a scheduled job: True if taken, False if another has it."""
+        ...
 
     def close(self) -> None: ...

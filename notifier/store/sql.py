@@ -519,6 +519,28 @@ class SqlStore:
         with self._write("saving a cursor") as conn:
             conn.execute(stmt, {"name": name, "value": value, "updated_at": now})
 
+    # --- job locks (scheduled jobs: one instance at a time) -------------------------------
+
+    @contextmanager
+    def job_lock(self, name: str) -> Iterator[bool]:
+        """Yield True while holding the cluster-wide lock for a job; False if another has it."""
+        from notifier.store import job_lock
+
+        if self.dialect == "postgresql":
+            with (
+                self._translate(f"locking job {name!r}"),
+                job_lock.pg_job_lock(self.engine, name) as held,
+            ):
+                yield held
+            return
+        database = make_url(self.url).database
+        if not database or database == ":memory:":
+            with job_lock.local_job_lock(f"{id(self)}:{name}") as held:
+                yield held
+            return
+        with job_lock.file_job_lock(job_lock.lock_file_for(database, name)) as held:
+            yield held
+
 
 def _state(row: Row[Any]) -> FulfillmentState:
     return FulfillmentState(
