@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.delivery
 	$(BIN)/python -m bench.render
+	$(BIN)/python -m bench.scheduled_sources
 
 clean:
 	rm -rf $(VENV) outbox notifier.db .pytest_cache .mypy_cache .ruff_cache
