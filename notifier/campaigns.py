@@ -15,16 +15,16 @@ read once at start (like settings) and handed down inside `EngineConfig`.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from notifier.errors import ConfigError
+from notifier.toml_files import parse_toml
 
 CAMPAIGN_FILE = "campaign.toml"
 
@@ -76,18 +76,7 @@ class _CampaignFile(BaseModel):
 
 def parse_campaign(text: str, *, campaign_id: str, source: str) -> Campaign:
     """Parse one campaign file; ConfigError names the file and the key."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
-    try:
-        parsed = _CampaignFile.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"key {'.'.join(str(p) for p in err['loc']) or '(top)'!r}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise ConfigError(f"{source}: {problems}") from None
+    parsed = parse_toml(text, _CampaignFile, source=source, noun="key")
     return Campaign(id=campaign_id, **parsed.model_dump(), source=source)
 
 

@@ -53,6 +53,21 @@ _STATUS_BY_SPELLING = {
 SHIPPED_STATUSES = frozenset({Status.SHIPPED, Status.DELIVERED})
 
 
+# A record's optional text fields, by their snake_case names.
+OPTIONAL_TEXT_FIELDS = (
+    "event_id",
+    "email",
+    "first_name",
+    "last_name",
+    "tracking_number",
+    "carrier",
+    "ship_method",
+    "shipped_at",
+    "delivered_at",
+    "campaign_id",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Record:
     """One fulfillment entering one status (DESIGN.md §2), already validated."""
@@ -113,18 +128,7 @@ class Record:
             "status": self.status.value,
             "received_at": self.received_at.isoformat(),
         }
-        for name in (
-            "event_id",
-            "email",
-            "first_name",
-            "last_name",
-            "tracking_number",
-            "carrier",
-            "ship_method",
-            "shipped_at",
-            "delivered_at",
-            "campaign_id",
-        ):
+        for name in OPTIONAL_TEXT_FIELDS:
             value = getattr(self, name)
             if value is not None:
                 data[name] = value

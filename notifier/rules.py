@@ -7,34 +7,21 @@ frozen `Rule`; matching is pure functions over rules and records.
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from notifier.durations import parse_duration
 from notifier.errors import RuleError
-from notifier.models import Record, Scope, Status
+from notifier.models import OPTIONAL_TEXT_FIELDS, Record, Scope, Status
+from notifier.toml_files import parse_toml
 
 # Record fields a rule may require, filter on, or add to its dedup key.
-RECORD_FIELDS = (
-    "order_id",
-    "fulfillment_id",
-    "email",
-    "first_name",
-    "last_name",
-    "tracking_number",
-    "carrier",
-    "ship_method",
-    "shipped_at",
-    "delivered_at",
-    "campaign_id",
-    "event_id",
-)
+RECORD_FIELDS = ("order_id", "fulfillment_id", *OPTIONAL_TEXT_FIELDS)
 # The statuses an order as a whole can reach (DESIGN.md §3, "All Fulfillments").
 ORDER_STATUSES = frozenset({Status.SHIPPED, Status.DELIVERED})
 _RULE_ID = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
@@ -122,18 +109,7 @@ class _RuleFile(BaseModel):
 
 def parse_rule(text: str, *, source: str) -> Rule:
     """Parse one rule file's text; RuleError names the file and the field."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise RuleError(f"{source}: not valid TOML: {exc}") from None
-    try:
-        parsed = _RuleFile.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"field {'.'.join(str(p) for p in err['loc']) or '(top)'!r}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise RuleError(f"{source}: {problems}") from None
+    parsed = parse_toml(text, _RuleFile, source=source, error=RuleError)
     if parsed.scope is Scope.ORDER and parsed.on not in ORDER_STATUSES:
         allowed = " or ".join(sorted(s.value for s in ORDER_STATUSES))
         raise RuleError(
