@@ -234,6 +234,43 @@ def check() -> None:
     out.print(f"[green]✓[/] {checked} rule/template combination(s) render cleanly")
 
 
+# --- serve --------------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on [default: NOTIFIER_SERVE_HOST].")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port (0: any free one) [default: NOTIFIER_SERVE_PORT].")
+    ] = None,
+    insecure: Annotated[
+        bool, typer.Option("--insecure", help="Accept UNSIGNED webhooks (local trials only).")
+    ] = False,
+) -> None:
+    """Receive status changes over HTTP (webhook, Konnektive postbacks); deliver at once."""
+    from notifier.serve import serve as run_server
+
+    config = settings()
+    if insecure and config.webhook_secret is None:
+        err.print(
+            "[bold red]WARNING: --insecure: webhooks are accepted WITHOUT a signature."
+            " Anyone who can reach this server can make it email your customers.[/]",
+            highlight=False,
+        )
+    try:
+        run_server(
+            config,
+            host=host or config.serve_host,
+            port=config.serve_port if port is None else port,
+            insecure=insecure,
+            announce=lambda url: err.print(f"notifier serve listening on {url}", highlight=False),
+        )
+    except NotifierError as exc:
+        raise fail(str(exc)) from None
+
+
 # --- db -----------------------------------------------------------------------------------
 
 

@@ -383,6 +383,14 @@ class SqlStore:
             rows = conn.execute(select(notices.c.status, func.count()).group_by(notices.c.status))
             return {NoticeStatus(status): count for status, count in rows}
 
+    def due_count(self, *, now: datetime) -> int:
+        waiting = (NoticeStatus.PENDING.value, NoticeStatus.RETRY.value)
+        with self._read("counting due notices") as conn:
+            query = select(func.count()).where(
+                notices.c.status.in_(waiting), notices.c.due_at <= now
+            )
+            return int(conn.scalar(query) or 0)
+
     def record_count(self) -> int:
         with self._read("counting records") as conn:
             return int(conn.scalar(select(func.count()).select_from(records)) or 0)
