@@ -265,7 +265,9 @@ def serve(
             host=host or config.serve_host,
             port=config.serve_port if port is None else port,
             insecure=insecure,
-            announce=lambda url: err.print(f"notifier serve listening on {url}", highlight=False),
+            announce=lambda url: err.print(
+                f"notifier serve listening on {url}", highlight=False, soft_wrap=True
+            ),
         )
     except NotifierError as exc:
         raise fail(str(exc)) from None
