@@ -35,6 +35,7 @@ test: lint typecheck
 bench: $(STAMP)
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.delivery
+	$(BIN)/python -m bench.webhook
 
 clean:
 	rm -rf $(VENV) outbox notifier.db .pytest_cache .mypy_cache .ruff_cache

@@ -250,9 +250,13 @@ def serve(
     ] = False,
 ) -> None:
     """Receive status changes over HTTP (webhook, Konnektive postbacks); deliver at once."""
-    from notifier.serve import serve as run_server
+    from notifier.signing import MISSING_SECRET
 
     config = settings()
+    if config.webhook_secret is None and not insecure:
+        raise fail(MISSING_SECRET)  # before loading the web stack: refusing is instant
+    from notifier.serve import serve as run_server
+
     if insecure and config.webhook_secret is None:
         err.print(
             "[bold red]WARNING: --insecure: webhooks are accepted WITHOUT a signature."

@@ -22,6 +22,10 @@ TOLERANCE_SECONDS = 300
 _MAX_HEADER_LENGTH = 2048
 _MAX_SIGNATURES = 8
 _HEX_DIGITS = frozenset("0123456789abcdef")
+MISSING_SECRET = (
+    "NOTIFIER_WEBHOOK_SECRET is not set: without it anyone who can reach the server could"
+    " trigger customer emails (use --insecure only for local trials)"
+)
 
 
 class SignatureInvalid(NotifierError):

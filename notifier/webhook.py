@@ -41,7 +41,13 @@ from notifier.postbacks import TOKEN_HEADER, TOKEN_PARAM, PostbackFields
 from notifier.records import RecordInvalid, Rejection, parse_json_body, parse_record
 from notifier.redact import mask_email
 from notifier.settings import Settings
-from notifier.signing import SIGNATURE_HEADER, SignatureInvalid, split_secrets, verify
+from notifier.signing import (
+    MISSING_SECRET,
+    SIGNATURE_HEADER,
+    SignatureInvalid,
+    split_secrets,
+    verify,
+)
 from notifier.worker import DeliveryWorker
 
 log = logging.getLogger("notifier.webhook")
@@ -78,10 +84,7 @@ class WebhookConfig:
             insecure=insecure,
         )
         if not config.secrets and not insecure:
-            raise ConfigError(
-                "NOTIFIER_WEBHOOK_SECRET is not set: without it anyone who can reach the"
-                " server could trigger customer emails (use --insecure only for local trials)"
-            )
+            raise ConfigError(MISSING_SECRET)
         return config
 
 
