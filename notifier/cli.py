@@ -240,10 +240,12 @@ def check() -> None:
 @app.command()
 def serve(
     host: Annotated[
-        str | None, typer.Option(help="Address to listen on [default: NOTIFIER_SERVE_HOST].")
+        str | None,
+        typer.Option(help="Address to listen on (default: NOTIFIER_SERVE_HOST, 127.0.0.1)."),
     ] = None,
     port: Annotated[
-        int | None, typer.Option(help="Port (0: any free one) [default: NOTIFIER_SERVE_PORT].")
+        int | None,
+        typer.Option(help="Port; 0 picks a free one (default: NOTIFIER_SERVE_PORT, 8000)."),
     ] = None,
     insecure: Annotated[
         bool, typer.Option("--insecure", help="Accept UNSIGNED webhooks (local trials only).")

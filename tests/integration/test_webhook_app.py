@@ -267,9 +267,12 @@ def test_konnektive_wrong_or_missing_token_is_401(
 
 
 def test_konnektive_post_with_header_token_and_form_body(client: TestClient) -> None:
-    """POST with `header:` token field and form-encoded fields works too."""
+    """POST with the token as a header and the fields form-encoded or as JSON works too."""
     response = client.post(POSTBACK, data=KONNEKTIVE, headers={"X-Notifier-Token": TOKEN})
     assert response.status_code == 200, response.text
+    assert response.json()["accepted"] == 1
+    as_json = {**KONNEKTIVE, "fulfillmentId": "KF-8"}
+    response = client.post(POSTBACK, json=as_json, headers={"X-Notifier-Token": TOKEN})
     assert response.json()["accepted"] == 1
     bad = client.post(POSTBACK, content=b"x", headers={"X-Notifier-Token": TOKEN})
     assert bad.status_code == 415
