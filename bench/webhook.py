@@ -253,7 +253,13 @@ class Child:
             self.proc.stdout.close()
 
 
-def measure(args: argparse.Namespace, *serve_args: str, kind: str) -> tuple[Result, Result]:
+def measure(
+    args: argparse.Namespace,
+    loop_server: tuple[str, ...],
+    paced_server: tuple[str, ...],
+    *,
+    kind: str,
+) -> tuple[Result, Result]:
     stamp = int(time.time())
     record_kind = "notify" if kind == "notify" else "ingest"
     paced_count = int(args.rate * args.paced_seconds)
@@ -263,7 +269,7 @@ def measure(args: argparse.Namespace, *serve_args: str, kind: str) -> tuple[Resu
     else:  # a new fulfillment per request, so none is a duplicate
         loop_bodies = [request_bytes(n, record_kind, stamp) for n in range(100_000)]
         paced_bodies = [request_bytes(-n - 1, record_kind, stamp) for n in range(paced_count)]
-    child = Child(*serve_args)
+    child = Child(*loop_server)
     try:
         full = asyncio.run(
             closed_loop(
@@ -275,6 +281,11 @@ def measure(args: argparse.Namespace, *serve_args: str, kind: str) -> tuple[Resu
                 child.proc.pid,
             )
         )
+    finally:
+        child.stop()
+    # A fresh server for the paced run: steady state, not the full-load run's backlog.
+    child = Child(*paced_server)
+    try:
         steady = asyncio.run(paced(child.port, paced_bodies, args.rate, args.paced_seconds))
     finally:
         child.stop()
@@ -309,10 +320,17 @@ def main() -> None:
     for _ in range(args.rounds):
         for kind in kinds:
             if kind == "bare":
-                runs[kind].append(measure(args, "--serve", "bare", kind="bare"))
+                bare = ("--serve", "bare")
+                runs[kind].append(measure(args, bare, bare, kind="bare"))
                 continue
-            with tempfile.TemporaryDirectory(prefix="notifier-bench-") as folder:
-                runs[kind].append(measure(args, "--serve", "webhook", "--dir", folder, kind=kind))
+            with (
+                tempfile.TemporaryDirectory(prefix="notifier-bench-") as loop_folder,
+                tempfile.TemporaryDirectory(prefix="notifier-bench-") as paced_folder,
+            ):
+                serve = ("--serve", "webhook", "--dir")
+                runs[kind].append(
+                    measure(args, (*serve, loop_folder), (*serve, paced_folder), kind=kind)
+                )
     report(args, runs)
 
 
