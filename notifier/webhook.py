@@ -55,6 +55,8 @@ http_log = logging.getLogger("notifier.http")
 
 Hook = Callable[[], Awaitable[None]]
 STORE_RETRY_AFTER = "5"
+MAX_JSON_DEPTH = 32  # a batch of records with structured extras needs a handful
+MAX_RECORDS = 5000  # per request
 _EMAIL_LIKE = re.compile(r"[^\s'\"<>(),;:]+@[^\s'\"<>(),;:]+")
 
 
@@ -259,15 +261,39 @@ def decode_json(body: bytes) -> Any:
     if not text.strip():
         raise HttpProblem(422, "body is empty: expected JSON")
     try:
-        return json.loads(text, parse_constant=_no_constants)
+        value = json.loads(text, parse_constant=_no_constants)
     except RecursionError:
-        raise HttpProblem(422, "broken JSON: nested too deeply") from None
+        raise HttpProblem(422, f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
     except ValueError as exc:  # JSONDecodeError, and numbers too long to convert
         raise HttpProblem(422, f"broken JSON: {exc}") from None
+    if too_deep(value, MAX_JSON_DEPTH):
+        raise HttpProblem(422, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
+def too_deep(value: Any, limit: int) -> bool:
+    """Whether containers nest deeper than `limit` (checked without recursion).
+
+    Unknown fields are stored and later decoded by the worker and templates, far from
+    here: a body that only just fit the decoder's recursion limit must not reach them.
+    """
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
 def records_or_problem(items: Sequence[Record | Rejection]) -> list[Record]:
     """All the records, or a 422 listing every bad one (so the request stores nothing)."""
+    if len(items) > MAX_RECORDS:
+        # One request is one transaction; past this, split the batch (database parameter
+        # limits, and one sender holding the commit for long).
+        raise HttpProblem(413, f"{len(items)} records: at most {MAX_RECORDS} per request")
     errors = [
         RecordError(index=index, reason=item.reason)
         for index, item in enumerate(items)

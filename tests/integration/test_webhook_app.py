@@ -124,7 +124,8 @@ def test_one_bad_record_rejects_the_whole_request(client: TestClient, store: Sql
     [
         (b'{"order_id": ', "broken JSON"),
         (b"\xff\xfe{}", "not UTF-8"),
-        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested deeper"),
+        (b'[{"order_id": "1", "x": ' + b"[" * 40 + b"]" * 40 + b"}]", "nested deeper"),
         (b"[" + b"9" * 5000 + b"]", "broken JSON"),
         (b'[{"order_id": NaN}]', "broken JSON"),
         (b"", "empty"),
@@ -135,6 +136,7 @@ def test_one_bad_record_rejects_the_whole_request(client: TestClient, store: Sql
         "truncated",
         "bad-utf8",
         "deep",
+        "deep-extra",
         "huge-int",
         "nan",
         "empty",
@@ -202,6 +204,23 @@ def test_oversized_bodies_are_413_declared_or_streamed(client: TestClient) -> No
     response = client.post(URL, content=chunks(), headers=headers)
     assert response.status_code == 413
     assert "over the limit" in response.json()["detail"]
+
+
+def test_a_full_size_batch_commits_and_a_larger_one_is_413(
+    client: TestClient, store: SqlStore
+) -> None:
+    """5000 records in one request commit together; 5001 are refused, asking to split."""
+    batch = [
+        {"order_id": f"O{n}", "fulfillment_id": f"F{n}", "status": "Hold"} for n in range(5001)
+    ]
+    body = body_of(batch[:5000])
+    response = client.post(URL, content=body, headers=signed(body))
+    assert response.json()["accepted"] == 5000
+    body = body_of(batch)
+    response = client.post(URL, content=body, headers=signed(body))
+    assert response.status_code == 413
+    assert "at most 5000" in response.json()["detail"]
+    assert store.record_count() == 5000
 
 
 def test_non_json_content_type_is_415(client: TestClient) -> None:
