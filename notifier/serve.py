@@ -11,14 +11,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Generator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import uvicorn
 from fastapi import APIRouter
 
+from notifier.engine import Engine
 from notifier.metrics import Metrics
 from notifier.settings import Settings
 from notifier.webhook import Hook, WebhookConfig, create_app
 from notifier.wiring import open_engine
+from notifier.worker import DeliveryWorker
 
 log = logging.getLogger("notifier.serve")
 
@@ -53,6 +56,16 @@ class GracefulServer(uvicorn.Server):
                     self.announce(f"http://{host}:{port}")
 
 
+@dataclass(frozen=True, slots=True)
+class Extras:
+    """What other features add to the server: routes (e.g. /preview), lifespan hooks
+    (e.g. start and stop a scheduler). Built from the process's engine and worker."""
+
+    routers: Sequence[APIRouter] = ()
+    on_startup: Sequence[Hook] = ()
+    on_shutdown: Sequence[Hook] = ()
+
+
 def serve(
     settings: Settings,
     *,
@@ -60,24 +73,21 @@ def serve(
     port: int,
     insecure: bool = False,
     announce: Callable[[str], None] = print,
-    routers: Sequence[APIRouter] = (),
-    on_startup: Sequence[Hook] = (),
-    on_shutdown: Sequence[Hook] = (),
+    extras: Callable[[Engine, DeliveryWorker], Extras] | None = None,
 ) -> None:
     """Run until SIGTERM/SIGINT. Raises ConfigError (before listening) on bad settings."""
-    from notifier.worker import DeliveryWorker
-
     WebhookConfig.from_settings(settings, insecure=insecure)  # refuse before opening anything
     metrics = Metrics()
     with open_engine(settings, observer=metrics) as engine:
         worker = DeliveryWorker(engine)
+        added = extras(engine, worker) if extras is not None else Extras()
         app = create_app(
             settings=settings,
             engine=engine,
             worker=worker,
-            routers=routers,
-            on_startup=on_startup,
-            on_shutdown=on_shutdown,
+            routers=added.routers,
+            on_startup=added.on_startup,
+            on_shutdown=added.on_shutdown,
             metrics=metrics,
             insecure=insecure,
         )
