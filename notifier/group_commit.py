@@ -51,8 +51,9 @@ class GroupCommitter:
         self._waiting.append((records, future))
         if self._committer is None or self._committer.done():
             self._committer = asyncio.create_task(self._commit_all(), name="notifier-commit")
-        # shield: a caller that goes away must not cancel a commit others are waiting on.
-        return await asyncio.shield(future)
+        # A caller that goes away cancels only its own future, never the commit: the
+        # committer task is not awaited here, and skips futures that are already done.
+        return await future
 
     async def _commit_all(self) -> None:
         while self._waiting:
