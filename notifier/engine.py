@@ -149,19 +149,10 @@ class Engine:
 
     # --- ingest ---------------------------------------------------------------------------
 
-    def ingest(self, records: Iterable[Record], *, atomic: bool = False) -> IngestReport:
-        """Store records, update fulfillment state and create the notices they call for.
-
-        `atomic`: all records in one store transaction (a webhook request is all or nothing);
-        otherwise one transaction per chunk of `ingest_chunk` records.
-        """
+    def ingest(self, records: Iterable[Record]) -> IngestReport:
+        """Store records, update fulfillment state and create the notices they call for."""
         report = IngestReport()
-        if atomic:
-            batch = list(records)
-            chunks: Iterable[list[Record]] = [batch] if batch else []
-        else:
-            chunks = _chunks(records, self.config.ingest_chunk)
-        for chunk in chunks:
+        for chunk in _chunks(records, self.config.ingest_chunk):
             report.add(self._ingest_chunk(chunk))
         return report
 
