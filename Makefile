@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.delivery
 	$(BIN)/python -m bench.render
 	$(BIN)/python -m bench.scheduled_sources
+	$(BIN)/python -m bench.webhook
 
 clean:
 	rm -rf $(VENV) outbox notifier.db .pytest_cache .mypy_cache .ruff_cache

@@ -345,6 +345,51 @@ def carrier(
         out.print(f"{label:<9} {value}", highlight=False, markup=False, soft_wrap=True)
 
 
+# --- serve --------------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str | None,
+        typer.Option(help="Address to listen on (default: NOTIFIER_SERVE_HOST, 127.0.0.1)."),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(help="Port; 0 picks a free one (default: NOTIFIER_SERVE_PORT, 8000)."),
+    ] = None,
+    insecure: Annotated[
+        bool, typer.Option("--insecure", help="Accept UNSIGNED webhooks (local trials only).")
+    ] = False,
+) -> None:
+    """Receive status changes over HTTP (webhook, Konnektive postbacks); deliver at once."""
+    from notifier.signing import MISSING_SECRET
+
+    config = settings()
+    if config.webhook_secret is None and not insecure:
+        raise fail(MISSING_SECRET)  # before loading the web stack: refusing is instant
+    from notifier.serve import serve as run_server
+
+    if insecure and config.webhook_secret is None:
+        err.print(
+            "[bold red]WARNING: --insecure: webhooks are accepted WITHOUT a signature."
+            " Anyone who can reach this server can make it email your customers.[/]",
+            highlight=False,
+        )
+    try:
+        run_server(
+            config,
+            host=host or config.serve_host,
+            port=config.serve_port if port is None else port,
+            insecure=insecure,
+            announce=lambda url: err.print(
+                f"notifier serve listening on {url}", highlight=False, soft_wrap=True
+            ),
+        )
+    except NotifierError as exc:
+        raise fail(str(exc)) from None
+
+
 # --- db -----------------------------------------------------------------------------------
 
 

@@ -210,5 +210,6 @@ def _consider(
             # Missing data is visible in the ledger as a cancelled notice with the reason.
             status=NoticeStatus.CANCELLED if missing else NoticeStatus.PENDING,
             reason=f"missing {', '.join(missing)}" if missing else None,
+            trigger_key=record.dedup_key,
         )
     )

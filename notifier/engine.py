@@ -169,7 +169,43 @@ class Engine:
             report.add(self._ingest_chunk(chunk))
         return report
 
+    def ingest_groups(
+        self, groups: Sequence[Sequence[Record]]
+    ) -> tuple[IngestReport, list[IngestReport]]:
+        """Several requests' records in ONE store transaction (group commit): all or none.
+
+        Returns the total and a report per group. Records are decided in order, so a record
+        that an earlier group (or the ledger) already holds is a duplicate of its group.
+        """
+        records = [record for group in groups for record in group]
+        if not records:
+            return IngestReport(), [IngestReport() for _ in groups]
+        total, decision = self._ingest_decided(records)
+        outcome_of = {id(record): outcome for record, outcome in decision.outcomes}
+        created = set(total.created_keys)
+        created_by = Counter(n.trigger_key for n in decision.notices if n.key in created)
+        reports = []
+        for group in groups:
+            outcomes = [outcome_of.get(id(record)) for record in group]
+            reports.append(
+                IngestReport(
+                    accepted=sum(outcome is not None for outcome in outcomes),
+                    duplicates=sum(outcome is None for outcome in outcomes),
+                    stale=sum(outcome is Outcome.STALE for outcome in outcomes),
+                    repeats=sum(outcome is Outcome.REPEAT for outcome in outcomes),
+                    notices_created=sum(
+                        created_by[record.dedup_key]
+                        for record in group
+                        if outcome_of.get(id(record)) is not None
+                    ),
+                )
+            )
+        return total, reports
+
     def _ingest_chunk(self, chunk: Sequence[Record]) -> IngestReport:
+        return self._ingest_decided(chunk)[0]
+
+    def _ingest_decided(self, chunk: Sequence[Record]) -> tuple[IngestReport, Decision]:
         now = self.clock()
 
         def decider(known: set[str], orders: dict[str, OrderView]) -> Decision:
@@ -207,7 +243,7 @@ class Engine:
                 "rule %s: no notice for fulfillment %s: %s", rule_id, record.fulfillment_id, why
             )
         self.observer.ingested(report)
-        return report
+        return report, decision
 
     # --- deliver --------------------------------------------------------------------------
 

@@ -1,14 +1,18 @@
-"""Group commit: completions that finish while one write is under way share the next one.
+"""Group commit: work that arrives while one store transaction runs shares the next one.
 
-Each send records its outcome the moment the SMTP transaction ends, but a transaction per
-notice made the store, not SMTP, the limit on throughput (bench/delivery.py). Waiting
-callers still learn their own answer, and nothing waits longer than one write.
+A commit has a fixed cost (a transaction, an fsync) that dwarfs one item's work. While one
+group's write runs in a thread, new items queue; the next write takes them all. Idle, each
+item is written alone and at once; busy, many share a transaction. Every caller is answered
+only after the transaction holding its item committed, with its own answer, and an item is
+never split across transactions. Used for webhook requests (an item = one request's
+records, all or nothing) and for recording delivery outcomes (an item = one notice).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Generic, TypeVar
 
 Item = TypeVar("Item")
@@ -16,30 +20,80 @@ Answer = TypeVar("Answer")
 
 
 class GroupCommitter(Generic[Item, Answer]):
-    def __init__(self, write: Callable[[Sequence[Item]], Sequence[Answer]]) -> None:
-        self._write = write  # blocking; run in a thread
-        self._pending: list[tuple[Item, asyncio.Future[Answer]]] = []
-        self._flushing: asyncio.Task[None] | None = None
+    def __init__(
+        self,
+        write: Callable[[Sequence[Item]], Sequence[Answer]],
+        *,
+        max_size: int | None = None,
+        size: Callable[[Item], int] = lambda _: 1,
+        own_thread: str | None = None,
+    ) -> None:
+        """`write` (blocking) commits a group in one transaction, one answer per item.
+
+        A group holds items up to `max_size` by `size` (always at least one item). With
+        `own_thread`, writes run on a thread of that name, so they never queue behind other
+        store calls in the default executor.
+        """
+        self._write = write
+        self._max_size = max_size
+        self._size = size
+        self._thread_name = own_thread
+        self._thread: ThreadPoolExecutor | None = None
+        self._waiting: list[tuple[Item, asyncio.Future[Answer]]] = []
+        self._writer: asyncio.Task[None] | None = None
+        self.groups = 0  # transactions committed (for tests and metrics)
 
     async def submit(self, item: Item) -> Answer:
+        """Commit this item (with whatever else is waiting) and return its answer."""
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
-        self._pending.append((item, future))
-        if self._flushing is None or self._flushing.done():
-            self._flushing = asyncio.create_task(self._flush())
+        self._waiting.append((item, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_all(), name="notifier-group-commit")
+        # A caller that goes away cancels only its own future, never the write: the writer
+        # task is not awaited here, and it skips futures that are already done.
         return await future
 
-    async def _flush(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending, []
+    def close(self) -> None:
+        """Release the write thread (after the last caller was answered)."""
+        if self._thread is not None:
+            self._thread.shutdown(wait=True)
+            self._thread = None
+
+    async def _write_all(self) -> None:
+        while self._waiting:
+            group = self._take_group()
+            items = [item for item, _ in group]
             try:
-                answers = await asyncio.to_thread(self._write, [item for item, _ in batch])
-            except BaseException as exc:
-                for _, future in batch:
+                answers = await self._run(items)
+            except Exception as exc:  # every caller of this group gets the error
+                for _, future in group:
                     if not future.done():
                         future.set_exception(exc)
-                if not isinstance(exc, Exception):
-                    raise
                 continue
-            for (_, future), answer in zip(batch, answers, strict=True):
+            self.groups += 1
+            for (_, future), answer in zip(group, answers, strict=True):
                 if not future.done():
                     future.set_result(answer)
+
+    async def _run(self, items: list[Item]) -> Sequence[Answer]:
+        if self._thread_name is None:
+            return await asyncio.to_thread(self._write, items)
+        if self._thread is None:
+            # Made on first use, so the committer outlives an app lifespan that restarts.
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix=self._thread_name)
+        return await asyncio.get_running_loop().run_in_executor(self._thread, self._write, items)
+
+    def _take_group(self) -> list[tuple[Item, asyncio.Future[Answer]]]:
+        """The oldest waiting items, up to max_size (always at least one)."""
+        taken = 1
+        if self._max_size is not None:
+            total = self._size(self._waiting[0][0])
+            while taken < len(self._waiting):
+                total += self._size(self._waiting[taken][0])
+                if total > self._max_size:
+                    break
+                taken += 1
+        else:
+            taken = len(self._waiting)
+        group, self._waiting = self._waiting[:taken], self._waiting[taken:]
+        return group

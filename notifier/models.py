@@ -189,6 +189,8 @@ class NewNotice:
     record: Mapping[str, Any]
     status: NoticeStatus = NoticeStatus.PENDING
     reason: str | None = None
+    # The dedup key of the record whose change created it (to credit the right request).
+    trigger_key: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,6 +45,13 @@ class Settings(BaseSettings):
     konnektive_password: SecretStr | None = None
     konnektive_timezone: str = "UTC"
     konnektive_interval: str = "15m"
+    # notifier serve (webhook ingestion)
+    serve_host: str = "127.0.0.1"
+    serve_port: int = Field(default=8000, ge=0, le=65535)
+    webhook_secret: SecretStr | None = None  # comma-separated: several while rotating
+    webhook_max_bytes: int = Field(default=1024 * 1024, ge=1024)
+    postback_token: SecretStr | None = None
+    postback_fields: dict[str, str] = Field(default_factory=dict)  # incoming name -> field
 
 
 def load_settings() -> Settings:

@@ -74,6 +74,10 @@ class Store(Protocol):
 
     def notice_counts(self) -> Mapping[NoticeStatus, int]: ...
 
+    def due_count(self, *, now: datetime) -> int:
+        """How many notices are due now and not yet claimed: the delivery queue's depth."""
+        ...
+
     def make_due(self, keys: Collection[str] | None, *, now: datetime) -> int:
         """Make notices waiting in retry or failed due now (all of them when keys is None)."""
         ...

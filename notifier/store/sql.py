@@ -13,6 +13,7 @@ import zlib
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import (
@@ -20,6 +21,7 @@ from sqlalchemy import (
     Engine,
     Row,
     Table,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -171,9 +173,7 @@ class SqlStore:
                 # Serialise work on the same order across instances; sorted, so no deadlock.
                 for key in sorted({_advisory_key(order_id) for order_id in order_ids}):
                     conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
-            known = set(
-                conn.scalars(select(records.c.dedup_key).where(records.c.dedup_key.in_(keys)))
-            )
+            known = set(conn.scalars(self._known_keys, {"keys": keys}))
             loaded = self._load_orders(conn, order_ids)
             decision = decide(known, loaded)
             created = self._write_decision(conn, decision)
@@ -183,9 +183,10 @@ class SqlStore:
         views = {order_id: OrderView(order_id) for order_id in order_ids}
         if not order_ids:
             return views
-        for row in conn.execute(select(fulfillments).where(fulfillments.c.order_id.in_(order_ids))):
+        ids = {"ids": list(order_ids)}
+        for row in conn.execute(self._fulfillments_of_orders, ids):
             views[row.order_id].fulfillments[row.fulfillment_id] = _state(row)
-        for row in conn.execute(select(orders).where(orders.c.order_id.in_(order_ids))):
+        for row in conn.execute(self._orders_by_id, ids):
             views[row.order_id].fulfillment_ids = tuple(json.loads(row.fulfillment_ids))
         return views
 
@@ -258,13 +259,8 @@ class SqlStore:
                 upsert_on="fulfillment_id",
             )
         if decision.order_fulfillment_ids:
-            stmt = self._insert(orders)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=[orders.c.order_id],
-                set_={"fulfillment_ids": stmt.excluded.fulfillment_ids},
-            )
             conn.execute(
-                stmt,
+                self._upsert_orders,
                 [
                     {"order_id": order_id, "fulfillment_ids": json.dumps(list(ids))}
                     for order_id, ids in decision.order_fulfillment_ids.items()
@@ -272,7 +268,7 @@ class SqlStore:
             )
         if not decision.notices:
             return ()
-        stmt = self._insert(notices).on_conflict_do_nothing(index_elements=[notices.c.key])
+        stmt = self._insert_notice
         created: list[str] = []
         # One statement per notice: the count of notices per batch is small, and RETURNING
         # with skipped conflicts is the unique constraint telling us which were new.
@@ -294,9 +290,41 @@ class SqlStore:
                 "fulfillment_ids": json.dumps(list(notice.fulfillment_ids)),
                 "record": json.dumps(dict(notice.record), ensure_ascii=False),
             }
-            if conn.execute(stmt.returning(notices.c.key), row).first() is not None:
+            if conn.execute(stmt, row).first() is not None:
                 created.append(notice.key)
         return tuple(created)
+
+    # Ingest statements, built once: building them (upserts' `excluded` especially) costs
+    # more than running them for a small batch, and a webhook ingests one record at a time.
+
+    @cached_property
+    def _known_keys(self) -> Any:
+        keys: Any = bindparam("keys", expanding=True)
+        return select(records.c.dedup_key).where(records.c.dedup_key.in_(keys))
+
+    @cached_property
+    def _fulfillments_of_orders(self) -> Any:
+        ids: Any = bindparam("ids", expanding=True)
+        return select(fulfillments).where(fulfillments.c.order_id.in_(ids))
+
+    @cached_property
+    def _orders_by_id(self) -> Any:
+        ids: Any = bindparam("ids", expanding=True)
+        return select(orders).where(orders.c.order_id.in_(ids))
+
+    @cached_property
+    def _upsert_orders(self) -> Any:
+        stmt = self._insert(orders)
+        return stmt.on_conflict_do_update(
+            index_elements=[orders.c.order_id],
+            set_={"fulfillment_ids": stmt.excluded.fulfillment_ids},
+        )
+
+    @cached_property
+    def _insert_notice(self) -> Any:
+        # RETURNING with skipped conflicts: the unique constraint tells us which were new.
+        stmt = self._insert(notices).on_conflict_do_nothing(index_elements=[notices.c.key])
+        return stmt.returning(notices.c.key)
 
     def orders(self, order_ids: Collection[str]) -> dict[str, OrderView]:
         with self._read("reading orders") as conn:
@@ -445,6 +473,14 @@ class SqlStore:
         with self._read("counting notices") as conn:
             rows = conn.execute(select(notices.c.status, func.count()).group_by(notices.c.status))
             return {NoticeStatus(status): count for status, count in rows}
+
+    def due_count(self, *, now: datetime) -> int:
+        waiting = (NoticeStatus.PENDING.value, NoticeStatus.RETRY.value)
+        with self._read("counting due notices") as conn:
+            query = select(func.count()).where(
+                notices.c.status.in_(waiting), notices.c.due_at <= now
+            )
+            return int(conn.scalar(query) or 0)
 
     def record_count(self) -> int:
         with self._read("counting records") as conn:
