@@ -369,6 +369,7 @@ def serve(
     if config.webhook_secret is None and not insecure:
         raise fail(MISSING_SECRET)  # before loading the web stack: refusing is instant
     from notifier.serve import serve as run_server
+    from notifier.serve import standard_extras
 
     if insecure and config.webhook_secret is None:
         err.print(
@@ -382,6 +383,7 @@ def serve(
             host=host or config.serve_host,
             port=config.serve_port if port is None else port,
             insecure=insecure,
+            extras=standard_extras(config),
             announce=lambda url: err.print(
                 f"notifier serve listening on {url}", highlight=False, soft_wrap=True
             ),

@@ -107,3 +107,42 @@ def serve(
         if not server.started:
             # e.g. the port is taken: uvicorn logged why; make it an error, not exit 0.
             raise OSError(f"could not serve on {host}:{port}")
+
+
+def standard_extras(settings: Settings) -> Callable[[Engine, DeliveryWorker], Extras]:
+    """What `notifier serve` adds to the webhook: the /preview page (when
+    NOTIFIER_PREVIEW_TOKEN is set) and the scheduler (when notifier.toml or the
+    environment defines jobs). Both are read from the settings once, at start."""
+    from notifier.config_file import load_config
+
+    config = load_config(settings)
+
+    def build(engine: Engine, worker: DeliveryWorker) -> Extras:
+        routers = []
+        if settings.preview_token is not None and settings.preview_token.get_secret_value():
+            from notifier.preview_web import preview_router
+            from notifier.wiring import make_composer
+
+            routers.append(
+                preview_router(
+                    composer=make_composer(settings),
+                    rules=engine.rules,
+                    token=settings.preview_token.get_secret_value(),
+                )
+            )
+        if not config.jobs:
+            return Extras(routers=routers)
+        from notifier.scheduler import NotifierScheduler, build_scheduler
+
+        running: list[NotifierScheduler] = []
+
+        async def start() -> None:
+            running.append(build_scheduler(config, engine=engine, wake=worker.wake))
+
+        async def stop() -> None:
+            for scheduler in running:
+                await scheduler.aclose()
+
+        return Extras(routers=routers, on_startup=[start], on_shutdown=[stop])
+
+    return build
