@@ -40,7 +40,7 @@ from notifier.models import (
     Scope,
     Status,
 )
-from notifier.store import migrate
+from notifier.store import migrate, postgres
 from notifier.store.base import Completion, Decider, IngestResult
 from notifier.store.schema import cursors, fulfillments, notices, orders, records, suppressions
 
@@ -140,6 +140,11 @@ class SqlStore:
     def close(self) -> None:
         self.engine.dispose()
 
+    def _notify_due(self, conn: Connection, count: int) -> None:
+        # Idle workers on other instances LISTEN for this (delivered at commit); SQLite polls.
+        if self.dialect == "postgresql":
+            postgres.notify_due(conn, count)
+
     # --- ingestion --------------------------------------------------------------------
 
     def ingest(self, batch: Sequence[Any], decide: Decider) -> IngestResult:
@@ -156,6 +161,8 @@ class SqlStore:
             loaded = self._load_orders(conn, order_ids)
             decision = decide(known, loaded)
             created = self._write_decision(conn, decision)
+            if created:
+                self._notify_due(conn, len(created))
         return IngestResult(decision=decision, created=created)
 
     def _load_orders(self, conn: Connection, order_ids: Sequence[str]) -> dict[str, OrderView]:
@@ -342,6 +349,8 @@ class SqlStore:
                     attempts=notices.c.attempts - 1,
                 )
             )
+            if done.rowcount:
+                self._notify_due(conn, done.rowcount)
         return int(done.rowcount)
 
     def next_due_at(self) -> datetime | None:
@@ -394,7 +403,7 @@ class SqlStore:
         if keys is not None:
             query = query.where(notices.c.key.in_(list(keys)))
         with self._write("making notices due") as conn:
-            return int(
+            count = int(
                 conn.execute(
                     query.values(
                         status=NoticeStatus.RETRY.value,
@@ -404,6 +413,9 @@ class SqlStore:
                     )
                 ).rowcount
             )
+            if count:
+                self._notify_due(conn, count)
+            return count
 
     # --- suppression ------------------------------------------------------------------
 
