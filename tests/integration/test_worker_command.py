@@ -1,0 +1,135 @@
+"""`notifier worker` and its wake-ups: real processes, a real ledger, a real SMTP server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from support.ledger import engine_on, tracking_records
+from support.project import ROOT, env_for, smtp_settings
+from support.smtp_sink import SmtpSink
+
+from notifier.models import NoticeStatus
+from notifier.store.postgres import DueListener
+from notifier.store.sql import SqlStore
+from notifier.transports.memory import MemoryTransport
+from notifier.worker import DeliveryWorker
+
+
+def start_worker(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "notifier", "worker", *args],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def announced_worker_id(process: subprocess.Popen[str]) -> str:
+    """The id (claim token) a worker prints when it starts."""
+    assert process.stderr is not None
+    line = process.stderr.readline()
+    assert line.startswith("notifier worker "), line
+    return line.split()[2]
+
+
+def test_worker_delivers_new_notices_and_stops_cleanly_on_sigterm(
+    tmp_path: Path, smtp_sink: SmtpSink, store_url: str
+) -> None:
+    """A running worker sends what another instance ingests; SIGTERM exits 0 with a summary."""
+    settings = smtp_settings(tmp_path, smtp_sink.host, smtp_sink.port, database_url=store_url)
+    # On PostgreSQL the worker is woken by NOTIFY, so its poll can be far longer than the test.
+    poll = "60" if store_url.startswith("postgresql") else "0.2"
+    worker = start_worker({**env_for(settings), "NOTIFIER_POLL_SECONDS": poll})
+    try:
+        worker_id = announced_worker_id(worker)
+        time.sleep(0.5)  # let it go idle before the notices exist
+        store = SqlStore(store_url)
+        try:
+            engine_on(store).ingest(tracking_records(3))
+            smtp_sink.wait_for(3, timeout=10)
+            for _ in range(50):  # the completion is recorded just after the SMTP reply
+                if store.notice_counts() == {NoticeStatus.SENT: 3}:
+                    break
+                time.sleep(0.1)
+            assert store.notice_counts() == {NoticeStatus.SENT: 3}
+        finally:
+            store.close()
+        worker.send_signal(signal.SIGTERM)
+        out, errors = worker.communicate(timeout=20)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    assert worker.returncode == 0, errors
+    assert "worker stopped: 3 sent" in out
+    assert len(worker_id) == 32
+
+
+def test_until_idle_exits_once_everything_is_delivered(
+    tmp_path: Path, smtp_sink: SmtpSink, store_url: str
+) -> None:
+    """`--until-idle` delivers the backlog and exits 0 on its own."""
+    settings = smtp_settings(tmp_path, smtp_sink.host, smtp_sink.port, database_url=store_url)
+    store = SqlStore(store_url)
+    try:
+        engine_on(store).ingest(tracking_records(20))
+    finally:
+        store.close()
+    done = subprocess.run(
+        [sys.executable, "-m", "notifier", "worker", "--until-idle"],
+        cwd=ROOT,
+        env={**os.environ, **env_for(settings)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "worker stopped: 20 sent" in done.stdout
+    assert len(smtp_sink.deliveries) == 20
+
+
+async def eventually(condition: Callable[[], bool], seconds: float = 15.0) -> None:
+    for _ in range(int(seconds / 0.02)):
+        if condition():
+            return
+        await asyncio.sleep(0.02)
+    raise TimeoutError(f"not true within {seconds} s")
+
+
+@pytest.mark.postgres
+def test_listen_notify_wakes_an_idle_worker_at_once(pg_url: str) -> None:
+    """An idle worker polling every 60 s delivers a notice ingested elsewhere within seconds."""
+    transport = MemoryTransport()
+
+    async def scenario() -> float:
+        store = SqlStore(pg_url)
+        other = SqlStore(pg_url)
+        listener = DueListener(pg_url)
+        worker = DeliveryWorker(engine_on(store, transport), poll_interval=60, waker=listener)
+        try:
+            worker.start()
+            await asyncio.wait_for(listener.listening.wait(), timeout=10)
+            # The pass at start, and the one the listener's on-connect wake asks for.
+            await eventually(lambda: worker.passes >= 2)
+            started = time.monotonic()
+            await asyncio.to_thread(engine_on(other).ingest, tracking_records(1))
+            await eventually(lambda: bool(transport.messages))
+            return time.monotonic() - started
+        finally:
+            await worker.stop()
+            store.close()
+            other.close()
+
+    seconds = asyncio.run(asyncio.wait_for(scenario(), timeout=20))
+    assert len(transport.messages) == 1
+    assert seconds < 10  # far below the 60 s poll: it was the notification
