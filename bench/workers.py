@@ -1,0 +1,237 @@
+"""Delivery throughput with 1, 2 and 4 `notifier worker` processes on PostgreSQL, beside
+one worker on SQLite, as ratios measured in the same run.
+
+    python -m bench.workers [--notices 2000] [--workers 1,2,4] [--smtp-connections 4]
+
+Each scenario gets a fresh ledger holding the same N notices (ingested before the clock
+starts), then K real `notifier worker --until-idle` processes deliver them over SMTP to a
+black-hole server running in its own process. Throughput = N / (last `sent_at` - first
+`first_attempt_at`) from the ledger itself, so process start-up is not counted; the wall
+time including start-up is printed too. Needs the PostgreSQL server (127.0.0.1:5432, user
+postgres; override with NOTIFIER_BENCH_POSTGRES_URL). Not a test: it asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from sqlalchemy import func, select
+
+from notifier.models import NoticeStatus, Record
+from notifier.records import parse_record
+from notifier.settings import Settings
+from notifier.store.schema import notices
+from notifier.store.sql import SqlStore
+from notifier.wiring import open_engine
+
+ROOT = Path(__file__).resolve().parents[1]
+ADMIN_URL = os.environ.get(
+    "NOTIFIER_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+# --- the SMTP server, in its own process ------------------------------------------------
+
+
+def _serve_blackhole(port: int) -> None:
+    from aiosmtpd.controller import Controller
+
+    class Accept:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            return "250 OK: accepted"
+
+    controller = Controller(Accept(), hostname="127.0.0.1", port=port, server_hostname="bench")
+    controller.start()  # returns once the server accepts connections
+    try:
+        while True:
+            time.sleep(3600)
+    finally:
+        controller.stop()
+
+
+def start_blackhole() -> tuple[multiprocessing.Process, int]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    process = multiprocessing.Process(target=_serve_blackhole, args=(port,), daemon=True)
+    process.start()
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return process, port
+        except OSError:
+            if not process.is_alive() or time.monotonic() > deadline:
+                raise SystemExit("the SMTP sink process did not start") from None
+            time.sleep(0.05)
+
+
+# --- ledgers ------------------------------------------------------------------------------
+
+
+def records(count: int) -> Iterator[Record]:
+    received = datetime.now(UTC)
+    for n in range(count):
+        yield parse_record(
+            {
+                "order_id": f"B{n}",
+                "fulfillment_id": f"B{n}-F1",
+                "status": "Pending Shipment",
+                "email": f"customer{n}@example.com",
+                "first_name": "Jane",
+                "tracking_number": "1Z999AA10123456784",
+                "occurred_at": "2026-11-20T10:00:00+00:00",
+            },
+            received_at=received,
+        )
+
+
+def admin(statement: sql.Composable) -> None:
+    with psycopg.connect(ADMIN_URL, autocommit=True) as connection:
+        connection.execute(statement)
+
+
+@dataclass(frozen=True)
+class Result:
+    label: str
+    workers: int
+    notices: int
+    seconds: float
+    wall: float
+
+    @property
+    def rate(self) -> float:
+        return self.notices / self.seconds
+
+
+def run_scenario(
+    label: str, url: str, workers: int, count: int, port: int, smtp_connections: int
+) -> Result:
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        database_url=url,
+        transport="smtp",
+        smtp_host="127.0.0.1",
+        smtp_port=port,
+        smtp_connections=smtp_connections,
+        rules_dir=ROOT / "rules",
+        templates_dir=ROOT / "templates",
+    )
+    with open_engine(settings) as engine:
+        created = engine.ingest(records(count)).notices_created
+        asyncio.run(engine.transport.close())
+    assert created == count, f"{label}: expected {count} new notices, got {created}"
+    env = {
+        **os.environ,
+        "NOTIFIER_DATABASE_URL": url,
+        "NOTIFIER_TRANSPORT": "smtp",
+        "NOTIFIER_SMTP_HOST": "127.0.0.1",
+        "NOTIFIER_SMTP_PORT": str(port),
+        "NOTIFIER_SMTP_CONNECTIONS": str(smtp_connections),
+        "NOTIFIER_RULES_DIR": str(ROOT / "rules"),
+        "NOTIFIER_TEMPLATES_DIR": str(ROOT / "templates"),
+    }
+    started = time.perf_counter()
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "notifier", "worker", "--until-idle"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(workers)
+    ]
+    for process in processes:
+        _, errors = process.communicate()
+        if process.returncode != 0:
+            raise SystemExit(f"{label}: a worker failed:\n{errors}")
+    wall = time.perf_counter() - started
+    store = SqlStore(url)
+    try:
+        counts = store.notice_counts()
+        assert counts == {NoticeStatus.SENT: count}, f"{label}: ledger ended {dict(counts)}"
+        with store.engine.connect() as connection:
+            first, last = connection.execute(
+                select(func.min(notices.c.first_attempt_at), func.max(notices.c.sent_at))
+            ).one()
+    finally:
+        store.close()
+    seconds = (_aware(last) - _aware(first)).total_seconds()
+    return Result(label, workers, count, seconds, wall)
+
+
+def _aware(value: Any) -> datetime:
+    # Aggregates bypass the column type: SQLite hands back text, PostgreSQL aware datetimes.
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--notices", type=int, default=2000)
+    parser.add_argument("--workers", default="1,2,4", help="worker counts on PostgreSQL")
+    parser.add_argument("--smtp-connections", type=int, default=4)
+    args = parser.parse_args()
+    counts = [int(n) for n in args.workers.split(",")]
+
+    sink, port = start_blackhole()
+    results: list[Result] = []
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            url = f"sqlite:///{Path(folder) / 'bench.db'}"
+            results.append(
+                run_scenario("sqlite", url, 1, args.notices, port, args.smtp_connections)
+            )
+        for workers in counts:
+            name = f"notifier_bench_{uuid.uuid4().hex[:10]}"
+            admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            try:
+                url = f"{ADMIN_URL.rpartition('/')[0]}/{name}"
+                results.append(
+                    run_scenario(
+                        "postgresql", url, workers, args.notices, port, args.smtp_connections
+                    )
+                )
+            finally:
+                admin(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+    finally:
+        sink.terminate()
+        sink.join()
+
+    sqlite_rate = results[0].rate
+    pg_one = next((r.rate for r in results if r.label == "postgresql" and r.workers == 1), None)
+    print(
+        f"{args.notices} notices per scenario, {os.cpu_count()} CPU(s),"
+        " SMTP sink in its own process"
+    )
+    print(
+        f"{'store':<11} {'workers':>7} {'seconds':>8} {'wall':>6} {'notices/s':>10} "
+        f"{'vs sqlitex1':>12} {'vs pgx1':>8}"
+    )
+    for r in results:
+        vs_pg = f"{r.rate / pg_one:.2f}x" if pg_one else "-"
+        print(
+            f"{r.label:<11} {r.workers:>7} {r.seconds:>8.2f} {r.wall:>6.1f} {r.rate:>10.0f}"
+            f" {r.rate / sqlite_rate:>11.2f}x {vs_pg:>8}"
+        )
+
+
+if __name__ == "__main__":
+    main()
