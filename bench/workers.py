@@ -3,12 +3,13 @@ one worker on SQLite, as ratios measured in the same run.
 
     python -m bench.workers [--notices 2000] [--workers 1,2,4] [--smtp-connections 4]
 
-Each scenario gets a fresh ledger holding the same N notices (ingested before the clock
-starts), then K real `notifier worker --until-idle` processes deliver them over SMTP to a
-black-hole server running in its own process. Throughput = N / (last `sent_at` - first
-`first_attempt_at`) from the ledger itself, so process start-up is not counted; the wall
-time including start-up is printed too. Needs the PostgreSQL server (127.0.0.1:5432, user
-postgres; override with NOTIFIER_BENCH_POSTGRES_URL). Not a test: it asserts nothing.
+Each scenario gets a fresh ledger holding the same N notices, parked until tomorrow; K
+real `notifier worker` processes start and go idle; then one `make_due` (on PostgreSQL:
+one NOTIFY) releases them all, and the workers deliver over SMTP to a black-hole server
+running in its own process. Throughput = N / (last `sent_at` - first `first_attempt_at`)
+from the ledger itself; "wall" is from the release until the bench saw all N sent.
+Needs the PostgreSQL server (127.0.0.1:5432, user postgres; override with
+NOTIFIER_BENCH_POSTGRES_URL). Not a test: it asserts nothing.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import argparse
 import asyncio
 import multiprocessing
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -25,13 +27,13 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg import sql
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from notifier.models import NoticeStatus, Record
 from notifier.records import parse_record
@@ -41,6 +43,7 @@ from notifier.store.sql import SqlStore
 from notifier.wiring import open_engine
 
 ROOT = Path(__file__).resolve().parents[1]
+_TOMORROW = datetime.now(UTC) + timedelta(days=1)
 ADMIN_URL = os.environ.get(
     "NOTIFIER_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
@@ -102,7 +105,7 @@ def records(count: int) -> Iterator[Record]:
         )
 
 
-def admin(statement: sql.Composable) -> None:
+def admin(statement: sql.Composed) -> None:
     with psycopg.connect(ADMIN_URL, autocommit=True) as connection:
         connection.execute(statement)
 
@@ -114,6 +117,8 @@ class Result:
     notices: int
     seconds: float
     wall: float
+    worker_cpu: float  # CPU seconds the worker processes spent delivering
+    sink_cpu: float  # CPU seconds the SMTP server spent receiving
 
     @property
     def rate(self) -> float:
@@ -121,10 +126,10 @@ class Result:
 
 
 def run_scenario(
-    label: str, url: str, workers: int, count: int, port: int, smtp_connections: int
+    label: str, url: str, workers: int, count: int, port: int, smtp_connections: int, sink_pid: int
 ) -> Result:
     settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         database_url=url,
         transport="smtp",
         smtp_host="127.0.0.1",
@@ -137,6 +142,12 @@ def run_scenario(
         created = engine.ingest(records(count)).notices_created
         asyncio.run(engine.transport.close())
     assert created == count, f"{label}: expected {count} new notices, got {created}"
+    # Park the notices (due tomorrow) so every worker is started and idle before the race.
+    store = SqlStore(url)
+    with store.engine.begin() as connection:
+        connection.execute(
+            update(notices).values(status=NoticeStatus.RETRY.value, due_at=_TOMORROW)
+        )
     env = {
         **os.environ,
         "NOTIFIER_DATABASE_URL": url,
@@ -146,11 +157,12 @@ def run_scenario(
         "NOTIFIER_SMTP_CONNECTIONS": str(smtp_connections),
         "NOTIFIER_RULES_DIR": str(ROOT / "rules"),
         "NOTIFIER_TEMPLATES_DIR": str(ROOT / "templates"),
+        # PostgreSQL workers are woken by NOTIFY; SQLite ones must poll.
+        "NOTIFIER_POLL_SECONDS": "60" if url.startswith("postgresql") else "0.1",
     }
-    started = time.perf_counter()
     processes = [
         subprocess.Popen(
-            [sys.executable, "-m", "notifier", "worker", "--until-idle"],
+            [sys.executable, "-m", "notifier", "worker"],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -158,12 +170,29 @@ def run_scenario(
         )
         for _ in range(workers)
     ]
-    for process in processes:
-        _, errors = process.communicate()
-        if process.returncode != 0:
-            raise SystemExit(f"{label}: a worker failed:\n{errors}")
-    wall = time.perf_counter() - started
-    store = SqlStore(url)
+    try:
+        for process in processes:
+            assert process.stderr is not None
+            banner = process.stderr.readline()
+            if not banner.startswith("notifier worker"):
+                raise SystemExit(f"{label}: a worker did not start: {banner}")
+        time.sleep(1.5)  # listeners connected, start-up CPU spent
+        cpu_before = sum(_cpu_seconds(p.pid) for p in processes)
+        sink_before = _cpu_seconds(sink_pid)
+        started = time.perf_counter()
+        store.make_due(None, now=datetime.now(UTC))  # one UPDATE, one NOTIFY: go
+        while store.notice_counts().get(NoticeStatus.SENT, 0) < count:
+            if any(p.poll() is not None for p in processes):
+                raise SystemExit(f"{label}: a worker died")
+            time.sleep(0.2)
+        wall = time.perf_counter() - started
+        cpu = sum(_cpu_seconds(p.pid) for p in processes) - cpu_before
+        sink_cpu = _cpu_seconds(sink_pid) - sink_before
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            process.communicate(timeout=60)
     try:
         counts = store.notice_counts()
         assert counts == {NoticeStatus.SENT: count}, f"{label}: ledger ended {dict(counts)}"
@@ -174,7 +203,16 @@ def run_scenario(
     finally:
         store.close()
     seconds = (_aware(last) - _aware(first)).total_seconds()
-    return Result(label, workers, count, seconds, wall)
+    return Result(label, workers, count, seconds, wall, cpu, sink_cpu)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used so far (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _aware(value: Any) -> datetime:
@@ -192,12 +230,13 @@ def main() -> None:
     counts = [int(n) for n in args.workers.split(",")]
 
     sink, port = start_blackhole()
+    sink_pid = int(sink.pid or 0)
     results: list[Result] = []
     try:
         with tempfile.TemporaryDirectory() as folder:
             url = f"sqlite:///{Path(folder) / 'bench.db'}"
             results.append(
-                run_scenario("sqlite", url, 1, args.notices, port, args.smtp_connections)
+                run_scenario("sqlite", url, 1, args.notices, port, args.smtp_connections, sink_pid)
             )
         for workers in counts:
             name = f"notifier_bench_{uuid.uuid4().hex[:10]}"
@@ -206,7 +245,13 @@ def main() -> None:
                 url = f"{ADMIN_URL.rpartition('/')[0]}/{name}"
                 results.append(
                     run_scenario(
-                        "postgresql", url, workers, args.notices, port, args.smtp_connections
+                        "postgresql",
+                        url,
+                        workers,
+                        args.notices,
+                        port,
+                        args.smtp_connections,
+                        sink_pid,
                     )
                 )
             finally:
@@ -223,14 +268,17 @@ def main() -> None:
     )
     print(
         f"{'store':<11} {'workers':>7} {'seconds':>8} {'wall':>6} {'notices/s':>10} "
-        f"{'vs sqlitex1':>12} {'vs pgx1':>8}"
+        f"{'vs sqlitex1':>12} {'vs pgx1':>8} {'CPU ms/notice: workers':>23} {'sink':>5}"
     )
     for r in results:
         vs_pg = f"{r.rate / pg_one:.2f}x" if pg_one else "-"
         print(
             f"{r.label:<11} {r.workers:>7} {r.seconds:>8.2f} {r.wall:>6.1f} {r.rate:>10.0f}"
-            f" {r.rate / sqlite_rate:>11.2f}x {vs_pg:>8}"
+            f" {r.rate / sqlite_rate:>11.2f}x {vs_pg:>8} {1000 * r.worker_cpu / r.notices:>23.1f}"
+            f" {1000 * r.sink_cpu / r.notices:>5.1f}"
         )
+    load = os.getloadavg()
+    print(f"load average at the end: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
 
 
 if __name__ == "__main__":

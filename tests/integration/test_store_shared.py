@@ -10,13 +10,11 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import TypeVar
 
 import pytest
 from sqlalchemy import inspect
 from support.ledger import engine_on, tracking_records
-from support.postgres import PgDatabases
 
 from notifier.errors import StoreError
 from notifier.models import NoticeStatus
@@ -216,18 +214,6 @@ def test_longest_accepted_fields_fit_the_schema(store: SqlStore) -> None:
     assert notice.campaign_id == "K" * 255 and notice.record["first_name"] == "é" * 255
     state = store.fulfillment("F" * 255)
     assert state is not None and state.carrier == "C" * 255
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def empty_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A database with no schema at all."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'empty.db'}"
-        return
-    databases: PgDatabases = request.getfixturevalue("pg_databases")
-    url = databases.fresh(migrated=False)
-    yield url
-    databases.drop(url)
 
 
 def test_concurrent_first_use_migrates_once(empty_store_url: str) -> None:

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 from support.ledger import engine_on, tracking_records
+from support.postgres import PgDatabases
 from support.project import ROOT, env_for, smtp_settings
 from support.smtp_sink import SmtpSink
 
 from notifier.models import NoticeStatus
+from notifier.store import migrate
 from notifier.store.postgres import DueListener
 from notifier.store.sql import SqlStore
 from notifier.transports.memory import MemoryTransport
@@ -133,3 +135,33 @@ def test_listen_notify_wakes_an_idle_worker_at_once(pg_url: str) -> None:
     seconds = asyncio.run(asyncio.wait_for(scenario(), timeout=20))
     assert len(transport.messages) == 1
     assert seconds < 10  # far below the 60 s poll: it was the notification
+
+
+@pytest.mark.postgres
+def test_db_upgrade_from_several_processes_at_once(pg_databases: PgDatabases) -> None:
+    """Three `notifier db upgrade` processes on an empty database: all exit 0, schema at head."""
+    url = pg_databases.fresh(migrated=False)
+    env = {**os.environ, "NOTIFIER_DATABASE_URL": url}
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "notifier", "db", "upgrade"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    results = [process.communicate(timeout=60) for process in processes]
+    for process, (out, errors) in zip(processes, results, strict=True):
+        assert process.returncode == 0, errors
+        assert f"is at revision {migrate.head_revision()}" in " ".join(out.split())
+    store = SqlStore(url, migrate_schema=False)
+    try:
+        with store.engine.connect() as connection:
+            assert migrate.current_revision(connection) == migrate.head_revision()
+        assert store.notices() == []
+    finally:
+        store.close()
+        pg_databases.drop(url)

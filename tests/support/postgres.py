@@ -71,6 +71,6 @@ class PgDatabases:
         for name in list(reversed(self._created)):
             self.drop(database_url(name))
 
-    def _execute(self, statement: sql.Composable) -> None:
+    def _execute(self, statement: sql.Composed) -> None:
         with psycopg.connect(ADMIN_URL, autocommit=True) as connection:
             connection.execute(statement)
