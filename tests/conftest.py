@@ -22,8 +22,8 @@ def smtp_sink() -> Iterator[SmtpSink]:
 
 # --- Stores: the same tests on SQLite and PostgreSQL -------------------------
 # `store_url` runs a test once per database engine. PostgreSQL: one database per test run
-# (a migrated template, cloned per test: fast, and runs never see each other's rows),
-# dropped at the end; skipped with the reason when the server is not reachable.
+# (so runs never see each other's rows), emptied before each test, dropped at the end;
+# skipped with the reason when the server is not reachable.
 
 
 @pytest.fixture(scope="session")
@@ -40,11 +40,9 @@ def pg_databases() -> Iterator[PgDatabases]:
 
 
 @pytest.fixture
-def pg_url(pg_databases: PgDatabases) -> Iterator[str]:
-    """A fresh, migrated PostgreSQL database for this test only."""
-    url = pg_databases.fresh()
-    yield url
-    pg_databases.drop(url)
+def pg_url(pg_databases: PgDatabases) -> str:
+    """This run's migrated PostgreSQL database, with every table emptied for this test."""
+    return pg_databases.emptied()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -56,12 +54,9 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def empty_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+def empty_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A database with no schema at all (for migration tests), on each engine."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'empty.db'}"
-        return
+        return f"sqlite:///{tmp_path / 'empty.db'}"
     databases: PgDatabases = request.getfixturevalue("pg_databases")
-    url = databases.fresh(migrated=False)
-    yield url
-    databases.drop(url)
+    return databases.fresh()

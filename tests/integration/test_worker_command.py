@@ -140,7 +140,7 @@ def test_listen_notify_wakes_an_idle_worker_at_once(pg_url: str) -> None:
 @pytest.mark.postgres
 def test_db_upgrade_from_several_processes_at_once(pg_databases: PgDatabases) -> None:
     """Three `notifier db upgrade` processes on an empty database: all exit 0, schema at head."""
-    url = pg_databases.fresh(migrated=False)
+    url = pg_databases.fresh()
     env = {**os.environ, "NOTIFIER_DATABASE_URL": url}
     processes = [
         subprocess.Popen(
@@ -164,4 +164,3 @@ def test_db_upgrade_from_several_processes_at_once(pg_databases: PgDatabases) ->
         assert store.notices() == []
     finally:
         store.close()
-        pg_databases.drop(url)
