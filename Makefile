@@ -40,7 +40,7 @@ bench: $(STAMP)
 
 # Four worker processes, one SIGKILLed, on PostgreSQL: the full 10,000 notices.
 soak: $(STAMP)
-	NOTIFIER_SOAK_NOTICES=10000 $(BIN)/python -m pytest -q -p no:cacheprovider tests/integration/test_multi_worker.py
+	NOTIFIER_SOAK_NOTICES=10000 $(BIN)/python -m pytest -q -s -p no:cacheprovider tests/integration/test_multi_worker.py
 
 # Delivery throughput, 1/2/4 worker processes on PostgreSQL vs 1 on SQLite (needs PostgreSQL).
 bench-workers: $(STAMP)
