@@ -119,6 +119,7 @@ class Result:
     wall: float
     worker_cpu: float  # CPU seconds the worker processes spent delivering
     sink_cpu: float  # CPU seconds the SMTP server spent receiving
+    machine_busy: float  # share of all CPUs busy (anyone's work) during the run
 
     @property
     def rate(self) -> float:
@@ -179,6 +180,7 @@ def run_scenario(
         time.sleep(1.5)  # listeners connected, start-up CPU spent
         cpu_before = sum(_cpu_seconds(p.pid) for p in processes)
         sink_before = _cpu_seconds(sink_pid)
+        machine_before = _machine_busy_idle()
         started = time.perf_counter()
         store.make_due(None, now=datetime.now(UTC))  # one UPDATE, one NOTIFY: go
         while store.notice_counts().get(NoticeStatus.SENT, 0) < count:
@@ -188,6 +190,8 @@ def run_scenario(
         wall = time.perf_counter() - started
         cpu = sum(_cpu_seconds(p.pid) for p in processes) - cpu_before
         sink_cpu = _cpu_seconds(sink_pid) - sink_before
+        busy, idle = (a - b for a, b in zip(_machine_busy_idle(), machine_before, strict=True))
+        machine_busy = busy / (busy + idle) if busy + idle else 0.0
     finally:
         for process in processes:
             process.send_signal(signal.SIGTERM)
@@ -203,7 +207,14 @@ def run_scenario(
     finally:
         store.close()
     seconds = (_aware(last) - _aware(first)).total_seconds()
-    return Result(label, workers, count, seconds, wall, cpu, sink_cpu)
+    return Result(label, workers, count, seconds, wall, cpu, sink_cpu, machine_busy)
+
+
+def _machine_busy_idle() -> tuple[int, int]:
+    """Busy and idle jiffies of all CPUs together (Linux /proc/stat)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values[:8]) - idle, idle
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -269,13 +280,14 @@ def main() -> None:
     print(
         f"{'store':<11} {'workers':>7} {'seconds':>8} {'wall':>6} {'notices/s':>10} "
         f"{'vs sqlitex1':>12} {'vs pgx1':>8} {'CPU ms/notice: workers':>23} {'sink':>5}"
+        f" {'machine busy':>13}"
     )
     for r in results:
         vs_pg = f"{r.rate / pg_one:.2f}x" if pg_one else "-"
         print(
             f"{r.label:<11} {r.workers:>7} {r.seconds:>8.2f} {r.wall:>6.1f} {r.rate:>10.0f}"
             f" {r.rate / sqlite_rate:>11.2f}x {vs_pg:>8} {1000 * r.worker_cpu / r.notices:>23.1f}"
-            f" {1000 * r.sink_cpu / r.notices:>5.1f}"
+            f" {1000 * r.sink_cpu / r.notices:>5.1f} {r.machine_busy:>13.0%}"
         )
     load = os.getloadavg()
     print(f"load average at the end: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")

@@ -57,6 +57,7 @@ class DueListener:
         self.liveness_interval = liveness_interval
         self.listening = asyncio.Event()
         self.notifications = 0
+        self.backend_pid: int | None = None  # the listening session, for operators and tests
         self._task: asyncio.Task[None] | None = None
 
     def start(self, wake: Callable[[], None]) -> None:
@@ -90,6 +91,7 @@ class DueListener:
             self.conninfo, autocommit=True
         ) as connection:
             await connection.execute(f"LISTEN {DUE_CHANNEL}")
+            self.backend_pid = connection.info.backend_pid
             self.listening.set()
             wake()  # anything created while we were not listening
             while True:

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import psycopg
 import pytest
 from support.ledger import engine_on, tracking_records
 from support.postgres import PgDatabases
@@ -135,6 +136,35 @@ def test_listen_notify_wakes_an_idle_worker_at_once(pg_url: str) -> None:
     seconds = asyncio.run(asyncio.wait_for(scenario(), timeout=20))
     assert len(transport.messages) == 1
     assert seconds < 10  # far below the 60 s poll: it was the notification
+
+
+@pytest.mark.postgres
+def test_listener_reconnects_after_losing_its_connection(pg_url: str) -> None:
+    """The LISTEN session killed (as in a failover): the listener reconnects and wakes again."""
+    woken: list[float] = []
+
+    async def scenario() -> None:
+        listener = DueListener(pg_url, reconnect_delay=0.1)
+        listener.start(lambda: woken.append(time.monotonic()))
+        try:
+            await asyncio.wait_for(listener.listening.wait(), timeout=10)
+            first_pid = listener.backend_pid
+            assert first_pid is not None and len(woken) == 1  # the on-connect wake
+            with psycopg.connect(pg_url, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (first_pid,))
+            await eventually(lambda: listener.backend_pid != first_pid and len(woken) >= 2)
+            await asyncio.wait_for(listener.listening.wait(), timeout=10)
+            other = SqlStore(pg_url)
+            try:
+                await asyncio.to_thread(engine_on(other).ingest, tracking_records(1))
+            finally:
+                other.close()
+            await eventually(lambda: listener.notifications >= 1)
+        finally:
+            await listener.stop()
+
+    asyncio.run(asyncio.wait_for(scenario(), timeout=30))
+    assert len(woken) >= 3  # connect, reconnect, notification
 
 
 @pytest.mark.postgres
