@@ -151,10 +151,13 @@ class SqlStore:
         order_ids = sorted({record.order_id for record in batch})
         keys = list({record.dedup_key for record in batch})
         with self._write("ingesting records") as conn:
-            if self.dialect == "postgresql":
+            if self.dialect == "postgresql" and order_ids:
                 # Serialise work on the same order across instances; sorted, so no deadlock.
-                for key in sorted({_advisory_key(order_id) for order_id in order_ids}):
-                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+                # executemany runs them in order, pipelined: one round trip, not one per order.
+                locks = sorted({_advisory_key(order_id) for order_id in order_ids})
+                conn.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), [{"key": key} for key in locks]
+                )
             known = set(
                 conn.scalars(select(records.c.dedup_key).where(records.c.dedup_key.in_(keys)))
             )
