@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -15,7 +16,7 @@ import psycopg
 import pytest
 from support.ledger import engine_on, tracking_records
 from support.postgres import PgDatabases
-from support.project import ROOT, env_for, smtp_settings
+from support.project import ROOT, env_for, settings_for, smtp_settings
 from support.smtp_sink import SmtpSink
 
 from notifier.models import NoticeStatus
@@ -194,3 +195,31 @@ def test_db_upgrade_from_several_processes_at_once(pg_databases: PgDatabases) ->
         assert store.notices() == []
     finally:
         store.close()
+
+
+@pytest.mark.postgres
+def test_every_command_works_on_postgresql(tmp_path: Path, pg_url: str) -> None:
+    """`run`, `notices --json` and `check` against a PostgreSQL URL, as an operator runs them."""
+    settings = settings_for(tmp_path, database_url=pg_url)
+    env = {**os.environ, **env_for(settings)}
+
+    def notifier(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "notifier", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    run = notifier("run", str(ROOT / "examples" / "batch.jsonl"))
+    assert run.returncode == 1, run.stderr  # the example batch has two bad lines, on purpose
+    assert "line 20" in run.stderr and "line 21" in run.stderr
+    listed = notifier("notices", "--json")
+    assert listed.returncode == 0, listed.stderr
+    notices = json.loads(listed.stdout)
+    assert len(notices) == 9 and {n["status"] for n in notices} == {"sent"}
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 9
+    checked = notifier("check")
+    assert checked.returncode == 0, checked.stderr
