@@ -47,7 +47,7 @@ def pg_url(pg_databases: PgDatabases) -> str:
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The ledger's URL: a fresh SQLite file, or a fresh PostgreSQL database."""
+    """The ledger's URL: a fresh SQLite file, or this run's PostgreSQL database, emptied."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'notifier.db'}"
     return str(request.getfixturevalue("pg_url"))
