@@ -1,7 +1,7 @@
 """Delivery throughput with 1, 2 and 4 `notifier worker` processes on PostgreSQL, beside
 one worker on SQLite, as ratios measured in the same run.
 
-    python -m bench.workers [--notices 2000] [--workers 1,2,4] [--smtp-connections 4]
+    python -m bench.workers [--notices 1000] [--rounds 3] [--workers 1,2,4] [--smtp-connections 4]
 
 Each scenario gets a fresh ledger holding the same N notices, parked until tomorrow; K
 real `notifier worker` processes start and go idle; then one `make_due` (on PostgreSQL:
@@ -20,6 +20,7 @@ import multiprocessing
 import os
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -234,60 +235,75 @@ def _aware(value: Any) -> datetime:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--notices", type=int, default=2000)
+    parser.add_argument("--notices", type=int, default=1000)
     parser.add_argument("--workers", default="1,2,4", help="worker counts on PostgreSQL")
     parser.add_argument("--smtp-connections", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     counts = [int(n) for n in args.workers.split(",")]
 
     sink, port = start_blackhole()
     sink_pid = int(sink.pid or 0)
-    results: list[Result] = []
+    scenarios = [("sqlite", 1)] + [("postgresql", n) for n in counts]
+    runs: dict[tuple[str, int], list[Result]] = {scenario: [] for scenario in scenarios}
     try:
-        with tempfile.TemporaryDirectory() as folder:
-            url = f"sqlite:///{Path(folder) / 'bench.db'}"
-            results.append(
-                run_scenario("sqlite", url, 1, args.notices, port, args.smtp_connections, sink_pid)
-            )
-        for workers in counts:
-            name = f"notifier_bench_{uuid.uuid4().hex[:10]}"
-            admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-            try:
-                url = f"{ADMIN_URL.rpartition('/')[0]}/{name}"
-                results.append(
-                    run_scenario(
-                        "postgresql",
-                        url,
-                        workers,
-                        args.notices,
-                        port,
-                        args.smtp_connections,
-                        sink_pid,
-                    )
+        # Rounds interleave the scenarios, so a burst of load from elsewhere on the machine
+        # hits them alike; each scenario reports its median round.
+        for round_number in range(1, args.rounds + 1):
+            for label, workers in scenarios:
+                result = run_one(
+                    label, workers, args.notices, port, args.smtp_connections, sink_pid
                 )
-            finally:
-                admin(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+                runs[label, workers].append(result)
+                print(
+                    f"round {round_number}: {label} x{workers}: {result.rate:.0f} notices/s"
+                    f" (machine {result.machine_busy:.0%} busy)",
+                    flush=True,
+                )
     finally:
         sink.terminate()
         sink.join()
+    report(args.notices, args.rounds, runs)
 
-    sqlite_rate = results[0].rate
-    pg_one = next((r.rate for r in results if r.label == "postgresql" and r.workers == 1), None)
+
+def run_one(
+    label: str, workers: int, count: int, port: int, smtp_connections: int, sink_pid: int
+) -> Result:
+    if label == "sqlite":
+        with tempfile.TemporaryDirectory() as folder:
+            url = f"sqlite:///{Path(folder) / 'bench.db'}"
+            return run_scenario(label, url, workers, count, port, smtp_connections, sink_pid)
+    name = f"notifier_bench_{uuid.uuid4().hex[:10]}"
+    admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        url = f"{ADMIN_URL.rpartition('/')[0]}/{name}"
+        return run_scenario(label, url, workers, count, port, smtp_connections, sink_pid)
+    finally:
+        admin(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def report(notices: int, rounds: int, runs: dict[tuple[str, int], list[Result]]) -> None:
+    median = {key: statistics.median(r.rate for r in results) for key, results in runs.items()}
+    sqlite_rate = median["sqlite", 1]
+    pg_one = median.get(("postgresql", 1))
     print(
-        f"{args.notices} notices per scenario, {os.cpu_count()} CPU(s),"
+        f"\n{notices} notices per scenario, median of {rounds} round(s), {os.cpu_count()} CPU(s),"
         " SMTP sink in its own process"
     )
     print(
-        f"{'store':<11} {'workers':>7} {'seconds':>8} {'wall':>6} {'notices/s':>10} "
-        f"{'vs sqlitex1':>12} {'vs pgx1':>8} {'CPU ms/notice: workers':>23} {'sink':>5}"
-        f" {'machine busy':>13}"
+        f"{'store':<11} {'workers':>7} {'notices/s':>10} {'range':>11} {'vs sqlitex1':>12}"
+        f" {'vs pgx1':>8} {'CPU ms/notice: workers':>23} {'sink':>5} {'machine busy':>13}"
     )
-    for r in results:
-        vs_pg = f"{r.rate / pg_one:.2f}x" if pg_one else "-"
+    for (label, workers), results in runs.items():
+        rate = median[label, workers]
+        spread = f"{min(r.rate for r in results):.0f}-{max(r.rate for r in results):.0f}"
+        vs_pg = f"{rate / pg_one:.2f}x" if pg_one else "-"
+        cpu = statistics.median(1000 * r.worker_cpu / r.notices for r in results)
+        sink_cpu = statistics.median(1000 * r.sink_cpu / r.notices for r in results)
+        busy = statistics.median(r.machine_busy for r in results)
         print(
-            f"{r.label:<11} {r.workers:>7} {r.seconds:>8.2f} {r.wall:>6.1f} {r.rate:>10.0f}"
-            f" {r.rate / sqlite_rate:>11.2f}x {vs_pg:>8} {1000 * r.worker_cpu / r.notices:>23.1f}"
-            f" {1000 * r.sink_cpu / r.notices:>5.1f} {r.machine_busy:>13.0%}"
+            f"{label:<11} {workers:>7} {rate:>10.0f} {spread:>11} {rate / sqlite_rate:>11.2f}x"
+            f" {vs_pg:>8} {cpu:>23.1f} {sink_cpu:>5.1f} {busy:>13.0%}"
         )
     load = os.getloadavg()
     print(f"load average at the end: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
