@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import TypeVar
 
 import pytest
@@ -19,6 +20,7 @@ from support.ledger import engine_on, tracking_records
 from notifier.errors import StoreError
 from notifier.models import NoticeStatus
 from notifier.records import parse_record
+from notifier.rules import load_rules
 from notifier.store import migrate
 from notifier.store.base import Completion
 from notifier.store.sql import SqlStore
@@ -214,6 +216,31 @@ def test_longest_accepted_fields_fit_the_schema(store: SqlStore) -> None:
     assert notice.campaign_id == "K" * 255 and notice.record["first_name"] == "é" * 255
     state = store.fulfillment("F" * 255)
     assert state is not None and state.carrier == "C" * 255
+
+
+def test_a_notice_key_longer_than_512_characters_is_stored(store: SqlStore, tmp_path: Path) -> None:
+    """A rule keyed on extra fields can make keys of 600+ characters; every engine keeps them."""
+    (tmp_path / "per_parcel.toml").write_text(
+        'id = "per_parcel_and_carrier"\nname = "Per parcel"\non = "Pending Shipment"\n'
+        'template = "tracking_number_assigned"\nkey_fields = ["tracking_number", "carrier"]\n',
+        encoding="utf-8",
+    )
+    record = parse_record(
+        {
+            "order_id": "O1",
+            "fulfillment_id": "F" * 255,
+            "status": "Pending Shipment",
+            "email": "jane@example.com",
+            "tracking_number": "1Z" + "9" * 253,
+            "carrier": "C" * 255,
+        },
+        received_at=NOW,
+    )
+    report = engine_on(store, rules=load_rules(tmp_path)).ingest([record])
+    assert report.notices_created == 1
+    (notice,) = store.notices()
+    assert len(notice.key) > 512 and notice.key.endswith(":" + "C" * 255)
+    assert store.notice(notice.key) is not None
 
 
 def test_concurrent_first_use_migrates_once(empty_store_url: str) -> None:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 from notifier.engine import Engine, EngineConfig
 from notifier.models import Record
 from notifier.records import parse_record
 from notifier.rendering import Renderer
-from notifier.rules import load_rules
+from notifier.rules import Rule, load_rules
 from notifier.store.sql import SqlStore
 from notifier.transports import Transport
 from notifier.transports.memory import MemoryTransport
@@ -42,12 +42,13 @@ def engine_on(
     *,
     lease: timedelta = timedelta(minutes=5),
     claim_batch: int = 64,
+    rules: Sequence[Rule] | None = None,
 ) -> Engine:
-    """An engine on this store with the project's rules and templates."""
+    """An engine on this store with the project's rules (unless given) and templates."""
     return Engine(
         store=store,
         transport=transport or MemoryTransport(),
-        rules=load_rules(RULES),
+        rules=load_rules(RULES) if rules is None else rules,
         renderer=Renderer(TEMPLATES),
         config=EngineConfig(
             mail_from="Example Store <orders@example.com>",
