@@ -223,3 +223,33 @@ def test_every_command_works_on_postgresql(tmp_path: Path, pg_url: str) -> None:
     assert len(list((tmp_path / "outbox").glob("*.eml"))) == 9
     checked = notifier("check")
     assert checked.returncode == 0, checked.stderr
+
+
+@pytest.mark.postgres
+def test_sigterm_mid_batch_finishes_the_batch_in_flight(
+    tmp_path: Path, smtp_sink: SmtpSink, pg_url: str
+) -> None:
+    """SIGTERM while sending: the claimed batch is finished and recorded, nothing left `sending`."""
+    settings = smtp_settings(tmp_path, smtp_sink.host, smtp_sink.port, database_url=pg_url)
+    store = SqlStore(pg_url)
+    try:
+        engine_on(store).ingest(tracking_records(400))
+        worker = start_worker(env_for(settings))
+        try:
+            announced_worker_id(worker)
+            smtp_sink.wait_for(1, timeout=30)
+            worker.send_signal(signal.SIGTERM)
+            out, errors = worker.communicate(timeout=60)
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+                worker.communicate()
+        assert worker.returncode == 0, errors
+        counts = store.notice_counts()
+        assert NoticeStatus.SENDING not in counts
+        # Every message the server accepted is recorded sent; the rest wait, unclaimed.
+        assert counts[NoticeStatus.SENT] == len(smtp_sink.deliveries)
+        assert counts[NoticeStatus.SENT] + counts.get(NoticeStatus.PENDING, 0) == 400
+        assert f"worker stopped: {counts[NoticeStatus.SENT]} sent" in out
+    finally:
+        store.close()
