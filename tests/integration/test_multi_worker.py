@@ -5,7 +5,7 @@ worker's claims are finished by the others once its lease runs out. The only not
 server may see twice are the few the dead worker had handed to SMTP but not yet recorded —
 at-most-once-in-flight — and those carry the same Message-ID both times.
 
-The default run uses 1,000 notices; `NOTIFIER_SOAK_NOTICES=10000` (make soak) the full size.
+The default run uses 600 notices; `NOTIFIER_SOAK_NOTICES=10000` (make soak) the full size.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from notifier.models import NoticeStatus, message_id_for
 from notifier.store.sql import SqlStore
 from notifier.wiring import engine_config
 
-NOTICES = int(os.environ.get("NOTIFIER_SOAK_NOTICES", "1000"))
+NOTICES = int(os.environ.get("NOTIFIER_SOAK_NOTICES", "600"))
 WORKERS = 4
 LEASE_SECONDS = 5
 _MESSAGE_ID = re.compile(rb"^Message-ID:\s*(\S+)", re.MULTILINE | re.IGNORECASE)
