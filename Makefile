@@ -39,5 +39,15 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.scheduled_sources
 	$(BIN)/python -m bench.webhook
 
+.PHONY: soak bench-workers
+
+# Four worker processes, one SIGKILLed, on PostgreSQL: the full 10,000 notices.
+soak: $(STAMP)
+	NOTIFIER_SOAK_NOTICES=10000 $(BIN)/python -m pytest -q -s -p no:cacheprovider tests/integration/test_multi_worker.py
+
+# Delivery throughput, 1/2/4 worker processes on PostgreSQL vs 1 on SQLite (needs PostgreSQL).
+bench-workers: $(STAMP)
+	$(BIN)/python -m bench.workers
+
 clean:
 	rm -rf $(VENV) outbox notifier.db .pytest_cache .mypy_cache .ruff_cache

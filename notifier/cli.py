@@ -392,6 +392,42 @@ def serve(
         raise fail(str(exc)) from None
 
 
+# --- worker -------------------------------------------------------------------------------
+
+
+@app.command("worker")
+def worker_command(
+    until_idle: Annotated[
+        bool,
+        typer.Option(
+            "--until-idle",
+            help="Exit once no notice is due or being sent by any worker (tests, drains).",
+        ),
+    ] = False,
+) -> None:
+    """Deliver due notices until stopped; no HTTP. SIGTERM/SIGINT finish the batch in flight."""
+    from notifier.worker_process import WorkerStarted, run_worker
+
+    config = settings()
+
+    def announce(started: WorkerStarted) -> None:
+        how = "listening for new notices" if started.listening else "polling"
+        err.print(
+            f"notifier worker {started.worker_id} delivering from {started.store}"
+            f" ({how}, every {started.poll_seconds:g} s at most)",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+
+    try:
+        report = asyncio.run(run_worker(config, until_idle=until_idle, announce=announce))
+    except NotifierError as exc:
+        raise fail(str(exc)) from None
+    counts = ", ".join(f"{n:,} {status.value}" for status, n in sorted(report.counts.items()))
+    out.print(f"worker stopped: {counts or 'nothing delivered'}", highlight=False)
+
+
 # --- db -----------------------------------------------------------------------------------
 
 

@@ -19,9 +19,11 @@ from fastapi import APIRouter
 from notifier.engine import Engine
 from notifier.metrics import Metrics
 from notifier.settings import Settings
+from notifier.store.postgres import due_listener
 from notifier.webhook import Hook, WebhookConfig, create_app
 from notifier.wiring import open_engine
 from notifier.worker import DeliveryWorker
+from notifier.worker_process import poll_seconds_for
 
 log = logging.getLogger("notifier.serve")
 
@@ -79,7 +81,12 @@ def serve(
     WebhookConfig.from_settings(settings, insecure=insecure)  # refuse before opening anything
     metrics = Metrics()
     with open_engine(settings, observer=metrics) as engine:
-        worker = DeliveryWorker(engine)
+        # On PostgreSQL, notices other instances create wake this worker too (LISTEN/NOTIFY).
+        worker = DeliveryWorker(
+            engine,
+            poll_interval=poll_seconds_for(settings),
+            waker=due_listener(settings.database_url),
+        )
         added = extras(engine, worker) if extras is not None else Extras()
         app = create_app(
             settings=settings,

@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     rules_dir: Path = Path("rules")
     templates_dir: Path = Path("templates")
     lease_seconds: int = Field(default=300, ge=5)
+    # How often an idle worker looks for due notices it was not told about. Default: 5 s on
+    # SQLite; 60 s on PostgreSQL, where LISTEN/NOTIFY wakes workers at once.
+    poll_seconds: float | None = Field(default=None, gt=0)
     log_level: str = "WARNING"
     # The preview page (/preview) is off unless this is set, and then requires it.
     preview_token: SecretStr | None = None

@@ -3,6 +3,9 @@
 It sleeps until the next notice falls due, until `wake()` says new ones were created
 (webhook, drop folder, poller), or at most `poll_interval` (another instance may have
 created some). Used by `notifier serve` and any long-running process.
+
+An optional `waker` (e.g. notifier.store.postgres.DueListener, PostgreSQL LISTEN/NOTIFY)
+calls `wake()` when another instance created notices, so the poll is only a safety net.
 """
 
 from __future__ import annotations
@@ -12,10 +15,19 @@ import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime
+from typing import Protocol
 
 from notifier.engine import DeliveryReport, Engine
 
 log = logging.getLogger("notifier.worker")
+
+
+class Waker(Protocol):
+    """Calls `wake` (on the worker's loop) whenever new notices may be due elsewhere."""
+
+    def start(self, wake: Callable[[], None]) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 class DeliveryWorker:
@@ -25,10 +37,12 @@ class DeliveryWorker:
         *,
         poll_interval: float = 5.0,
         on_pass: Callable[[DeliveryReport], None] | None = None,
+        waker: Waker | None = None,
     ) -> None:
         self.engine = engine
         self.poll_interval = poll_interval
         self.on_pass = on_pass
+        self.waker = waker
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
@@ -50,6 +64,8 @@ class DeliveryWorker:
             await self._task
 
     async def run(self) -> None:
+        if self.waker is not None:
+            self.waker.start(self.wake)
         try:
             while not self._stopping:
                 self._wake.clear()
@@ -67,6 +83,8 @@ class DeliveryWorker:
                     break
                 await self._sleep(await self._seconds_until_due())
         finally:
+            if self.waker is not None:
+                await self.waker.stop()
             await self.engine.transport.close()
 
     async def _seconds_until_due(self) -> float:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from support.postgres import PgDatabases
+from support.postgres import unreachable_reason as postgres_unreachable_reason
 from support.smtp_sink import SmtpSink
 
 # --- SMTP: a real server to send to ------------------------------------------
@@ -15,3 +18,45 @@ def smtp_sink() -> Iterator[SmtpSink]:
     """A started SMTP sink on 127.0.0.1 and a free port, stopped after the test."""
     with SmtpSink() as sink:
         yield sink
+
+
+# --- Stores: the same tests on SQLite and PostgreSQL -------------------------
+# `store_url` runs a test once per database engine. PostgreSQL: one database per test run
+# (so runs never see each other's rows), emptied before each test, dropped at the end;
+# skipped with the reason when the server is not reachable.
+
+
+@pytest.fixture(scope="session")
+def pg_databases() -> Iterator[PgDatabases]:
+    """This run's PostgreSQL databases (skips the test when the server is unreachable)."""
+    reason = postgres_unreachable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    databases = PgDatabases()
+    try:
+        yield databases
+    finally:
+        databases.drop_all()
+
+
+@pytest.fixture
+def pg_url(pg_databases: PgDatabases) -> str:
+    """This run's migrated PostgreSQL database, with every table emptied for this test."""
+    return pg_databases.emptied()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The ledger's URL: a fresh SQLite file, or this run's PostgreSQL database, emptied."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'notifier.db'}"
+    return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def empty_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database with no schema at all (for migration tests), on each engine."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'empty.db'}"
+    databases: PgDatabases = request.getfixturevalue("pg_databases")
+    return databases.fresh()

@@ -87,7 +87,7 @@ orders = Table(
 notices = Table(
     "notices",
     metadata,
-    Column("key", String(512), primary_key=True),
+    Column("key", Text, primary_key=True),  # unbounded: key_fields can make it long
     Column("rule_id", String(64), nullable=False),
     Column("scope", String(16), nullable=False),
     Column("order_id", String(255), nullable=False),

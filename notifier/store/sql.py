@@ -43,7 +43,7 @@ from notifier.models import (
     Scope,
     Status,
 )
-from notifier.store import migrate
+from notifier.store import migrate, postgres
 from notifier.store.base import Completion, Decider, IngestResult
 from notifier.store.schema import cursors, fulfillments, notices, orders, records, suppressions
 
@@ -163,20 +163,30 @@ class SqlStore:
     def close(self) -> None:
         self.engine.dispose()
 
+    def _notify_due(self, conn: Connection, count: int) -> None:
+        # Idle workers on other instances LISTEN for this (delivered at commit); SQLite polls.
+        if self.dialect == "postgresql":
+            postgres.notify_due(conn, count)
+
     # --- ingestion --------------------------------------------------------------------
 
     def ingest(self, batch: Sequence[Any], decide: Decider) -> IngestResult:
         order_ids = sorted({record.order_id for record in batch})
         keys = list({record.dedup_key for record in batch})
         with self._write("ingesting records") as conn:
-            if self.dialect == "postgresql":
+            if self.dialect == "postgresql" and order_ids:
                 # Serialise work on the same order across instances; sorted, so no deadlock.
-                for key in sorted({_advisory_key(order_id) for order_id in order_ids}):
-                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+                # executemany runs them in order, pipelined: one round trip, not one per order.
+                locks = sorted({_advisory_key(order_id) for order_id in order_ids})
+                conn.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), [{"key": key} for key in locks]
+                )
             known = set(conn.scalars(self._known_keys, {"keys": keys}))
             loaded = self._load_orders(conn, order_ids)
             decision = decide(known, loaded)
             created = self._write_decision(conn, decision)
+            if created:
+                self._notify_due(conn, len(created))
         return IngestResult(decision=decision, created=created)
 
     def _load_orders(self, conn: Connection, order_ids: Sequence[str]) -> dict[str, OrderView]:
@@ -433,6 +443,8 @@ class SqlStore:
                     attempts=notices.c.attempts - 1,
                 )
             )
+            if done.rowcount:
+                self._notify_due(conn, done.rowcount)
         return int(done.rowcount)
 
     def next_due_at(self) -> datetime | None:
@@ -493,7 +505,7 @@ class SqlStore:
         if keys is not None:
             query = query.where(notices.c.key.in_(list(keys)))
         with self._write("making notices due") as conn:
-            return int(
+            count = int(
                 conn.execute(
                     query.values(
                         status=NoticeStatus.RETRY.value,
@@ -503,6 +515,9 @@ class SqlStore:
                     )
                 ).rowcount
             )
+            if count:
+                self._notify_due(conn, count)
+            return count
 
     # --- suppression ------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""The batch run end to end: real SQLite files, a real SMTP server, the real rules and templates."""
+"""The batch run end to end: a real ledger (SQLite file and PostgreSQL database: every scenario
+runs on both), a real SMTP server, the real rules and templates."""
 
 from __future__ import annotations
 
@@ -69,8 +70,8 @@ def html_text(message: EmailMessage) -> str:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, smtp_sink: SmtpSink) -> Settings:
-    return smtp_settings(tmp_path, smtp_sink.host, smtp_sink.port)
+def settings(tmp_path: Path, smtp_sink: SmtpSink, store_url: str) -> Settings:
+    return smtp_settings(tmp_path, smtp_sink.host, smtp_sink.port, database_url=store_url)
 
 
 def test_one_fulfillment_lifecycle_sends_two_emails(

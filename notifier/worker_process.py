@@ -1,0 +1,101 @@
+"""`notifier worker`: a long-running delivery-only process (no HTTP), one per machine or more.
+
+Each process claims batches of due notices (FOR UPDATE SKIP LOCKED on PostgreSQL, so
+workers never share a notice), delivers them and records the outcome. SIGTERM or SIGINT
+finishes the batch in flight and exits. On PostgreSQL, LISTEN/NOTIFY wakes it as soon as
+any instance creates notices; a dead worker's claims come back when their lease runs out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from notifier.engine import DeliveryReport, Engine
+from notifier.models import NoticeStatus
+from notifier.settings import Settings
+from notifier.store.base import Store
+from notifier.store.postgres import due_listener, is_postgres_url
+from notifier.wiring import open_engine
+from notifier.worker import DeliveryWorker
+
+SQLITE_POLL_SECONDS = 5.0
+LISTENING_POLL_SECONDS = 60.0
+IDLE_CHECK_SECONDS = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerStarted:
+    """What a starting worker tells the operator (its id is the claim token in the ledger)."""
+
+    worker_id: str
+    store: str
+    listening: bool
+    poll_seconds: float
+
+
+def poll_seconds_for(settings: Settings) -> float:
+    if settings.poll_seconds is not None:
+        return settings.poll_seconds
+    return LISTENING_POLL_SECONDS if is_postgres_url(settings.database_url) else SQLITE_POLL_SECONDS
+
+
+async def run_worker(
+    settings: Settings,
+    *,
+    until_idle: bool = False,
+    announce: Callable[[WorkerStarted], None] | None = None,
+) -> DeliveryReport:
+    """Deliver until SIGTERM/SIGINT (or, with `until_idle`, until nothing is due or in flight)."""
+    total = DeliveryReport()
+    with open_engine(settings) as engine:
+        poll = poll_seconds_for(settings)
+        waker = due_listener(settings.database_url)
+        worker = DeliveryWorker(engine, poll_interval=poll, on_pass=total.add, waker=waker)
+        if announce is not None:
+            store = getattr(engine.store, "safe_url", type(engine.store).__name__)
+            announce(WorkerStarted(engine.worker_id, store, waker is not None, poll))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        signals = (signal.SIGTERM, signal.SIGINT)
+        for signum in signals:
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            running = worker.start()
+            waits = [asyncio.ensure_future(stop.wait()), running]
+            if until_idle:
+                waits.append(asyncio.ensure_future(wait_until_idle(engine)))
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            await worker.stop()  # finishes the batch in flight, claims no more
+            for waiting in waits:
+                waiting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await waiting
+        finally:
+            for signum in signals:
+                loop.remove_signal_handler(signum)
+    return total
+
+
+async def wait_until_idle(engine: Engine) -> None:
+    """Return once no notice is due now and none is claimed by any worker, anywhere.
+
+    Claimed (`sending`) notices count as work: if their worker died, they fall due again
+    when the lease runs out, and this worker should be there to take them over.
+    """
+    while True:
+        await asyncio.sleep(IDLE_CHECK_SECONDS)
+        if await asyncio.to_thread(ledger_idle, engine.store, engine.clock()):
+            return
+
+
+def ledger_idle(store: Store, now: datetime) -> bool:
+    due = store.next_due_at()
+    if due is not None and due <= now:
+        return False
+    # One indexed row at most (status, due_at), however large the ledger has grown.
+    return not store.notices(status=NoticeStatus.SENDING, limit=1)

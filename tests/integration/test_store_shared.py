@@ -1,0 +1,265 @@
+"""The ledger shared by several instances: every test runs on SQLite and on PostgreSQL.
+
+Each "instance" is its own SqlStore (its own engine and connection pool), as separate
+processes would be; threads make them race.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+from sqlalchemy import inspect
+from support.ledger import engine_on, tracking_records
+
+from notifier.errors import StoreError
+from notifier.models import NoticeStatus
+from notifier.records import parse_record
+from notifier.rules import load_rules
+from notifier.store import migrate
+from notifier.store.base import Completion
+from notifier.store.sql import SqlStore
+
+T = TypeVar("T")
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[SqlStore]:
+    opened = SqlStore(store_url)
+    yield opened
+    opened.close()
+
+
+def race(count: int, job: Callable[[int], T]) -> list[T]:
+    """Run job(0..count-1) in threads released at the same moment; return their results."""
+    barrier = threading.Barrier(count)
+
+    def run(n: int) -> T:
+        barrier.wait()
+        return job(n)
+
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(run, range(count)))
+
+
+def seed(store: SqlStore, count: int) -> list[str]:
+    report = engine_on(store).ingest(tracking_records(count))
+    assert report.notices_created == count
+    return report.created_keys
+
+
+def test_two_instances_ingesting_the_same_records_at_once_create_each_notice_once(
+    store_url: str,
+) -> None:
+    """Two instances ingest the same 200 records concurrently: 200 notices, each created once."""
+    records = list(tracking_records(200))
+    stores = [SqlStore(store_url) for _ in range(2)]
+    try:
+        # Opposite orders, so the two instances collide on orders at different moments.
+        batches = [records, list(reversed(records))]
+        reports = race(2, lambda n: engine_on(stores[n]).ingest(batches[n]))
+        assert sum(r.notices_created for r in reports) == 200
+        assert sum(r.accepted for r in reports) == 200
+        assert sum(r.duplicates for r in reports) == 200
+        assert len(stores[0].notices()) == 200
+        assert stores[0].record_count() == 200
+    finally:
+        for opened in stores:
+            opened.close()
+
+
+def test_concurrent_claimers_never_share_a_notice(store_url: str, store: SqlStore) -> None:
+    """Four instances claim in batches until nothing is left: every notice claimed exactly once."""
+    keys = seed(store, 300)
+    stores = [SqlStore(store_url) for _ in range(4)]
+
+    def claim_all(n: int) -> list[str]:
+        claimed: list[str] = []
+        while batch := stores[n].claim_due(
+            now=NOW + timedelta(days=1), limit=7, lease_until=NOW + timedelta(days=2), token=f"w{n}"
+        ):
+            claimed += [notice.key for notice in batch]
+        return claimed
+
+    try:
+        claims = race(4, claim_all)
+    finally:
+        for opened in stores:
+            opened.close()
+    every = [key for claimed in claims for key in claimed]
+    assert sorted(every) == sorted(keys)  # all of them, none twice
+    by_token = {n.key: n.claim_token for n in store.notices(status=NoticeStatus.SENDING)}
+    for n, claimed in enumerate(claims):
+        assert all(by_token[key] == f"w{n}" for key in claimed)
+
+
+def test_an_expired_lease_is_taken_over_and_the_old_claim_is_lost(store: SqlStore) -> None:
+    """A dead worker's claim is taken after its lease; its late completion is refused."""
+    (key,) = seed(store, 1)
+    later = NOW + timedelta(days=1)
+    lease = timedelta(seconds=30)
+    (first,) = store.claim_due(now=later, limit=10, lease_until=later + lease, token="dead")
+    assert first.status is NoticeStatus.SENDING and first.lease_until == later + lease
+    # Still leased: nobody else gets it.
+    assert store.claim_due(now=later + lease / 2, limit=10, lease_until=later, token="b") == []
+    (taken,) = store.claim_due(
+        now=later + lease, limit=10, lease_until=later + 3 * lease, token="b"
+    )
+    assert taken.key == key and taken.attempts == 2 and taken.claim_token == "b"
+    sent = Completion(NoticeStatus.SENT, at=later + lease, message_id="<m@example.com>")
+    assert store.complete(key, token="dead", completion=sent) is False
+    assert store.notice(key).status is NoticeStatus.SENDING  # type: ignore[union-attr]
+    assert store.complete(key, token="b", completion=sent) is True
+    done = store.notice(key)
+    assert done is not None and done.status is NoticeStatus.SENT and done.claim_token is None
+    assert done.message_id == "<m@example.com>" and done.sent_at == later + lease
+    # Completed is final: a second completion by anyone is refused.
+    assert store.complete(key, token="b", completion=sent) is False
+
+
+def test_release_gives_back_only_the_callers_claims(store: SqlStore) -> None:
+    """Release by another token changes nothing; by the owner, the notices are due again at once."""
+    keys = seed(store, 3)
+    later = NOW + timedelta(days=1)
+    claimed = store.claim_due(
+        now=later, limit=10, lease_until=later + timedelta(hours=1), token="a"
+    )
+    assert len(claimed) == 3
+    assert store.release(keys, token="b", now=later) == 0
+    assert store.release(keys, token="a", now=later) == 3
+    for notice in store.notices():
+        assert notice.status is NoticeStatus.PENDING and notice.attempts == 0
+        assert notice.claim_token is None and notice.due_at == later
+    again = store.claim_due(now=later, limit=10, lease_until=later + timedelta(hours=1), token="c")
+    assert sorted(n.key for n in again) == sorted(keys)
+
+
+def test_retry_completion_and_rowcounts(store: SqlStore) -> None:
+    """Retry keeps the next attempt time; make_due counts what it re-queued; suppression sticks."""
+    (key,) = seed(store, 1)
+    later = NOW + timedelta(days=1)
+    store.claim_due(now=later, limit=1, lease_until=later + timedelta(minutes=5), token="a")
+    retry = Completion(
+        NoticeStatus.RETRY,
+        at=later,
+        due_at=later + timedelta(minutes=10),
+        reason="transient: 451",
+        ambiguous=True,
+    )
+    assert store.complete(key, token="a", completion=retry) is True
+    notice = store.notice(key)
+    assert notice is not None and notice.status is NoticeStatus.RETRY
+    assert notice.due_at == later + timedelta(minutes=10)
+    assert notice.ambiguous_attempts == 1 and notice.first_attempt_at == later
+    assert store.next_due_at() == later + timedelta(minutes=10)
+    assert store.make_due(None, now=later) == 1
+    assert store.make_due(["no-such-key"], now=later) == 0
+    assert store.notice_counts() == {NoticeStatus.RETRY: 1}
+    store.suppress("Jane@Example.com", reason="operator", now=later)
+    store.suppress("jane@example.com", reason="again", now=later)  # conflict: kept as was
+    assert store.suppressed(["JANE@example.com"]) == {"jane@example.com": "operator"}
+    assert store.unsuppress("jane@EXAMPLE.com") is True
+    assert store.unsuppress("jane@example.com") is False
+
+
+def test_times_come_back_as_the_same_utc_instants(store: SqlStore) -> None:
+    """Datetimes in any offset are kept as instants and read back in UTC; naive ones refused."""
+    seed(store, 2)
+    first, second = store.notices()
+    plus_five = timezone(timedelta(hours=5))
+    store.set_cursor("feed", "abc", now=datetime(2026, 11, 27, 14, 0, tzinfo=plus_five))
+    assert store.cursor("feed") == "abc"
+    # 14:00+05:00 (09:00 UTC) is earlier than 10:00 UTC although its wall clock is later.
+    early = datetime(2026, 11, 27, 14, 0, tzinfo=plus_five)
+    late = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
+    store.claim_due(now=NOW + timedelta(days=1), limit=2, lease_until=late, token="t")
+    store.complete(
+        first.key, token="t", completion=Completion(NoticeStatus.RETRY, at=late, due_at=late)
+    )
+    store.complete(
+        second.key, token="t", completion=Completion(NoticeStatus.RETRY, at=early, due_at=early)
+    )
+    assert store.next_due_at() == early
+    due = store.next_due_at()
+    assert due is not None and due.utcoffset() == timedelta(0)
+    assert due == datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+    with pytest.raises(StoreError, match="naive datetime"):
+        store.claim_due(now=datetime(2026, 11, 27, 12, 0), limit=1, lease_until=late, token="t")
+
+
+def test_longest_accepted_fields_fit_the_schema(store: SqlStore) -> None:
+    """Ids, tracking numbers and names at the parser's 255-character limit are stored whole."""
+    long_id = "X" * 255
+    record = parse_record(
+        {
+            "order_id": long_id,
+            "fulfillment_id": "F" * 255,
+            "status": "Pending Shipment",
+            "email": ("a" * 64) + "@" + ("b" * 185) + ".com",
+            "tracking_number": "1Z" + "9" * 253,
+            "carrier": "C" * 255,
+            "first_name": "é" * 255,
+            "campaign_id": "K" * 255,
+        },
+        received_at=NOW,
+    )
+    report = engine_on(store).ingest([record])
+    assert report.accepted == 1 and report.notices_created == 1
+    (notice,) = store.notices()
+    assert notice.order_id == long_id and notice.fulfillment_id == "F" * 255
+    assert notice.campaign_id == "K" * 255 and notice.record["first_name"] == "é" * 255
+    state = store.fulfillment("F" * 255)
+    assert state is not None and state.carrier == "C" * 255
+
+
+def test_a_notice_key_longer_than_512_characters_is_stored(store: SqlStore, tmp_path: Path) -> None:
+    """A rule keyed on extra fields can make keys of 600+ characters; every engine keeps them."""
+    (tmp_path / "per_parcel.toml").write_text(
+        'id = "per_parcel_and_carrier"\nname = "Per parcel"\non = "Pending Shipment"\n'
+        'template = "tracking_number_assigned"\nkey_fields = ["tracking_number", "carrier"]\n',
+        encoding="utf-8",
+    )
+    record = parse_record(
+        {
+            "order_id": "O1",
+            "fulfillment_id": "F" * 255,
+            "status": "Pending Shipment",
+            "email": "jane@example.com",
+            "tracking_number": "1Z" + "9" * 253,
+            "carrier": "C" * 255,
+        },
+        received_at=NOW,
+    )
+    report = engine_on(store, rules=load_rules(tmp_path)).ingest([record])
+    assert report.notices_created == 1
+    (notice,) = store.notices()
+    assert len(notice.key) > 512 and notice.key.endswith(":" + "C" * 255)
+    assert store.notice(notice.key) is not None
+
+
+def test_concurrent_first_use_migrates_once(empty_store_url: str) -> None:
+    """Six instances opening an empty database at once: all succeed, the schema is at head."""
+    url = empty_store_url
+
+    def open_store(_: int) -> str:
+        opened = SqlStore(url)
+        try:
+            with opened.engine.connect() as conn:
+                return str(migrate.current_revision(conn))
+        finally:
+            opened.close()
+
+    revisions = race(6, open_store)
+    assert revisions == [migrate.head_revision()] * 6
+    opened = SqlStore(url, migrate_schema=False)
+    try:
+        tables = set(inspect(opened.engine).get_table_names())
+        assert {"notices", "records", "fulfillments", "alembic_version"} <= tables
+    finally:
+        opened.close()

@@ -1,0 +1,59 @@
+"""Engines on a given ledger and records in bulk, for store-level and multi-process tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+
+from notifier.engine import Engine, EngineConfig
+from notifier.models import Record
+from notifier.records import parse_record
+from notifier.rendering import Renderer
+from notifier.rules import Rule, load_rules
+from notifier.store.sql import SqlStore
+from notifier.transports import Transport
+from notifier.transports.memory import MemoryTransport
+from support.project import RULES, TEMPLATES
+
+UPS = "1Z999AA10123456784"
+
+
+def tracking_records(count: int, *, prefix: str = "O", start: int = 0) -> Iterator[Record]:
+    """`count` orders entering Pending Shipment with a tracking number: one notice each."""
+    received = datetime.now(UTC)
+    for n in range(start, start + count):
+        yield parse_record(
+            {
+                "order_id": f"{prefix}{n}",
+                "fulfillment_id": f"{prefix}{n}-F1",
+                "status": "Pending Shipment",
+                "email": f"customer{n}@example.com",
+                "first_name": "Jane",
+                "tracking_number": UPS,
+                "occurred_at": "2026-11-20T10:00:00+00:00",
+            },
+            received_at=received,
+        )
+
+
+def engine_on(
+    store: SqlStore,
+    transport: Transport | None = None,
+    *,
+    lease: timedelta = timedelta(minutes=5),
+    claim_batch: int = 64,
+    rules: Sequence[Rule] | None = None,
+) -> Engine:
+    """An engine on this store with the project's rules (unless given) and templates."""
+    return Engine(
+        store=store,
+        transport=transport or MemoryTransport(),
+        rules=load_rules(RULES) if rules is None else rules,
+        renderer=Renderer(TEMPLATES),
+        config=EngineConfig(
+            mail_from="Example Store <orders@example.com>",
+            store_info={"name": "Example Store", "support_email": "support@example.com"},
+            lease=lease,
+            claim_batch=claim_batch,
+        ),
+    )
