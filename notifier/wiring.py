@@ -42,6 +42,7 @@ def engine_config(settings: Settings) -> EngineConfig:
         },
         lease=timedelta(seconds=settings.lease_seconds),
         claim_batch=max(16, settings.smtp_connections * 16),
+        max_in_flight=settings.smtp_connections,
     )
 
 
