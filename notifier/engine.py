@@ -392,7 +392,7 @@ class Engine:
             return Completion(
                 NoticeStatus.FAILED,
                 at=self.clock(),
-                reason=str(exc),
+                reason=f"permanent: {exc}",
                 message_id=message_id,
                 suppress_reason=f"hard bounce: {exc}" if exc.recipient_refused else None,
             )
