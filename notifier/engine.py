@@ -383,6 +383,12 @@ class Engine:
         except TemplateError as exc:
             log.error("notice %s failed: %s", notice.key, exc)
             return Completion(NoticeStatus.FAILED, at=now, reason=str(exc))
+        except Exception as exc:
+            # A bug or data no one foresaw must fail this one notice, not stall the batch
+            # (and every later pass) with a notice stuck in `sending`.
+            log.exception("notice %s: could not build the message", notice.key)
+            reason = f"could not build the message: {type(exc).__name__}: {exc}"
+            return Completion(NoticeStatus.FAILED, at=now, reason=reason)
         try:
             await self.transport.send(message)
         except PermanentSendError as exc:
