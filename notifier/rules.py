@@ -126,6 +126,8 @@ def parse_rule(text: str, *, source: str) -> Rule:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise RuleError(f"{source}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise RuleError(f"{source}: not valid TOML: nested too deeply") from None
     try:
         parsed = _RuleFile.model_validate(data)
     except ValidationError as exc:
