@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support import reliability
 from support.cli import notifier, tna_key, tna_record, write_records
 from support.project import smtp_settings
 from support.smtp_sink import SmtpSink
@@ -91,6 +92,17 @@ def test_hard_bounce_fails_suppresses_and_cancels_later_notices(
     later = ledger(settings)[tna_key(2)]
     assert later["status"] == "cancelled" and "hard bounce" in str(later["reason"])
     assert smtp_sink.messages == []
+    reliability.report(
+        "550 at RCPT (hard bounce)",
+        injects="550 5.1.1 for one address",
+        runs=1,
+        notices=2,
+        sent=0,
+        duplicated=0,
+        lost=0,
+        notes="first failed with the reply, address suppressed, the later one cancelled"
+        " (none sent, by design)",
+    )
 
 
 def test_451_is_retried_on_a_later_pass(
@@ -112,6 +124,16 @@ def test_451_is_retried_on_a_later_pass(
     assert "sent" in delivered.stdout
     assert ledger(settings)[tna_key(1)]["status"] == "sent"
     assert len(smtp_sink.messages) == 1
+    reliability.report(
+        "451 on the first try",
+        injects="451 4.3.0 at RCPT once",
+        runs=1,
+        notices=1,
+        sent=1,
+        duplicated=0,
+        lost=0,
+        notes="retry with backoff; `retry KEY` + `deliver` sent it",
+    )
 
 
 def test_421_greeting_is_transient(settings: Settings, tmp_path: Path, smtp_sink: SmtpSink) -> None:
@@ -124,6 +146,16 @@ def test_421_greeting_is_transient(settings: Settings, tmp_path: Path, smtp_sink
     assert notifier(settings, "deliver").exit_code == 0
     assert {n["status"] for n in ledger(settings).values()} == {"sent"}
     assert len(smtp_sink.messages) == 2
+    reliability.report(
+        "421 at connect",
+        injects="421 greeting on every connection, then cleared",
+        runs=1,
+        notices=2,
+        sent=2,
+        duplicated=0,
+        lost=0,
+        notes="both waited in retry; `retry --all` + `deliver` sent them",
+    )
 
 
 def test_retry_explains_what_it_cannot_do(settings: Settings, tmp_path: Path) -> None:
@@ -205,6 +237,17 @@ def test_ambiguous_delivery_is_marked_retried_once_then_failed(
     assert "delivery ambiguous twice (may have arrived)" in str(failed["reason"])
     first, second = smtp_sink.messages
     assert first["Message-ID"] == second["Message-ID"]
+    reliability.report(
+        "connection dropped after DATA",
+        injects="the server keeps the message but drops the connection before replying, twice",
+        runs=1,
+        notices=1,
+        sent=1,
+        duplicated=1,
+        lost=0,
+        notes="retried once with the same Message-ID, then failed 'may have arrived';"
+        " no third automatic try",
+    )
     # The operator decides: retry sends it once more, with the same Message-ID still.
     notifier(settings, "retry", tna_key(1))
     notifier(settings, "deliver")

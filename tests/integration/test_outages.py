@@ -196,6 +196,16 @@ def test_internationalised_address_uses_smtputf8_or_fails_clearly(tmp_path: Path
             assert "non-ASCII address" in notice.reason and "SMTPUTF8" in notice.reason
             assert engine.store.suppressed([address]) == {}  # the server's limit, not the address
         assert old.messages == []
+    reliability.report(
+        "internationalised address",
+        injects="jörg@exämple.de to a server with SMTPUTF8, then to one without",
+        runs=2,
+        notices=2,
+        sent=1,
+        duplicated=0,
+        lost=0,
+        notes="sent with SMTPUTF8; without it failed with a clear reason, not suppressed",
+    )
 
 
 # --- the store ---------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,9 @@ EXAMPLES = 1000 if FULL else 40
 KILL_NOTICES = 1000 if FULL else 100
 KILLS = 20
 KILL_ROUNDS = 3 if FULL else 1
+# The long-running worker kill test (serve's delivery loop).
+WORKER_NOTICES = 1000 if FULL else 150
+WORKER_KILLS = 20 if FULL else 5
 
 
 def report(
@@ -53,3 +57,18 @@ def report(
     }
     with Path(_RESULTS).open("a", encoding="utf-8") as stream:
         stream.write(json.dumps(entry) + "\n")
+
+
+_examples: Counter[str] = Counter()
+
+
+def example_ran(test: str) -> None:
+    """Count one example of a property test (reported by report_examples)."""
+    _examples[test] += 1
+
+
+def report_examples(injects: dict[str, str]) -> None:
+    """Report how many examples each property test ran (call once, after the module)."""
+    for test, what in injects.items():
+        if _examples[test]:
+            report(test, injects=what, runs=_examples[test], notes="no unhandled exception")

@@ -6,12 +6,14 @@ import contextlib
 import io
 import json
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from support.reliability import EXAMPLES
+from support.reliability import EXAMPLES, example_ran, report_examples
 
 from notifier.errors import RuleError
 from notifier.records import (
@@ -67,6 +69,20 @@ plausible = st.fixed_dictionaries(
 )
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _report() -> Iterator[None]:
+    yield
+    report_examples(
+        {
+            "property: parse_record": "arbitrary JSON objects and values: controls, CR/LF/NUL,"
+            " odd unicode, lone surrogates, 300-character fields",
+            "property: read_records": "arbitrary text as JSONL, JSON and CSV, deep nesting,"
+            " 200 kB fields, NUL",
+            "property: parse_rule": "arbitrary rule fields and arbitrary TOML text",
+        }
+    )
+
+
 def check_accepted(record: Any) -> None:
     for name in ("order_id", "fulfillment_id", "first_name", "last_name", "tracking_number"):
         value = getattr(record, name)
@@ -86,6 +102,7 @@ def check_accepted(record: Any) -> None:
 @given(st.one_of(records, plausible))
 def test_parse_record_accepts_or_names_the_problem(data: dict[str, Any]) -> None:
     """Any JSON object: a clean Record, or RecordInvalid; never another exception."""
+    example_ran("property: parse_record")
     try:
         record = parse_record(data, received_at=NOW)
     except RecordInvalid as exc:
@@ -98,6 +115,7 @@ def test_parse_record_accepts_or_names_the_problem(data: dict[str, Any]) -> None
 @given(json_values)
 def test_parse_record_rejects_non_objects(data: Any) -> None:
     """A JSON value that is not an object (or an object of nonsense) never crashes parsing."""
+    example_ran("property: parse_record")
     with contextlib.suppress(RecordInvalid):
         check_accepted(parse_record(data, received_at=NOW))
 
@@ -124,6 +142,7 @@ def test_parse_record_rejects_non_objects(data: Any) -> None:
 @example('"unterminated,quote\n', "csv")
 def test_read_records_on_any_text(text: str, format: str | None) -> None:
     """Any file content in any format: records and rejections with a location, nothing raised."""
+    example_ran("property: read_records")
     items = list(read_records(io.StringIO(text), source="f", received_at=NOW, format=format))
     for item in items:
         if isinstance(item, Rejection):
@@ -169,6 +188,7 @@ def to_toml(data: dict[str, Any]) -> str:
 @example({"id": "x", "name": "x", "on": "Shipped", "template": "t", "delay": -1})
 def test_parse_rule_on_any_fields(data: dict[str, Any]) -> None:
     """Any set of rule fields: a Rule, or a RuleError naming the file; never another exception."""
+    example_ran("property: parse_rule")
     try:
         rule = parse_rule(to_toml(data), source="rules/x.toml")
     except RuleError as exc:
@@ -183,6 +203,7 @@ def test_parse_rule_on_any_fields(data: dict[str, Any]) -> None:
 @example("a = " + "[" * 10_000)
 def test_parse_rule_on_any_text(text: str) -> None:
     """Any text as a rule file: a Rule or a RuleError, never a crash."""
+    example_ran("property: parse_rule")
     try:
         parse_rule(text, source="rules/x.toml")
     except RuleError as exc:
