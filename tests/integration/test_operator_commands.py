@@ -246,7 +246,7 @@ def test_ambiguous_delivery_is_marked_retried_once_then_failed(
         duplicated=1,
         lost=0,
         notes="retried once with the same Message-ID, then failed 'may have arrived';"
-        " no third automatic try",
+        " no third automatic try (the operator's `retry` then sent a third copy, by choice)",
     )
     # The operator decides: retry sends it once more, with the same Message-ID still.
     notifier(settings, "retry", tna_key(1))

@@ -312,3 +312,33 @@ def test_recording_a_sent_notice_is_retried_while_the_store_is_locked(
         lost=0,
         notes="the outcome is written on a later try, before the lease could expire",
     )
+
+
+def test_worker_keeps_going_while_the_store_is_locked(
+    tmp_path: Path,
+    smtp_sink: SmtpSink,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A delivery worker whose pass fails on a locked store logs it and delivers afterwards."""
+    from notifier.worker import DeliveryWorker
+
+    monkeypatch.setattr(sql, "_SQLITE_BUSY_MS", 100)
+    settings = smtp_settings(tmp_path, smtp_sink.host, smtp_sink.port)
+    with open_engine(settings) as engine:
+        engine.ingest(parsed([tna_record(n) for n in range(3)]))
+
+        async def main() -> None:
+            worker = DeliveryWorker(engine, poll_interval=0.1)
+            with write_lock(tmp_path / "notifier.db") as release:
+                worker.start()
+                await asyncio.sleep(0.5)  # passes fail meanwhile: the store stays locked
+                assert smtp_sink.messages == []
+                release.set()
+            await asyncio.to_thread(smtp_sink.wait_for, 3, 10)
+            await worker.stop()
+
+        asyncio.run(main())
+        assert engine.store.notice_counts() == {NoticeStatus.SENT: 3}
+    assert "delivery pass failed; trying again" in caplog.text
+    assert "database is locked" in caplog.text
