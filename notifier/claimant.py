@@ -89,10 +89,11 @@ def _running(pid: int, started: str) -> bool:
         if state in ("Z", "X"):  # a zombie has exited; only its exit status remains
             return False
         return not started or ticks == started
-    if _PROC.joinpath("self/stat").exists():
-        return False  # /proc works and has no entry for the pid: no such process
+    # No /proc entry: no /proc at all (macOS, BSD), or hidden (hidepid) for another user's
+    # process. Ask the kernel; without a start time a reused pid looks alive, which only
+    # means waiting for the lease.
     try:
-        os.kill(pid, 0)  # no /proc (macOS, BSD): ask the kernel; a reused pid looks alive
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:

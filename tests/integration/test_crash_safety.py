@@ -195,6 +195,8 @@ def test_restart_takes_over_a_dead_process_notices_at_once(
 def test_live_or_foreign_holders_are_never_taken_over() -> None:
     """A live process's claims, and claims from another machine or an old token, wait."""
     me = this_process()
+    assert len(me.token) <= 64  # the claim_token column's width
+    assert Claimant.parse(me.token) == me
     assert not holder_is_gone(me.token, me=me)
     other_engine_here = this_process()
     assert not holder_is_gone(other_engine_here.token, me=me)

@@ -143,6 +143,9 @@ def test_421_greeting_is_transient(settings: Settings, tmp_path: Path, smtp_sink
     assert {n["status"] for n in ledger(settings).values()} == {"retry"}
     smtp_sink.clear_faults()
     assert "2 notice(s) due now" in notifier(settings, "retry", "--all").stdout
+    one = notifier(settings, "deliver", "--limit", "1")
+    assert one.exit_code == 0 and len(smtp_sink.messages) == 1
+    assert "1 notice(s) waiting (pending or retry)" in one.stdout
     assert notifier(settings, "deliver").exit_code == 0
     assert {n["status"] for n in ledger(settings).values()} == {"sent"}
     assert len(smtp_sink.messages) == 2
