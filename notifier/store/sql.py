@@ -421,7 +421,8 @@ class SqlStore:
             row = conn.execute(select(notices).where(notices.c.key == key)).first()
             if row is None:
                 return None
-            prefix = f"{key}#resend-"
+            # A resend of a resend is numbered after the original: KEY#resend-2, not nested.
+            prefix = f"{key.split('#resend-')[0]}#resend-"
             taken = conn.scalars(
                 select(notices.c.key).where(notices.c.key.startswith(prefix, autoescape=True))
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
@@ -11,7 +12,9 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -290,3 +293,61 @@ def feed(settings: Settings, notices: int) -> None:
 def write_batch_lines(count: int) -> list[str]:
     path = Path(tempfile.mkdtemp()) / "batch.jsonl"
     return write_batch(path, count).read_text("utf-8").splitlines()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database on 127.0.0.1:5432 (skipped when the server is not there)."""
+    psycopg = pytest.importorskip("psycopg")
+    admin = "postgresql://postgres@127.0.0.1:5432/test"
+    name = f"notifier_issue5_{uuid.uuid4().hex[:10]}"
+    try:
+        with psycopg.connect(admin, autocommit=True, connect_timeout=3) as connection:
+            connection.execute(f"CREATE DATABASE {name}")
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is not reachable: {exc}")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+@pytest.mark.postgres
+def test_takeover_and_resend_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
+    """On PostgreSQL too: a dead local holder's claims are taken at once; resend is a new row."""
+    from notifier.engine import Engine
+    from notifier.records import parse_json_body
+    from notifier.rules import load_rules
+    from notifier.transports import MemoryTransport
+    from notifier.wiring import engine_config, make_renderer
+
+    settings = smtp_settings(tmp_path, "127.0.0.1", 25, database_url=postgres_url)
+    store = SqlStore(postgres_url)
+    transport = MemoryTransport()
+    engine = Engine(
+        store=store,
+        transport=transport,
+        rules=load_rules(settings.rules_dir),
+        renderer=make_renderer(settings),
+        config=engine_config(settings),
+    )
+    try:
+        raw = [json.loads(line) for line in write_batch_lines(5)]
+        received = datetime.now(UTC)
+        engine.ingest(
+            r
+            for r in parse_json_body(raw, source="t", received_at=received)
+            if isinstance(r, Record)
+        )
+        now = datetime.now(UTC)
+        dead = Claimant(engine.claimant.machine, 4_000_000, "1", "dead0000").token
+        held = store.claim_due(now=now, limit=2, lease_until=now + timedelta(hours=1), token=dead)
+        assert store.claim_holders() == [dead]
+        asyncio.run(engine.deliver_due())
+        assert store.notice_counts() == {NoticeStatus.SENT: 5}
+        new_key, report = asyncio.run(engine.resend(held[0].key))
+        assert new_key == f"{held[0].key}#resend-1" and report.counts[NoticeStatus.SENT] == 1
+        assert len({m["Message-ID"] for m in transport.messages}) == 6
+    finally:
+        store.close()

@@ -185,7 +185,7 @@ def test_resend_needs_force_and_sends_a_new_message_id(
     done = notifier(settings, "resend", tna_key(1), "--force")
     assert done.exit_code == 0, done.stderr
     assert f"as {tna_key(1)}#resend-1" in done.stdout
-    again = notifier(settings, "resend", tna_key(1), "--force")
+    again = notifier(settings, "resend", f"{tna_key(1)}#resend-1", "--force")
     assert f"as {tna_key(1)}#resend-2" in again.stdout
     first, second, third = smtp_sink.messages
     assert first["Subject"] == second["Subject"] == third["Subject"]
