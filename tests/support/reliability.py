@@ -25,8 +25,8 @@ KILL_NOTICES = 1000 if FULL else 100
 KILLS = 20
 KILL_ROUNDS = 3 if FULL else 1
 # The long-running worker kill test (serve's delivery loop).
-WORKER_NOTICES = 1000 if FULL else 150
-WORKER_KILLS = 20 if FULL else 5
+WORKER_NOTICES = 1000 if FULL else 100
+WORKER_KILLS = 20 if FULL else 3
 
 
 def report(
