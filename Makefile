@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit bench clean
+.PHONY: run test lint typecheck unit bench clean reliability
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,18 @@ typecheck: $(STAMP)
 
 test: lint typecheck
 	$(BIN)/python -m pytest
+
+# The reliability tests at full size (1,000-notice kill runs, 1,000 examples per property),
+# then their figures into docs/reliability.md. Takes several minutes.
+RELIABILITY_RESULTS := .reliability-results.jsonl
+reliability: $(STAMP)
+	rm -f $(RELIABILITY_RESULTS)
+	NOTIFIER_RELIABILITY=full NOTIFIER_RELIABILITY_RESULTS=$(CURDIR)/$(RELIABILITY_RESULTS) \
+	  $(BIN)/python -m pytest -q --timeout=1800 -p no:cacheprovider \
+	  tests/integration/test_crash_safety.py tests/integration/test_outages.py \
+	  tests/integration/test_operator_commands.py tests/unit/test_hostile_input.py \
+	  tests/integration/test_hostile_rendering.py
+	$(BIN)/python tests/support/reliability_report.py $(RELIABILITY_RESULTS) docs/reliability.md
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.ingest

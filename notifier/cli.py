@@ -173,6 +173,7 @@ def notice_json(notice: Notice) -> dict[str, Any]:
         "recipient": notice.recipient,
         "status": notice.status.value,
         "attempts": notice.attempts,
+        "ambiguous_attempts": notice.ambiguous_attempts,
         "message_id": notice.message_id,
         "created_at": notice.created_at.isoformat(),
         "sent_at": notice.sent_at.isoformat() if notice.sent_at else None,
@@ -213,9 +214,12 @@ def notices(
         table.add_column(column, overflow="fold")
     styles = {NoticeStatus.SENT: "green", NoticeStatus.FAILED: "red", NoticeStatus.RETRY: "yellow"}
     for notice in found:
+        # Ambiguous: a connection died after the message data went out; it may have arrived.
+        ambiguous = f" [magenta]ambiguous x{notice.ambiguous_attempts}[/]"
         table.add_row(
             notice.key,
-            f"[{styles.get(notice.status, 'default')}]{notice.status.value}[/]",
+            f"[{styles.get(notice.status, 'default')}]{notice.status.value}[/]"
+            + (ambiguous if notice.ambiguous_attempts else ""),
             notice.recipient or "-",
             str(notice.attempts),
             notice.created_at.strftime("%Y-%m-%d %H:%M:%S"),
@@ -545,3 +549,7 @@ def schedule_run(
 
 def main() -> None:
     app()
+
+
+# deliver, retry, resend, suppress: their own module, registered on `app` on import.
+from notifier import cli_delivery as _cli_delivery  # noqa: E402, F401

@@ -13,14 +13,17 @@ def parse_duration(value: str | int | float) -> timedelta:
     """Parse "1h30m" style text, or a number of seconds."""
     if isinstance(value, bool):
         raise ValueError(f"not a duration: {value!r}")
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError(f"a duration cannot be negative: {value!r}")
-        return timedelta(seconds=value)
-    text = value.strip().lower().replace(" ", "")
-    if not text or _PART.sub("", text):
-        raise ValueError(f"not a duration: {value!r} (write e.g. '90s', '10m', '1h30m', '2d')")
-    return timedelta(seconds=sum(int(n) * _UNITS[unit] for n, unit in _PART.findall(text)))
+    try:
+        if isinstance(value, int | float):
+            if value < 0:
+                raise ValueError(f"a duration cannot be negative: {value!r}")
+            return timedelta(seconds=value)
+        text = value.strip().lower().replace(" ", "")
+        if not text or _PART.sub("", text):
+            raise ValueError(f"not a duration: {value!r} (write e.g. '90s', '10m', '1h30m', '2d')")
+        return timedelta(seconds=sum(int(n) * _UNITS[unit] for n, unit in _PART.findall(text)))
+    except OverflowError:
+        raise ValueError(f"duration too long: {value!r}") from None
 
 
 def format_duration(value: timedelta) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,12 +17,15 @@ from email.utils import parseaddr
 from itertools import islice
 from typing import Any, Protocol
 
+from notifier.claimant import holder_is_gone, this_process
 from notifier.compose import Composer
 from notifier.decide import Decision, DueAdjuster, OrderView, Outcome, decide
 from notifier.errors import (
     AmbiguousSendError,
+    NotifierError,
     PermanentSendError,
     SendError,
+    StoreError,
     TemplateError,
     TransientSendError,
 )
@@ -76,6 +79,9 @@ class EngineConfig:
     max_ambiguous: int = 2
     # Applied to each new notice's due time (quiet hours); None: due when the rule says.
     due_adjuster: DueAdjuster | None = None
+    # Notices between "handed to the transport" and "outcome recorded" at any moment: a
+    # crash re-sends at most these (the transport's connection count is the natural size).
+    max_in_flight: int = 4
 
     def sender_for(self, campaign_id: str | None) -> str:
         if campaign_id is not None and campaign_id in self.senders:
@@ -155,7 +161,11 @@ class Engine:
         self.composer = Composer(renderer, config)
         self.clock = clock
         self.observer: Observer = observer or NullObserver()
-        self.worker_id = uuid.uuid4().hex
+        # The claim token names this process, so that after a crash a restart on the same
+        # machine takes its notices over at once (notifier.claimant).
+        self.claimant = this_process()
+        self.worker_id = self.claimant.token
+        # Outcomes finishing together share one transaction (group commit).
         self._completions: GroupCommitter[tuple[str, Completion], bool] = GroupCommitter(
             lambda items: self.store.complete_many(items, token=self.worker_id)
         )
@@ -256,6 +266,7 @@ class Engine:
         it holds and claims no more.
         """
         report = DeliveryReport()
+        await self.take_over_orphans()
         while (limit is None or report.total < limit) and not (stopping and stopping()):
             batch = (
                 self.config.claim_batch
@@ -278,14 +289,86 @@ class Engine:
             token=self.worker_id,
         )
 
+    async def take_over_orphans(self) -> int:
+        """Make notices claimed by a crashed process on this machine due now (no lease wait).
+
+        Those whose SMTP transaction was in flight at the crash may have arrived: they are
+        sent again with the same Message-ID. Holders on other machines wait for the lease.
+        """
+        holders = await asyncio.to_thread(self.store.claim_holders)
+        dead = [
+            token
+            for token in holders
+            if token != self.worker_id and holder_is_gone(token, me=self.claimant)
+        ]
+        if not dead:
+            return 0
+        taken = await asyncio.to_thread(self.store.expire_claims, dead, now=self.clock())
+        if taken:
+            log.warning(
+                "took over %d notice(s) claimed by %d crashed process(es) on this machine;"
+                " any that were in flight are sent again with the same Message-ID",
+                taken,
+                len(dead),
+            )
+        return taken
+
+    async def deliver_keys(self, keys: Sequence[str]) -> DeliveryReport:
+        """Deliver just these notices, those of them that are due, through the same path."""
+        now = self.clock()
+        claimed = await asyncio.to_thread(
+            self.store.claim_keys,
+            keys,
+            now=now,
+            lease_until=now + self.config.lease,
+            token=self.worker_id,
+        )
+        if not claimed:
+            return DeliveryReport()
+        return await self.deliver_claimed(claimed)
+
+    async def resend(self, key: str) -> tuple[str, DeliveryReport]:
+        """Send a sent (or failed) notice again, as a new notice `<key>#resend-<n>`.
+
+        The copy has its own key, so its own Message-ID: mail clients show it as a new
+        message. It is an operator's explicit decision; the CLI insists on --force.
+        """
+        original = await asyncio.to_thread(self.store.notice, key)
+        if original is None:
+            raise NotifierError(f"no notice with key {key!r} (see `notifier notices`)")
+        if original.status not in (NoticeStatus.SENT, NoticeStatus.FAILED):
+            raise NotifierError(
+                f"notice {key!r} is {original.status.value}, not sent or failed: a resend now"
+                " could deliver it twice (use `notifier retry` for notices waiting to retry)"
+            )
+        new_key = await asyncio.to_thread(
+            self.store.add_resend,
+            key,
+            now=self.clock(),
+            reason=f"resend of {key} ({original.status.value}), forced by the operator",
+        )
+        if new_key is None:
+            raise NotifierError(f"notice {key!r}: another resend was added at the same time")
+        log.warning(
+            "resending notice %s to %s as %s (forced by the operator; new Message-ID)",
+            key,
+            mask_email(original.recipient or ""),
+            new_key,
+        )
+        return new_key, await self.deliver_keys([new_key])
+
     async def deliver_claimed(self, claimed: Sequence[Notice]) -> DeliveryReport:
         orders = await asyncio.to_thread(self.store.orders, {n.order_id for n in claimed})
         suppressed = await asyncio.to_thread(
             self.store.suppressed, [n.recipient for n in claimed if n.recipient]
         )
         report = DeliveryReport()
+        in_flight = asyncio.Semaphore(self.config.max_in_flight)
         results = await asyncio.gather(
-            *(self._deliver_one(notice, orders[notice.order_id], suppressed) for notice in claimed)
+            *(
+                self._deliver_one(notice, orders[notice.order_id], suppressed, in_flight)
+                for notice in claimed
+            )
         )
         for completion, kept in results:
             if kept:
@@ -296,16 +379,48 @@ class Engine:
         return report
 
     async def _deliver_one(
-        self, notice: Notice, order: OrderView, suppressed: Mapping[str, str]
+        self,
+        notice: Notice,
+        order: OrderView,
+        suppressed: Mapping[str, str],
+        in_flight: asyncio.Semaphore,
     ) -> tuple[Completion, bool]:
-        started = self.clock()
-        completion = await self._attempt(notice, order, suppressed)
-        kept = await self._completions.submit((notice.key, completion))
+        # Sending and recording hold one slot together, so sends never race ahead of the
+        # ledger: at a crash, at most max_in_flight sent notices are not yet recorded.
+        async with in_flight:
+            started = self.clock()
+            completion = await self._attempt(notice, order, suppressed)
+            kept = await self._record(notice, completion)
         if not kept:
             log.warning("notice %s: claim lost to another worker (lease expired?)", notice.key)
         seconds = (self.clock() - started).total_seconds()
         self.observer.completed(completion.status, seconds=seconds, ambiguous=completion.ambiguous)
         return completion, kept
+
+    async def _record(self, notice: Notice, completion: Completion) -> bool:
+        """Write how a notice ended, trying again while the store is locked or away.
+
+        A message that was sent but not recorded would be sent again when its lease runs
+        out, so this keeps trying for up to half the lease (no other worker takes the
+        notice meanwhile) before giving up.
+        """
+        deadline = time.monotonic() + self.config.lease.total_seconds() / 2
+        delay = 0.25
+        while True:
+            try:
+                return await self._completions.submit((notice.key, completion))
+            except StoreError as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning(
+                    "notice %s: could not record that it is %s, trying again in %.2f s: %s",
+                    notice.key,
+                    completion.status.value,
+                    delay,
+                    exc,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def _attempt(
         self, notice: Notice, order: OrderView, suppressed: Mapping[str, str]
@@ -323,6 +438,12 @@ class Engine:
         except TemplateError as exc:
             log.error("notice %s failed: %s", notice.key, exc)
             return Completion(NoticeStatus.FAILED, at=now, reason=str(exc))
+        except Exception as exc:
+            # A bug or data no one foresaw must fail this one notice, not stall the batch
+            # (and every later pass) with a notice stuck in `sending`.
+            log.exception("notice %s: could not build the message", notice.key)
+            reason = f"could not build the message: {type(exc).__name__}: {exc}"
+            return Completion(NoticeStatus.FAILED, at=now, reason=reason)
         try:
             await self.transport.send(message)
         except PermanentSendError as exc:
@@ -332,7 +453,7 @@ class Engine:
             return Completion(
                 NoticeStatus.FAILED,
                 at=self.clock(),
-                reason=str(exc),
+                reason=f"permanent: {exc}",
                 message_id=message_id,
                 suppress_reason=f"hard bounce: {exc}" if exc.recipient_refused else None,
             )

@@ -71,6 +71,9 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _WHITESPACE = re.compile(r"\s+")
 
 
+_TOO_DEEP = "broken JSON: nested too deeply"
+
+
 class RecordInvalid(ValueError):
     """A record does not follow DESIGN.md §2."""
 
@@ -96,6 +99,7 @@ def parse_record(
     fields: dict[str, Any] = {}
     extra: dict[str, Any] = {}
     for name, value in data.items():
+        _require_utf8(name, value)
         key = ALIASES.get(name, name)
         if key in KNOWN_FIELDS:
             if key in fields:
@@ -140,6 +144,27 @@ def parse_record(
         received_text=received_text,
         **text,
     )
+
+
+def _require_utf8(name: Any, value: Any) -> None:
+    """Reject lone surrogates ("\\ud800" in JSON): neither the store nor a mail can carry them."""
+    stack = [name, value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii():
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise RecordInvalid(
+                        f"field {str(name).encode('utf-8', 'backslashreplace').decode()!r}"
+                        " contains an invalid character (a lone UTF-16 surrogate)"
+                    ) from None
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
 
 
 def _text(value: Any, name: str) -> str:
@@ -290,7 +315,7 @@ def _sniff(stream: IO[str]) -> tuple[str, IO[str]]:
         first_line = head.lstrip().split("\n", 1)[0]
         try:
             value = json.loads(first_line)
-        except ValueError:
+        except (ValueError, RecursionError):
             return "json", stream  # an object spread over several lines
         return ("json" if _json_items(value) is not None else "jsonl"), stream
     return "csv", stream
@@ -307,6 +332,9 @@ def _read_jsonl(
             data = loads(line)
         except ValueError:
             yield Rejection(source, f"line {number}", _json_problem(line.rstrip()))
+            continue
+        except RecursionError:
+            yield Rejection(source, f"line {number}", _TOO_DEEP)
             continue
         try:
             yield parse_record(data, received_at=received_at, received_text=line.rstrip("\r\n"))
@@ -332,6 +360,9 @@ def _read_json(text: str, *, source: str, received_at: datetime) -> Iterator[Rec
             source, f"line {exc.lineno}", f"broken JSON: {exc.msg} (column {exc.colno})"
         )
         return
+    except RecursionError:
+        yield Rejection(source, "line 1", _TOO_DEEP)
+        return
     yield from parse_json_body(body, source=source, received_at=received_at)
 
 
@@ -339,11 +370,24 @@ def _read_csv(
     stream: IO[str], *, source: str, received_at: datetime
 ) -> Iterator[Record | Rejection]:
     reader = csv.DictReader(stream)
-    if not reader.fieldnames:
+    try:
+        if not reader.fieldnames:
+            return
+    except csv.Error as exc:
+        yield Rejection(source, "line 1", f"broken CSV header: {exc}")
         return
     line = reader.line_num
-    for row in reader:
+    rows = iter(reader)
+    while True:
         location = f"line {line + 1}"
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # e.g. a field over the csv module's size limit
+            line = reader.line_num
+            yield Rejection(source, location, f"broken CSV: {exc}")
+            continue
         line = reader.line_num
         if None in row:
             yield Rejection(source, location, "more values than header columns")

@@ -255,6 +255,12 @@ def build_context(
     }
 
 
+def _mailbox(name: str, address: str) -> str:
+    """`Name <address>`; formataddr quotes the name but refuses non-ASCII (SMTPUTF8) addresses."""
+    shown = formataddr((name, "x@x"))[: -len(" <x@x>")]
+    return f"{shown} <{address}>"
+
+
 def build_message(
     rendered: RenderedEmail,
     *,
@@ -269,7 +275,7 @@ def build_message(
     message = EmailMessage(policy=MESSAGE_POLICY)
     message["Subject"] = rendered.subject
     message["From"] = sender
-    message["To"] = formataddr((recipient_name or "", recipient)) if recipient_name else recipient
+    message["To"] = _mailbox(recipient_name, recipient) if recipient_name else recipient
     if reply_to:
         message["Reply-To"] = reply_to
     message["Date"] = format_datetime(date)

@@ -26,6 +26,8 @@ def parse_toml(
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise error(f"{source}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise error(f"{source}: not valid TOML: nested too deeply") from None
     try:
         return model.model_validate(data)
     except ValidationError as exc:

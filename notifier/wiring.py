@@ -56,6 +56,7 @@ def engine_config(
         lease=timedelta(seconds=settings.lease_seconds),
         claim_batch=max(16, settings.smtp_connections * 16),
         due_adjuster=quiet_hours if quiet_hours.enabled else None,
+        max_in_flight=settings.smtp_connections,
     )
 
 

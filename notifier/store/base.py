@@ -60,6 +60,24 @@ class Store(Protocol):
         """Give claimed notices back (shutting down): they are due again at once."""
         ...
 
+    def claim_holders(self) -> list[str]:
+        """The claim tokens that hold `sending` notices now (to find crashed holders)."""
+        ...
+
+    def expire_claims(self, tokens: Collection[str], *, now: datetime) -> int:
+        """End the leases of these (crashed) holders' notices now, so they are due at once."""
+        ...
+
+    def claim_keys(
+        self, keys: Collection[str], *, now: datetime, lease_until: datetime, token: str
+    ) -> list[Notice]:
+        """Claim_due for just these keys (those of them that are due)."""
+        ...
+
+    def add_resend(self, key: str, *, now: datetime, reason: str) -> str | None:
+        """Copy a notice as a new pending notice `<key>#resend-<n>`; its key, or None."""
+        ...
+
     def orders(self, order_ids: Collection[str]) -> dict[str, OrderView]: ...
 
     def next_due_at(self) -> datetime | None: ...

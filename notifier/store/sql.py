@@ -457,6 +457,109 @@ class SqlStore:
             )
         return value
 
+    # --- takeover, targeted claims and resends (delivery you can trust) ------------------
+
+    def claim_holders(self) -> list[str]:
+        with self._read("reading claim holders") as conn:
+            return list(
+                conn.scalars(
+                    select(notices.c.claim_token)
+                    .where(
+                        notices.c.status == NoticeStatus.SENDING.value,
+                        notices.c.claim_token.is_not(None),
+                    )
+                    .distinct()
+                )
+            )
+
+    def expire_claims(self, tokens: Collection[str], *, now: datetime) -> int:
+        if not tokens:
+            return 0
+        with self._write("taking over claims") as conn:
+            done = conn.execute(
+                update(notices)
+                .where(
+                    notices.c.status == NoticeStatus.SENDING.value,
+                    notices.c.claim_token.in_(list(tokens)),
+                    notices.c.due_at > now,
+                )
+                .values(due_at=now)
+            )
+        return int(done.rowcount)
+
+    def claim_keys(
+        self, keys: Collection[str], *, now: datetime, lease_until: datetime, token: str
+    ) -> list[Notice]:
+        if not keys:
+            return []
+        with self._write("claiming notices") as conn:
+            due = (
+                select(notices.c.key)
+                .where(
+                    notices.c.key.in_(list(keys)),
+                    notices.c.status.in_([s.value for s in _DUE_STATUSES]),
+                    notices.c.due_at <= now,
+                )
+                .with_for_update(skip_locked=True)
+            )
+            found = list(conn.scalars(due))
+            if not found:
+                return []
+            conn.execute(
+                update(notices)
+                .where(notices.c.key.in_(found))
+                .values(
+                    status=NoticeStatus.SENDING.value,
+                    due_at=lease_until,
+                    claim_token=token,
+                    attempts=notices.c.attempts + 1,
+                    first_attempt_at=func.coalesce(notices.c.first_attempt_at, now),
+                )
+            )
+            rows = conn.execute(select(notices).where(notices.c.key.in_(found)))
+            return [_notice(row) for row in rows]
+
+    def add_resend(self, key: str, *, now: datetime, reason: str) -> str | None:
+        with self._write("adding a resend") as conn:
+            row = conn.execute(select(notices).where(notices.c.key == key)).first()
+            if row is None:
+                return None
+            # A resend of a resend is numbered after the original: KEY#resend-2, not nested.
+            prefix = f"{key.split('#resend-')[0]}#resend-"
+            taken = conn.scalars(
+                select(notices.c.key).where(notices.c.key.startswith(prefix, autoescape=True))
+            )
+            numbers = [int(k[len(prefix) :]) for k in taken if k[len(prefix) :].isdigit()]
+            new_key = f"{prefix}{max(numbers, default=0) + 1}"
+            values = {
+                name: getattr(row, name)
+                for name in (
+                    "rule_id",
+                    "scope",
+                    "order_id",
+                    "fulfillment_id",
+                    "recipient",
+                    "campaign_id",
+                    "fulfillment_ids",
+                    "record",
+                )
+            }
+            stmt = self._insert(notices).on_conflict_do_nothing(index_elements=[notices.c.key])
+            inserted = conn.execute(
+                stmt.returning(notices.c.key),
+                {
+                    **values,
+                    "key": new_key,
+                    "status": NoticeStatus.PENDING.value,
+                    "attempts": 0,
+                    "ambiguous_attempts": 0,
+                    "due_at": now,
+                    "created_at": now,
+                    "reason": reason,
+                },
+            ).first()
+        return new_key if inserted is not None else None
+
     # --- inspection -------------------------------------------------------------------
 
     def notices(

@@ -19,6 +19,7 @@ from support.postgres import PgDatabases
 from support.project import ROOT, env_for, settings_for, smtp_settings
 from support.smtp_sink import SmtpSink
 
+from notifier.claimant import Claimant
 from notifier.models import NoticeStatus
 from notifier.store import migrate
 from notifier.store.postgres import DueListener
@@ -76,7 +77,9 @@ def test_worker_delivers_new_notices_and_stops_cleanly_on_sigterm(
             worker.wait()
     assert worker.returncode == 0, errors
     assert "worker stopped: 3 sent" in out
-    assert len(worker_id) == 32
+    # The id it announces is its claim token, naming this process (notifier.claimant).
+    claimant = Claimant.parse(worker_id)
+    assert claimant is not None and claimant.pid == worker.pid
 
 
 def test_until_idle_exits_once_everything_is_delivered(

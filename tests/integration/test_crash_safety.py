@@ -1,0 +1,353 @@
+"""kill -9 at random points of a batch run, restart, and count the copies of every notice."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from support import reliability
+from support.crash import (
+    KillReport,
+    kill_and_restart,
+    notifier_command,
+    received_ids,
+    sending_notices,
+)
+from support.project import ROOT, env_for, smtp_settings
+from support.smtp_sink import SmtpSink
+
+from notifier.claimant import Claimant, holder_is_gone, this_process
+from notifier.engine import EngineConfig
+from notifier.models import NoticeStatus, Record, message_id_for
+from notifier.settings import Settings
+from notifier.store.sql import SqlStore
+
+UPS = "1Z999AA10123456784"
+
+
+def write_batch(path: Path, count: int) -> Path:
+    """`count` fulfillments entering Pending Shipment: one Tracking Number Assigned each."""
+    with path.open("w", encoding="utf-8") as stream:
+        for n in range(count):
+            record = {
+                "event_id": f"evt-{n}",
+                "order_id": f"O{n}",
+                "fulfillment_id": f"F{n}",
+                "status": "Pending Shipment",
+                "occurred_at": "2026-11-21T08:00:00Z",
+                "email": f"customer{n}@example.com",
+                "first_name": "Jane",
+                "tracking_number": UPS,
+            }
+            stream.write(json.dumps(record) + "\n")
+    return path
+
+
+def child_env(settings: Settings) -> dict[str, str]:
+    return {**os.environ, **env_for(settings), "NOTIFIER_LOG_LEVEL": "ERROR"}
+
+
+def run_kill_round(tmp_path: Path, sink: SmtpSink, *, notices: int, kills: int, seed: int) -> None:
+    settings = smtp_settings(tmp_path, sink.host, sink.port, smtp_connections=4)
+    batch = write_batch(tmp_path / "batch.jsonl", notices)
+    database = tmp_path / "notifier.db"
+    env = child_env(settings)
+    domain = EngineConfig(mail_from=settings.mail_from).message_id_domain
+    command = notifier_command("run", str(batch))
+    started = time.monotonic()
+
+    report = kill_and_restart(
+        command,
+        env=env,
+        cwd=tmp_path,
+        sink=sink,
+        database=database,
+        kills=kills,
+        total=notices,
+        message_id=lambda key: message_id_for(key, domain),
+        rng=random.Random(seed),
+    )
+    # The clean run: must finish everything now, without waiting for any dead lease.
+    final = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, timeout=90)
+    assert final.returncode == 0, final.stderr.decode()
+    assess(
+        settings,
+        sink,
+        report,
+        notices=notices,
+        kills=kills,
+        test="batch run: kill -9 and restart",
+        injects=(
+            f"SIGKILL of `notifier run` ({notices} notices, real SMTP server) at {kills} random"
+            " points (start-up, ingest, or a random moment of delivery), each then restarted"
+        ),
+        notes=f"seed {seed}; {time.monotonic() - started:.0f} s",
+    )
+
+
+def assess(
+    settings: Settings,
+    sink: SmtpSink,
+    report: KillReport,
+    *,
+    notices: int,
+    kills: int,
+    test: str,
+    injects: str,
+    notes: str,
+) -> None:
+    """Every notice sent; copies only where a kill caught the notice in flight; report."""
+    domain = EngineConfig(mail_from=settings.mail_from).message_id_domain
+    store = SqlStore(settings.database_url)
+    try:
+        ledger = store.notices()
+    finally:
+        store.close()
+    copies = received_ids(sink)
+    per_notice = {n.key: copies[message_id_for(n.key, domain)] for n in ledger}
+    lost = sorted(key for key, count in per_notice.items() if count == 0)
+    duplicated = {key for key, count in per_notice.items() if count > 1}
+    in_flight = report.times_in_flight()
+
+    assert report.kills == kills, f"only {report.kills} of {kills} kills hit a running process"
+    assert len(ledger) == notices
+    assert {n.status.value for n in ledger} == {"sent"}
+    assert not lost, f"lost: {lost[:10]}"
+    assert sum(copies.values()) == sum(per_notice.values()), "a message no notice accounts for"
+    # Copies come only from kills that caught the notice in flight (accepted by the server,
+    # not yet recorded): at most one more per such kill. A notice caught at two kills (its
+    # re-send interrupted in the same few milliseconds) could come three times; that is
+    # counted and reported.
+    assert duplicated <= report.in_flight_union, duplicated - report.in_flight_union
+    excess = {k: n for k, n in per_notice.items() if n > 1 + in_flight[k]}
+    assert not excess, f"more copies than kills that caught them in flight: {excess}"
+    caught_twice = sorted(key for key, times in in_flight.items() if times > 1)
+    most = max(per_notice.values())
+    assert most <= 2 or caught_twice, "a notice was delivered more than twice"
+    reliability.report(
+        test,
+        injects=injects,
+        runs=kills,
+        notices=notices,
+        sent=len(per_notice) - len(lost),
+        duplicated=len(duplicated),
+        lost=len(lost),
+        notes=(
+            f"{notes}; {len(report.in_flight_union)} notices in flight at a kill,"
+            f" {len(caught_twice)} at two kills; most copies of one notice: {most};"
+            f" {report.finished_early} restarts finished before their kill point"
+        ),
+    )
+
+
+@pytest.mark.parametrize("round_", range(reliability.KILL_ROUNDS))
+def test_batch_run_survives_kill_9_at_random_points(
+    tmp_path: Path, smtp_sink: SmtpSink, round_: int
+) -> None:
+    """20 kill -9 + restart of a batch run: none lost; only notices in flight at a kill twice."""
+    seed = int(os.environ.get("NOTIFIER_KILL_SEED", "0")) or random.randrange(1, 10**6)
+    print(f"kill test seed: {seed} (set NOTIFIER_KILL_SEED to replay)")
+    run_kill_round(
+        tmp_path,
+        smtp_sink,
+        notices=reliability.KILL_NOTICES,
+        kills=reliability.KILLS,
+        seed=seed + round_,
+    )
+
+
+def test_restart_takes_over_a_dead_process_notices_at_once(
+    tmp_path: Path, smtp_sink: SmtpSink
+) -> None:
+    """Notices left `sending` by a killed run are delivered by the next run, not after the lease."""
+    settings = smtp_settings(tmp_path, smtp_sink.host, smtp_sink.port, lease_seconds=3600)
+    batch = write_batch(tmp_path / "batch.jsonl", 50)
+    env = child_env(settings)
+    command = notifier_command("run", str(batch))
+    process = subprocess.Popen(command, env=env, cwd=tmp_path, stderr=subprocess.DEVNULL)
+    smtp_sink.wait_for(10, timeout=60)
+    process.kill()
+    process.wait()
+    held = sending_notices(tmp_path / "notifier.db")
+    assert held, "the kill left no notice `sending`: nothing to take over"
+    holder = Claimant.parse(next(iter(held.values())))
+    assert holder is not None and holder.pid == process.pid
+    assert holder_is_gone(next(iter(held.values())))
+    final = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, timeout=60)
+    assert final.returncode == 0, final.stderr.decode()
+    store = SqlStore(settings.database_url)
+    try:
+        assert store.notice_counts() == {"sent": 50}
+    finally:
+        store.close()
+
+
+def test_live_or_foreign_holders_are_never_taken_over() -> None:
+    """A live process's claims, and claims from another machine or an old token, wait."""
+    me = this_process()
+    assert len(me.token) <= 64  # the claim_token column's width
+    assert Claimant.parse(me.token) == me
+    assert not holder_is_gone(me.token, me=me)
+    other_engine_here = this_process()
+    assert not holder_is_gone(other_engine_here.token, me=me)
+    parent = Claimant(me.machine, os.getppid(), "", "abcd1234")
+    assert not holder_is_gone(parent.token, me=me)
+    foreign = Claimant("0123456789ab", 999_999, "1", "abcd1234")
+    assert not holder_is_gone(foreign.token, me=me)
+    assert not holder_is_gone("f" * 32, me=me)  # a random token from an older version
+    reused_pid = Claimant(me.machine, me.pid, "1", "abcd1234")  # our pid, an earlier start
+    assert holder_is_gone(reused_pid.token, me=me)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    assert holder_is_gone(Claimant(me.machine, dead.pid, "1", "x").token, me=me)
+
+
+def test_long_running_worker_survives_kill_9_while_notices_arrive(
+    tmp_path: Path, smtp_sink: SmtpSink
+) -> None:
+    """kill -9 of a long-running delivery worker while notices keep arriving: none lost."""
+    # `notifier serve` runs this same DeliveryWorker next to its HTTP side; until serve
+    # exists here (branch issue3), tests/support/worker_loop.py stands in for it, and the
+    # webhook's own ingestion is one committed transaction per request.
+    notices, kills = reliability.WORKER_NOTICES, reliability.WORKER_KILLS
+    seed = int(os.environ.get("NOTIFIER_KILL_SEED", "0")) or random.randrange(1, 10**6)
+    settings = smtp_settings(tmp_path, smtp_sink.host, smtp_sink.port, smtp_connections=4)
+    env = child_env(settings)
+    domain = EngineConfig(mail_from=settings.mail_from).message_id_domain
+    command = [sys.executable, str(ROOT / "tests" / "support" / "worker_loop.py")]
+    assert subprocess.run(notifier_command("db", "upgrade"), env=env, cwd=tmp_path).returncode == 0
+
+    feeding = threading.Thread(target=feed, args=(settings, notices), daemon=True)
+    started = time.monotonic()
+    feeding.start()
+    report = kill_and_restart(
+        command,
+        env=env,
+        cwd=tmp_path,
+        sink=smtp_sink,
+        database=tmp_path / "notifier.db",
+        kills=kills,
+        total=notices,
+        message_id=lambda key: message_id_for(key, domain),
+        rng=random.Random(seed),
+    )
+    feeding.join(timeout=60)
+    # A last worker, left alone until every notice is recorded sent, then stopped cleanly.
+    last = subprocess.Popen(command, env=env, cwd=tmp_path, stderr=subprocess.PIPE)
+    store = SqlStore(settings.database_url)
+    try:
+        deadline = time.monotonic() + 90
+        while store.notice_counts().get(NoticeStatus.SENT, 0) < notices:
+            assert time.monotonic() < deadline, store.notice_counts()
+            assert last.poll() is None, last.communicate()[1].decode()
+            time.sleep(0.05)
+    finally:
+        store.close()
+    last.send_signal(signal.SIGTERM)  # (if still starting up, SIGTERM simply ends it)
+    last.communicate(timeout=30)
+    assert last.returncode in (0, -signal.SIGTERM)
+    assess(
+        settings,
+        smtp_sink,
+        report,
+        notices=notices,
+        kills=kills,
+        test="long-running worker: kill -9 and restart",
+        injects=(
+            f"SIGKILL of a long-running delivery worker (serve's loop) at {kills} random points"
+            f" while {notices} notices arrive in batches of 25"
+        ),
+        notes=f"seed {seed}; {time.monotonic() - started:.0f} s",
+    )
+
+
+def feed(settings: Settings, notices: int) -> None:
+    """Notices arriving over time, as webhooks would bring them (25 every 50 ms)."""
+    from notifier.records import parse_json_body
+    from notifier.wiring import open_engine
+
+    batch = [json.loads(line) for line in write_batch_lines(notices)]
+    with open_engine(settings) as engine:
+        for start in range(0, notices, 25):
+            received = datetime.now(UTC)
+            records = parse_json_body(
+                batch[start : start + 25], source="feed", received_at=received
+            )
+            engine.ingest(r for r in records if isinstance(r, Record))
+            time.sleep(0.05)
+
+
+def write_batch_lines(count: int) -> list[str]:
+    path = Path(tempfile.mkdtemp()) / "batch.jsonl"
+    return write_batch(path, count).read_text("utf-8").splitlines()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database on 127.0.0.1:5432 (skipped when the server is not there)."""
+    psycopg = pytest.importorskip("psycopg")
+    admin = "postgresql://postgres@127.0.0.1:5432/test"
+    name = f"notifier_issue5_{uuid.uuid4().hex[:10]}"
+    try:
+        with psycopg.connect(admin, autocommit=True, connect_timeout=3) as connection:
+            connection.execute(f"CREATE DATABASE {name}")
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is not reachable: {exc}")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+@pytest.mark.postgres
+def test_takeover_and_resend_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
+    """On PostgreSQL too: a dead local holder's claims are taken at once; resend is a new row."""
+    from notifier.engine import Engine
+    from notifier.records import parse_json_body
+    from notifier.rules import load_rules
+    from notifier.transports import MemoryTransport
+    from notifier.wiring import engine_config, make_renderer
+
+    settings = smtp_settings(tmp_path, "127.0.0.1", 25, database_url=postgres_url)
+    store = SqlStore(postgres_url)
+    transport = MemoryTransport()
+    engine = Engine(
+        store=store,
+        transport=transport,
+        rules=load_rules(settings.rules_dir),
+        renderer=make_renderer(settings),
+        config=engine_config(settings),
+    )
+    try:
+        raw = [json.loads(line) for line in write_batch_lines(5)]
+        received = datetime.now(UTC)
+        engine.ingest(
+            r
+            for r in parse_json_body(raw, source="t", received_at=received)
+            if isinstance(r, Record)
+        )
+        now = datetime.now(UTC)
+        dead = Claimant(engine.claimant.machine, 4_000_000, "1", "dead0000").token
+        held = store.claim_due(now=now, limit=2, lease_until=now + timedelta(hours=1), token=dead)
+        assert store.claim_holders() == [dead]
+        asyncio.run(engine.deliver_due())
+        assert store.notice_counts() == {NoticeStatus.SENT: 5}
+        new_key, report = asyncio.run(engine.resend(held[0].key))
+        assert new_key == f"{held[0].key}#resend-1" and report.counts[NoticeStatus.SENT] == 1
+        assert len({m["Message-ID"] for m in transport.messages}) == 6
+    finally:
+        store.close()

@@ -1,0 +1,138 @@
+"""Kill -9 a notifier process at random points, restart it, and count copies per notice.
+
+The SMTP sink lives in the test process, so it survives every kill and sees every copy.
+Kill points are chosen two ways: at a random time after start (start-up, migration,
+ingest, the first claims), or at a random moment of the delivery phase (after the run's
+first message reached the sink, within about twice the run's share of what remains).
+A kill that lands after the server said 250 and before the ledger recorded `sent` leaves
+a notice "in flight": the restart sends it again, with the same Message-ID.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from support.smtp_sink import SmtpSink
+
+
+@dataclass
+class KillReport:
+    """What happened over a series of kills and restarts."""
+
+    kills: int = 0  # processes killed while still running
+    finished_early: int = 0  # restarts that finished before their kill point came
+    # Per kill: the notices the dead process held `sending` whose message had already arrived.
+    in_flight: list[set[str]] = field(default_factory=list)
+    exit_codes: list[int] = field(default_factory=list)
+
+    @property
+    def in_flight_union(self) -> set[str]:
+        return set().union(*self.in_flight)
+
+    def times_in_flight(self) -> Counter[str]:
+        return Counter(key for keys in self.in_flight for key in keys)
+
+
+def received_ids(sink: SmtpSink) -> Counter[str]:
+    """How many copies of each Message-ID the sink accepted."""
+    return Counter(str(message["Message-ID"]) for message in sink.messages)
+
+
+def sending_notices(database: Path) -> dict[str, str]:
+    """Key -> claim token of the notices the ledger holds `sending` (read-only)."""
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30) as connection:
+        rows = connection.execute("SELECT key, claim_token FROM notices WHERE status = 'sending'")
+        return {key: token for key, token in rows}
+
+
+def kill_and_restart(
+    command: Sequence[str],
+    *,
+    env: dict[str, str],
+    cwd: Path,
+    sink: SmtpSink,
+    database: Path,
+    kills: int,
+    total: int,
+    message_id: Callable[[str], str],
+    rng: random.Random,
+    max_delay: float = 1.5,
+) -> KillReport:
+    """Start `command`, kill it at a random point, restart; until it was killed `kills` times.
+
+    A restart that finishes before its kill point does not count as a kill (at most
+    `3 * kills` starts in all).
+    """
+    report = KillReport()
+    seconds_per_message = 0.03  # refined from what each run shows
+    for index in range(3 * kills):
+        if report.kills == kills:
+            break
+        kills_left = kills - report.kills
+        before = received_ids(sink)
+        remaining = max(total - len(before), 0)
+        process = subprocess.Popen(
+            command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        started = time.monotonic()
+        if remaining == 0 or rng.random() < 0.25:
+            # Anywhere from start-up (imports, migration, ingest) to the first claims.
+            _wait(process, until=started + rng.uniform(0, max_delay))
+        else:
+            # A random moment of the delivery phase: after this run's first message, within
+            # about twice this run's share of what remains.
+            first = _wait_for_count(process, sink, sum(before.values()) + 1)
+            share = 2 * remaining / (kills_left + 1) * seconds_per_message
+            _wait(process, until=first + rng.uniform(0, share))
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGKILL)
+            report.kills += 1
+        else:
+            report.finished_early += 1
+        _, stderr = process.communicate()
+        report.exit_codes.append(process.returncode)
+        if process.returncode not in (0, -signal.SIGKILL):
+            raise AssertionError(
+                f"run {index} exited {process.returncode}:\n{stderr.decode(errors='replace')}"
+            )
+        # The sink may still be finishing a message the dead process had handed over.
+        time.sleep(0.05)
+        after = received_ids(sink)
+        arrived_now = after - before
+        if sum(arrived_now.values()) > 1:
+            elapsed = time.monotonic() - started
+            seconds_per_message = min(max(elapsed / sum(arrived_now.values()), 0.001), 0.5)
+        held = sending_notices(database) if database.exists() else {}
+        # In flight at the kill: held `sending` by the dead run, its copy arrived in this run.
+        report.in_flight.append({key for key in held if message_id(key) in arrived_now})
+    return report
+
+
+def _wait(process: subprocess.Popen[bytes], *, until: float) -> None:
+    while process.poll() is None and time.monotonic() < until:
+        time.sleep(0.002)
+
+
+def _wait_for_count(process: subprocess.Popen[bytes], sink: SmtpSink, count: int) -> float:
+    """When the sink reached `count` messages (or now, if the process ended first)."""
+    while process.poll() is None:
+        try:
+            sink.wait_for(count, timeout=0.05)
+        except TimeoutError:
+            continue
+        break
+    return time.monotonic()
+
+
+def notifier_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "notifier", *args]
