@@ -25,6 +25,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from notifier import carriers
 from notifier.errors import TemplateError
+from notifier.mime import write_message
 
 PARTS = ("subject.txt", "body.txt", "body.html")
 _SPACES = re.compile(r"\s+")
@@ -271,7 +272,27 @@ def build_message(
     date: datetime,
     reply_to: str | None = None,
 ) -> EmailMessage:
-    """A multipart (text + HTML) message with Date and the notice's Message-ID."""
+    """A multipart (text + HTML) message with Date and the notice's Message-ID.
+
+    Written as bytes once (notifier.mime) and parsed back for everyone who reads headers;
+    the SMTP transport sends those very bytes. An internationalised address takes the
+    stdlib path, which writes the SMTPUTF8 headers it needs.
+    """
+    try:
+        return write_message(
+            subject=rendered.subject,
+            sender=sender,
+            recipient=recipient,
+            recipient_name=recipient_name,
+            reply_to=reply_to,
+            date=format_datetime(date),
+            message_id=message_id,
+            text=rendered.text,
+            html=rendered.html,
+            policy=MESSAGE_POLICY,
+        )
+    except UnicodeError:
+        pass
     message = EmailMessage(policy=MESSAGE_POLICY)
     message["Subject"] = rendered.subject
     message["From"] = sender

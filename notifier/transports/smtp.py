@@ -35,6 +35,7 @@ from notifier.errors import (
     SendError,
     TransientSendError,
 )
+from notifier.mime import WireMessage
 
 TlsMode = Literal["none", "starttls", "tls"]
 
@@ -331,6 +332,8 @@ def _retry_after(text: str) -> float | None:
 
 
 def _envelope(message: EmailMessage) -> tuple[str, list[str]]:
+    if isinstance(message, WireMessage) and message.envelope_from and message.envelope_to:
+        return message.envelope_from, list(message.envelope_to)
     senders = _addresses(message, "Sender") or _addresses(message, "From")
     if not senders:
         raise ValueError("the message has no From address")
@@ -352,6 +355,8 @@ def _addresses(message: EmailMessage, *names: str) -> list[str]:
 
 
 def _flatten(message: EmailMessage, *, utf8: bool, eight_bit: bool) -> bytes:
+    if isinstance(message, WireMessage) and message.wire and "Bcc" not in message:
+        return message.wire  # written at compose time: ASCII, 7-bit, CRLF
     outgoing = copy.copy(message)
     # Bcc recipients are in the envelope; the header would tell everyone about them.
     del outgoing["Bcc"]

@@ -1,0 +1,127 @@
+"""The wire form of a notice's email, written directly: multipart/alternative, text + HTML.
+
+The stdlib's EmailMessage parses every header it is given and re-generates the whole
+message when it is sent; together that was most of the CPU a delivery cost
+(bench/delivery.py). A notice's message has a fixed shape, so we write its bytes once,
+ASCII-only (RFC 2047 for non-ASCII names and subjects, quoted-printable bodies): valid for
+every SMTP server, with or without 8BITMIME. Internationalised (non-ASCII) addresses need
+SMTPUTF8 headers, which only the stdlib generator writes; `write_wire` refuses them and
+the caller falls back to it.
+"""
+
+from __future__ import annotations
+
+import binascii
+import functools
+import hashlib
+from email.header import Header
+from email.message import EmailMessage, Message
+from email.policy import Policy
+from email.utils import formataddr, parseaddr
+
+
+class WireMessage(EmailMessage):
+    """An EmailMessage that also carries the exact bytes to send (`wire`) and its
+    envelope, so sending it parses no header."""
+
+    wire: bytes = b""
+    envelope_from: str = ""
+    envelope_to: tuple[str, ...] = ()
+
+
+def mailbox(name: str | None, address: str) -> str:
+    """`"Name" <address>` with the name RFC 2047-encoded when it is not ASCII.
+
+    Raises UnicodeError for a non-ASCII address (that needs SMTPUTF8)."""
+    if not address.isascii():
+        raise UnicodeError(f"non-ASCII address {address!r} needs SMTPUTF8 headers")
+    return formataddr((name or "", address), charset="utf-8")
+
+
+@functools.lru_cache(maxsize=256)
+def address_header(value: str) -> str:
+    """A configured `Name <address>` (or bare address), encoded like `mailbox`."""
+    name, address = parseaddr(value)
+    if not address:
+        raise ValueError(f"not an email address: {value!r}")
+    return mailbox(name, address)
+
+
+def _unstructured(name: str, value: str) -> str:
+    charset = "us-ascii" if value.isascii() else "utf-8"
+    return Header(value, charset, header_name=name).encode(linesep="\r\n")
+
+
+def _qp(text: str) -> str:
+    body = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not body.endswith("\n"):
+        body += "\n"
+    # binascii's encoder is C; it soft-breaks lines at 76 and escapes every "=".
+    return binascii.b2a_qp(body.encode("utf-8"), quotetabs=False, istext=True).decode("ascii")
+
+
+def write_message(
+    *,
+    subject: str,
+    sender: str,
+    recipient: str,
+    recipient_name: str | None,
+    reply_to: str | None,
+    date: str,
+    message_id: str,
+    text: str,
+    html: str,
+    policy: Policy,
+) -> WireMessage:
+    """A text + HTML notice and its RFC 5322 bytes. Raises UnicodeError for EAI addresses.
+
+    The message model is built with `set_raw`, so no header is parsed until someone reads
+    it; the bytes are what the SMTP transport sends."""
+    for value in (subject, sender, recipient, recipient_name or "", reply_to or "", message_id):
+        if "\r" in value or "\n" in value:
+            raise ValueError(f"a header value contains CR or LF: {value!r}")
+    # Quoted-printable never writes "=_", so this boundary cannot occur in either body; it is
+    # derived from the Message-ID so a resend carries the very same bytes.
+    boundary = "=_notifier_" + hashlib.sha256(message_id.encode()).hexdigest()[:24]
+    headers = [
+        ("Subject", _unstructured("Subject", subject)),
+        ("From", address_header(sender)),
+        ("To", mailbox(recipient_name, recipient)),
+    ]
+    if reply_to:
+        headers.append(("Reply-To", address_header(reply_to)))
+    headers += [
+        ("Date", date),
+        ("Message-ID", message_id),
+        # RFC 3834: tells vacation responders not to answer us.
+        ("Auto-Submitted", "auto-generated"),
+        ("MIME-Version", "1.0"),
+        ("Content-Type", f'multipart/alternative;\r\n boundary="{boundary}"'),  # folded: < 78
+    ]
+    message = WireMessage(policy=policy)
+    lines = []
+    for name, value in headers:
+        message.set_raw(name, value)
+        lines.append(f"{name}: {value}")
+    lines.append("")
+    parts: list[Message[str, str] | str] = []
+    for subtype, body in (("plain", text), ("html", html)):
+        part = EmailMessage(policy=policy)
+        part_headers = [
+            ("Content-Type", f'text/{subtype}; charset="utf-8"'),
+            ("Content-Transfer-Encoding", "quoted-printable"),
+        ]
+        encoded = _qp(body)
+        for name, value in part_headers:
+            part.set_raw(name, value)
+        part.set_payload(encoded)
+        parts.append(part)
+        lines += [f"--{boundary}", *(f"{n}: {v}" for n, v in part_headers), ""]
+        # The body keeps its last line break: the CRLF before a boundary belongs to the boundary.
+        lines.append(encoded.replace("\n", "\r\n"))
+    lines += [f"--{boundary}--", ""]
+    message.set_payload(parts)
+    message.wire = "\r\n".join(lines).encode("ascii")
+    message.envelope_from = parseaddr(sender)[1]
+    message.envelope_to = (recipient,)
+    return message

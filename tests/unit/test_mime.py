@@ -1,0 +1,88 @@
+"""The notice's wire form: what the SMTP server gets is the message everyone else reads."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from datetime import UTC, datetime
+from email.message import EmailMessage
+
+import pytest
+
+from notifier.mime import WireMessage
+from notifier.rendering import RenderedEmail, build_message
+
+WHEN = datetime(2026, 11, 27, 8, 30, tzinfo=UTC)
+
+
+def build(**overrides: str) -> EmailMessage:
+    rendered = RenderedEmail(
+        subject=overrides.pop("subject", "Your order KN-1 has shipped — Grüße aus Köln"),
+        text=overrides.pop("text", "Hi José,\n\nTracking: 1Z999AA10123456784\n" + "x" * 300 + "\n"),
+        html=overrides.pop("html", "<p style='color: red'>Hi José = friend</p>" * 50),
+    )
+    values = {
+        "sender": "Maple & Pine <orders@maple.example>",
+        "recipient": "jose@example.com",
+        "recipient_name": "José Núñez",
+        "message_id": "<abc@maple.example>",
+        "reply_to": "help@maple.example",
+        **overrides,
+    }
+    return build_message(rendered, date=WHEN, **values)  # type: ignore[arg-type]
+
+
+def test_wire_bytes_parse_back_to_the_same_message() -> None:
+    """Headers and both parts read the same from the model and from the bytes sent."""
+    message = build()
+    assert isinstance(message, WireMessage)
+    parsed = email.message_from_bytes(message.wire, policy=email.policy.default)
+    assert isinstance(parsed, EmailMessage)
+    for name in ("Subject", "From", "To", "Reply-To", "Date", "Message-ID", "Auto-Submitted"):
+        assert str(parsed[name]) == str(message[name]), name
+    assert parsed["Subject"] == "Your order KN-1 has shipped — Grüße aus Köln"
+    assert parsed["To"].addresses[0].display_name == "José Núñez"
+    for kind in ("plain", "html"):
+        ours = message.get_body((kind,)).get_content()  # type: ignore[union-attr]
+        theirs = parsed.get_body((kind,)).get_content()  # type: ignore[union-attr]
+        assert theirs.replace("\r\n", "\n") == ours
+    assert "Hi José = friend" in parsed.get_body(("html",)).get_content()  # type: ignore[union-attr]
+
+
+def test_wire_is_seven_bit_crlf_with_short_lines() -> None:
+    """ASCII only, CRLF line ends, no line over 78 characters: any server takes it."""
+    wire = build().wire  # type: ignore[attr-defined]
+    assert wire.isascii()
+    lines = wire.split(b"\r\n")
+    assert b"\n" not in b"".join(lines)
+    assert max(len(line) for line in lines) <= 78
+    assert wire.endswith(b"--\r\n")
+
+
+def test_same_notice_same_bytes() -> None:
+    """A resend after a crash carries the very same message (boundary from the Message-ID)."""
+    assert build().wire == build().wire  # type: ignore[attr-defined]
+    assert build().wire != build(message_id="<other@maple.example>").wire  # type: ignore[attr-defined]
+
+
+def test_envelope_comes_with_the_message() -> None:
+    """The transport needs no header parsing to address it."""
+    message = build()
+    assert isinstance(message, WireMessage)
+    assert (message.envelope_from, message.envelope_to) == (
+        "orders@maple.example",
+        ("jose@example.com",),
+    )
+
+
+def test_internationalised_address_takes_the_stdlib_path() -> None:
+    """A non-ASCII address needs SMTPUTF8 headers, which only the stdlib generator writes."""
+    message = build(recipient="josé@exämple.com")
+    assert not isinstance(message, WireMessage)
+    assert message["To"].addresses[0].addr_spec == "josé@exämple.com"
+
+
+def test_header_values_cannot_carry_line_breaks() -> None:
+    """A configured sender with a line break is refused, never written."""
+    with pytest.raises(ValueError, match="CR or LF"):
+        build(sender="Shop <o@example.com>\r\nBcc: all@example.com")
