@@ -238,7 +238,15 @@ class SqlStore:
         conn.exec_driver_sql(sql, rows)
 
     def _write_decision(self, conn: Connection, decision: Decision) -> tuple[str, ...]:
-        stamp = self._stamp
+        # Many records share a time (a batch's received_at, above all): format each once.
+        stamps: dict[datetime, Any] = {}
+
+        def stamp(moment: datetime) -> Any:
+            value = stamps.get(moment)
+            if value is None:
+                value = stamps[moment] = self._stamp(moment)
+            return value
+
         if decision.outcomes:
             self._bulk_insert(
                 conn,
