@@ -403,24 +403,7 @@ class SqlStore:
                 .limit(limit)
                 .with_for_update(skip_locked=True)
             )
-            keys = list(conn.scalars(due))
-            if not keys:
-                return []
-            conn.execute(
-                update(notices)
-                .where(notices.c.key.in_(keys))
-                .values(
-                    status=NoticeStatus.SENDING.value,
-                    due_at=lease_until,
-                    claim_token=token,
-                    attempts=notices.c.attempts + 1,
-                    first_attempt_at=func.coalesce(notices.c.first_attempt_at, now),
-                )
-            )
-            rows = conn.execute(
-                select(notices).where(notices.c.key.in_(keys)).order_by(notices.c.due_at)
-            )
-            return [_notice(row) for row in rows]
+            return self._claim(conn, list(conn.scalars(due)), now, lease_until, token)
 
     def complete(self, key: str, *, token: str, completion: Completion) -> bool:
         return self.complete_many([(key, completion)], token=token)[0]
@@ -535,22 +518,34 @@ class SqlStore:
                 )
                 .with_for_update(skip_locked=True)
             )
-            found = list(conn.scalars(due))
-            if not found:
-                return []
-            conn.execute(
-                update(notices)
-                .where(notices.c.key.in_(found))
-                .values(
-                    status=NoticeStatus.SENDING.value,
-                    due_at=lease_until,
-                    claim_token=token,
-                    attempts=notices.c.attempts + 1,
-                    first_attempt_at=func.coalesce(notices.c.first_attempt_at, now),
-                )
+            return self._claim(conn, list(conn.scalars(due)), now, lease_until, token)
+
+    def _claim(
+        self,
+        conn: Connection,
+        keys: list[str],
+        now: datetime,
+        lease_until: datetime,
+        token: str,
+    ) -> list[Notice]:
+        """Mark the selected (and locked) notices `sending` under this token and lease."""
+        if not keys:
+            return []
+        conn.execute(
+            update(notices)
+            .where(notices.c.key.in_(keys))
+            .values(
+                status=NoticeStatus.SENDING.value,
+                due_at=lease_until,
+                claim_token=token,
+                attempts=notices.c.attempts + 1,
+                first_attempt_at=func.coalesce(notices.c.first_attempt_at, now),
             )
-            rows = conn.execute(select(notices).where(notices.c.key.in_(found)))
-            return [_notice(row) for row in rows]
+        )
+        rows = conn.execute(
+            select(notices).where(notices.c.key.in_(keys)).order_by(notices.c.due_at)
+        )
+        return [_notice(row) for row in rows]
 
     def add_resend(self, key: str, *, now: datetime, reason: str) -> str | None:
         with self._write("adding a resend") as conn:
