@@ -12,6 +12,8 @@ from email.headerregistry import AddressHeader
 from email.message import EmailMessage
 from pathlib import Path
 
+from notifier.mime import WireMessage
+
 _ADDRESS_HEADERS = ("From", "Sender", "Reply-To", "To", "Cc", "Bcc")
 
 # Leaves headroom under the usual 255-byte name limit for ".eml" and the temp-file affixes.
@@ -39,8 +41,11 @@ class FileTransport:
 
     async def send(self, message: EmailMessage, /) -> None:
         target = self.path_for(message)
-        policy = email.policy.SMTPUTF8 if _has_non_ascii_address(message) else email.policy.SMTP
-        data = message.as_bytes(policy=policy)
+        if isinstance(message, WireMessage) and message.wire:
+            data = message.wire  # the very bytes the SMTP transport would send
+        else:
+            policy = email.policy.SMTPUTF8 if _has_non_ascii_address(message) else email.policy.SMTP
+            data = message.as_bytes(policy=policy)
         await asyncio.to_thread(_write_atomically, target, data)
 
     async def close(self) -> None:
