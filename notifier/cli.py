@@ -474,7 +474,7 @@ def schedule(ctx: typer.Context) -> None:
         with open_engine(config) as engine:
             names = ", ".join(f"{j.name} ({j.when})" for j in jobs.jobs) or "no jobs configured"
             err.print(f"scheduler running: {names}; SIGTERM or Ctrl-C stops", highlight=False)
-            asyncio.run(run_until_stopped(jobs, engine=engine))
+            asyncio.run(run_until_stopped(jobs, engine=engine, settings=config))
     except NotifierError as exc:
         raise fail(str(exc)) from None
     err.print("stopped: running jobs finished, nothing in flight", highlight=False)

@@ -241,17 +241,17 @@ async def run_until_stopped(
     config: NotifierConfig,
     *,
     engine: Engine,
-    poll_interval: float = 5.0,
+    settings: Settings,
     stop: asyncio.Event | None = None,
 ) -> None:
     """`notifier schedule`: the scheduler and a delivery worker until SIGTERM/SIGINT."""
-    from notifier.worker import DeliveryWorker
+    from notifier.worker_process import delivery_worker_for
 
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    worker = DeliveryWorker(engine, poll_interval=poll_interval)
+    worker = delivery_worker_for(engine, settings)
     worker.start()
     scheduler = build_scheduler(config, engine=engine, wake=worker.wake)
     jobs = ", ".join(f"{j.name} ({j.when})" for j in config.jobs) or "no jobs"

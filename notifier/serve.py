@@ -19,11 +19,10 @@ from fastapi import APIRouter
 from notifier.engine import Engine
 from notifier.metrics import Metrics
 from notifier.settings import Settings
-from notifier.store.postgres import due_listener
 from notifier.webhook import Hook, WebhookConfig, create_app
 from notifier.wiring import open_engine
 from notifier.worker import DeliveryWorker
-from notifier.worker_process import poll_seconds_for
+from notifier.worker_process import delivery_worker_for
 
 log = logging.getLogger("notifier.serve")
 
@@ -81,12 +80,7 @@ def serve(
     WebhookConfig.from_settings(settings, insecure=insecure)  # refuse before opening anything
     metrics = Metrics()
     with open_engine(settings, observer=metrics) as engine:
-        # On PostgreSQL, notices other instances create wake this worker too (LISTEN/NOTIFY).
-        worker = DeliveryWorker(
-            engine,
-            poll_interval=poll_seconds_for(settings),
-            waker=due_listener(settings.database_url),
-        )
+        worker = delivery_worker_for(engine, settings)
         added = extras(engine, worker) if extras is not None else Extras()
         app = create_app(
             settings=settings,

@@ -44,6 +44,22 @@ def poll_seconds_for(settings: Settings) -> float:
     return LISTENING_POLL_SECONDS if is_postgres_url(settings.database_url) else SQLITE_POLL_SECONDS
 
 
+def delivery_worker_for(
+    engine: Engine,
+    settings: Settings,
+    *,
+    on_pass: Callable[[DeliveryReport], None] | None = None,
+) -> DeliveryWorker:
+    """The delivery worker every long-running command uses: polling as the settings say and,
+    on PostgreSQL, woken by notices other instances create (LISTEN/NOTIFY)."""
+    return DeliveryWorker(
+        engine,
+        poll_interval=poll_seconds_for(settings),
+        on_pass=on_pass,
+        waker=due_listener(settings.database_url),
+    )
+
+
 async def run_worker(
     settings: Settings,
     *,
@@ -53,12 +69,11 @@ async def run_worker(
     """Deliver until SIGTERM/SIGINT (or, with `until_idle`, until nothing is due or in flight)."""
     total = DeliveryReport()
     with open_engine(settings) as engine:
-        poll = poll_seconds_for(settings)
-        waker = due_listener(settings.database_url)
-        worker = DeliveryWorker(engine, poll_interval=poll, on_pass=total.add, waker=waker)
+        worker = delivery_worker_for(engine, settings, on_pass=total.add)
         if announce is not None:
             store = getattr(engine.store, "safe_url", type(engine.store).__name__)
-            announce(WorkerStarted(engine.worker_id, store, waker is not None, poll))
+            listening = worker.waker is not None
+            announce(WorkerStarted(engine.worker_id, store, listening, worker.poll_interval))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         signals = (signal.SIGTERM, signal.SIGINT)
