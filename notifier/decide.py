@@ -51,6 +51,7 @@ class Decision:
     states: dict[str, FulfillmentState] = field(default_factory=dict)
     order_fulfillment_ids: dict[str, tuple[str, ...]] = field(default_factory=dict)
     notices: list[NewNotice] = field(default_factory=list)
+    notice_keys: set[str] = field(default_factory=set)  # the keys of `notices`
     # (rule id, record, why no notice) for rules that matched but were held back.
     skipped: list[tuple[str, Record, str]] = field(default_factory=list)
 
@@ -188,12 +189,13 @@ def _consider(
         decision.skipped.append((rule.id, record, f"older than max_age {rule.max_age}"))
         return
     key = notice_key(rule, record)
-    if any(notice.key == key for notice in decision.notices):
+    if key in decision.notice_keys:
         return  # an order can reach Shipped, then Delivered, in one batch: one notice
     missing = missing_fields(rule, record)
     due_at = max(now, record.effective_at + rule.delay)
     if due_adjuster is not None:
         due_at = due_adjuster(due_at, record.campaign_id)
+    decision.notice_keys.add(key)
     decision.notices.append(
         NewNotice(
             key=key,
