@@ -11,6 +11,8 @@ package carries its own copy of the few it needs and never reads that data.
 
 from __future__ import annotations
 
+import functools
+
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -359,6 +361,9 @@ def normalise_carrier_name(name: str) -> str | None:
     return None
 
 
+# Pure and asked for the same numbers again and again (each part of each message renders
+# them; an order's parcels recur in its notices): remembered rather than re-checked.
+@functools.lru_cache(maxsize=4096)
 def resolve(number: str | None, declared_carrier: str | None = None) -> Carrier | None:
     """The carrier for a record's number: the declared one when known, else detected."""
     if number is None or not (normalised := _normalise_number(number)):

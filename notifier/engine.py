@@ -13,7 +13,6 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from email.utils import parseaddr
 from itertools import islice
 from typing import Any, Protocol
 
@@ -30,6 +29,7 @@ from notifier.errors import (
     TransientSendError,
 )
 from notifier.group_commit import GroupCommitter
+from notifier.mime import envelope_address
 from notifier.models import Notice, NoticeStatus, Record, message_id_for
 from notifier.redact import mask_email
 from notifier.rendering import Renderer
@@ -95,8 +95,7 @@ class EngineConfig:
 
     @property
     def message_id_domain(self) -> str:
-        address = parseaddr(self.mail_from)[1]
-        return address.rpartition("@")[2] or "notifier.invalid"
+        return envelope_address(self.mail_from).rpartition("@")[2] or "notifier.invalid"
 
 
 @dataclass(slots=True)

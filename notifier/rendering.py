@@ -9,8 +9,9 @@ from __future__ import annotations
 import email.policy
 import linecache
 import re
+import time
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from email.headerregistry import HeaderRegistry
@@ -113,9 +114,36 @@ def _ordinal_suffix(day: int) -> str:
     return {1: "st", 2: "nd", 3: "rd"}.get(day % 10, "th")
 
 
+# How stale an edited template may be: a running service picks up an edit within this time.
+TEMPLATE_RECHECK_SECONDS = 1.0
+
+
+class _EditableTemplates(jinja2.FileSystemLoader):
+    """Template files, re-read after an operator edits them while notifier runs, but with
+    their modification time looked at no more than once a second per template: a stat of
+    every template for every message was a measurable part of composing one
+    (bench/delivery.py)."""
+
+    def get_source(
+        self, environment: jinja2.Environment, template: str
+    ) -> tuple[str, str, Callable[[], bool]]:
+        source, filename, uptodate = super().get_source(environment, template)
+        checked_at = time.monotonic()
+
+        def still_current() -> bool:
+            nonlocal checked_at
+            now = time.monotonic()
+            if now - checked_at < TEMPLATE_RECHECK_SECONDS:
+                return True
+            checked_at = now
+            return uptodate()
+
+        return source, filename, still_current
+
+
 def make_environment(templates_dir: Path) -> ImmutableSandboxedEnvironment:
     env = ImmutableSandboxedEnvironment(
-        loader=jinja2.FileSystemLoader(templates_dir),
+        loader=_EditableTemplates(templates_dir),
         undefined=jinja2.StrictUndefined,
         autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
         trim_blocks=True,

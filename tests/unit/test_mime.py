@@ -86,3 +86,18 @@ def test_header_values_cannot_carry_line_breaks() -> None:
     """A configured sender with a line break is refused, never written."""
     with pytest.raises(ValueError, match="CR or LF"):
         build(sender="Shop <o@example.com>\r\nBcc: all@example.com")
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "Your order KN-1 has shipped",  # short ASCII: written as it is
+        "Your order KN-1 has shipped " + "and is on its way to you " * 4,  # long: folded
+        "Not an encoded word: =?utf-8?q?Gr=C3=BC=C3=9Fe?=",  # must stay literal text
+    ],
+)
+def test_subjects_read_back_exactly_and_stay_within_line_limits(subject: str) -> None:
+    wire = build(subject=subject).wire  # type: ignore[attr-defined]
+    parsed = email.message_from_bytes(wire, policy=email.policy.default)
+    assert parsed["Subject"] == subject
+    assert max(len(line) for line in wire.split(b"\r\n")) <= 78
