@@ -161,9 +161,7 @@ def main() -> None:
         f"  bare aiosmtplib, the same emails pre-built ({size:.1f} KiB each):"
         f" {args.notices / baseline:6,.0f} messages/s"
     )
-    print(
-        f"  notifier (claim, render, send, record):{'':20}{args.notices / ours:6,.0f} notices/s"
-    )
+    print(f"  notifier (claim, render, send, record):{'':20}{args.notices / ours:6,.0f} notices/s")
     print(f"  ratio (notifier / bare): {baseline / ours:.2f}x   (target: at least 0.8x)")
     print(f"  peak memory of this process: {peak:.0f} MB")
 

@@ -12,7 +12,6 @@ package carries its own copy of the few it needs and never reads that data.
 from __future__ import annotations
 
 import functools
-
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
