@@ -14,6 +14,7 @@ from __future__ import annotations
 import binascii
 import functools
 import hashlib
+import re
 from email.header import Header
 from email.message import EmailMessage, Message
 from email.policy import Policy
@@ -27,6 +28,10 @@ class WireMessage(EmailMessage):
     wire: bytes = b""
     envelope_from: str = ""
     envelope_to: tuple[str, ...] = ()
+
+
+# Lines this long or shorter go unencoded; QP writes at most 76 either way.
+_LONG_LINE = re.compile(r"[^\n]{77}")
 
 
 def mailbox(name: str | None, address: str) -> str:
@@ -65,12 +70,20 @@ def _unstructured(name: str, value: str) -> str:
     return Header(value, charset, header_name=name).encode(linesep="\r\n")
 
 
-def _qp(text: str) -> str:
+def _body(text: str, boundary: str) -> tuple[str, str]:
+    """A body's transfer encoding and its encoded text (LF line ends, ending in one).
+
+    Plain ASCII with short lines goes as it is (7bit), readable in any raw view and no
+    work to write, unless it holds the boundary; anything else is quoted-printable, which
+    keeps lines short and 7-bit and never writes the boundary (it escapes every "=")."""
     body = text.replace("\r\n", "\n").replace("\r", "\n")
     if not body.endswith("\n"):
         body += "\n"
+    if body.isascii() and not _LONG_LINE.search(body) and boundary not in body:
+        return "7bit", body
     # binascii's encoder is C; it soft-breaks lines at 76 and escapes every "=".
-    return binascii.b2a_qp(body.encode("utf-8"), quotetabs=False, istext=True).decode("ascii")
+    encoded = binascii.b2a_qp(body.encode("utf-8"), quotetabs=False, istext=True)
+    return "quoted-printable", encoded.decode("ascii")
 
 
 def write_message(
@@ -93,8 +106,8 @@ def write_message(
     for value in (subject, sender, recipient, recipient_name or "", reply_to or "", message_id):
         if "\r" in value or "\n" in value:
             raise ValueError(f"a header value contains CR or LF: {value!r}")
-    # Quoted-printable never writes "=_", so this boundary cannot occur in either body; it is
-    # derived from the Message-ID so a resend carries the very same bytes.
+    # Neither body can hold this boundary (see _body); it is derived from the Message-ID so
+    # a resend carries the very same bytes.
     boundary = "=_notifier_" + hashlib.sha256(message_id.encode()).hexdigest()[:24]
     headers = [
         ("Subject", _unstructured("Subject", subject)),
@@ -120,11 +133,11 @@ def write_message(
     parts: list[Message[str, str] | str] = []
     for subtype, body in (("plain", text), ("html", html)):
         part = EmailMessage(policy=policy)
+        encoding, encoded = _body(body, boundary)
         part_headers = [
             ("Content-Type", f'text/{subtype}; charset="utf-8"'),
-            ("Content-Transfer-Encoding", "quoted-printable"),
+            ("Content-Transfer-Encoding", encoding),
         ]
-        encoded = _qp(body)
         for name, value in part_headers:
             part.set_raw(name, value)
         part.set_payload(encoded)

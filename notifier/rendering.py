@@ -7,6 +7,7 @@ it survives mail clients that drop <style>. One code path for delivery and previ
 from __future__ import annotations
 
 import email.policy
+import functools
 import linecache
 import re
 import time
@@ -290,6 +291,16 @@ def _mailbox(name: str, address: str) -> str:
     return f"{shown} <{address}>"
 
 
+def _date_header(moment: datetime) -> str:
+    """RFC 5322 date, to the second: the messages of a second share one formatted value."""
+    return _date_header_of_second(moment.replace(microsecond=0))
+
+
+@functools.lru_cache(maxsize=64)
+def _date_header_of_second(moment: datetime) -> str:
+    return format_datetime(moment)
+
+
 def build_message(
     rendered: RenderedEmail,
     *,
@@ -313,7 +324,7 @@ def build_message(
             recipient=recipient,
             recipient_name=recipient_name,
             reply_to=reply_to,
-            date=format_datetime(date),
+            date=_date_header(date),
             message_id=message_id,
             text=rendered.text,
             html=rendered.html,
@@ -327,7 +338,7 @@ def build_message(
     message["To"] = _mailbox(recipient_name, recipient) if recipient_name else recipient
     if reply_to:
         message["Reply-To"] = reply_to
-    message["Date"] = format_datetime(date)
+    message["Date"] = _date_header(date)
     message["Message-ID"] = message_id
     # RFC 3834: tells vacation responders not to answer us.
     message["Auto-Submitted"] = "auto-generated"

@@ -101,3 +101,25 @@ def test_subjects_read_back_exactly_and_stay_within_line_limits(subject: str) ->
     parsed = email.message_from_bytes(wire, policy=email.policy.default)
     assert parsed["Subject"] == subject
     assert max(len(line) for line in wire.split(b"\r\n")) <= 78
+
+
+def test_short_ascii_text_goes_unencoded_and_anything_else_quoted_printable() -> None:
+    message = build(text="Hi Jane,\n\nYour parcel is on its way.\n", html="<p>Grüße</p>")
+    wire = message.wire  # type: ignore[attr-defined]
+    assert b"Content-Transfer-Encoding: 7bit\r\n\r\nHi Jane,\r\n\r\nYour parcel" in wire
+    assert b"Content-Transfer-Encoding: quoted-printable\r\n\r\n<p>Gr=C3=BC=C3=9Fe</p>" in wire
+    parsed = email.message_from_bytes(wire, policy=email.policy.default)
+    text = parsed.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert text.replace("\r\n", "\n") == "Hi Jane,\n\nYour parcel is on its way.\n"
+
+
+def test_a_body_holding_the_boundary_is_quoted_printable_so_it_cannot_end_a_part() -> None:
+    first = build(text="plain\n")
+    boundary = first.get_boundary()
+    assert boundary is not None
+    forged = f"plain\n--{boundary}--\nContent-Type: text/html\n\n<script>x</script>\n"
+    message = build(text=forged)
+    parsed = email.message_from_bytes(message.wire, policy=email.policy.default)  # type: ignore[attr-defined]
+    parts = list(parsed.iter_parts())
+    assert len(parts) == 2
+    assert parsed.get_body(("plain",)).get_content().replace("\r\n", "\n") == forged  # type: ignore[union-attr]
