@@ -6,7 +6,8 @@ one worker on SQLite, as ratios measured in the same run.
 Each scenario gets a fresh ledger holding the same N notices, parked until tomorrow; K
 real `notifier worker` processes start and go idle; then one `make_due` (on PostgreSQL:
 one NOTIFY) releases them all, and the workers deliver over SMTP to a black-hole server
-running in its own process. Throughput = N / (last `sent_at` - first `first_attempt_at`)
+running in its own process (bench/blackhole.py: a minimal responder, so the machine's
+CPUs go to the workers being measured rather than to a Python SMTP server's parsing). Throughput = N / (last `sent_at` - first `first_attempt_at`)
 from the ledger itself; "wall" is from the release until the bench saw all N sent.
 Needs the PostgreSQL server (127.0.0.1:5432, user postgres; override with
 NOTIFIER_BENCH_POSTGRES_URL). Not a test: it asserts nothing.
@@ -36,6 +37,7 @@ import psycopg
 from psycopg import sql
 from sqlalchemy import func, select, update
 
+from bench import blackhole
 from notifier.models import NoticeStatus, Record
 from notifier.records import parse_record
 from notifier.settings import Settings
@@ -53,27 +55,11 @@ ADMIN_URL = os.environ.get(
 # --- the SMTP server, in its own process ------------------------------------------------
 
 
-def _serve_blackhole(port: int) -> None:
-    from aiosmtpd.controller import Controller
-
-    class Accept:
-        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-            return "250 OK: accepted"
-
-    controller = Controller(Accept(), hostname="127.0.0.1", port=port, server_hostname="bench")
-    controller.start()  # returns once the server accepts connections
-    try:
-        while True:
-            time.sleep(3600)
-    finally:
-        controller.stop()
-
-
 def start_blackhole() -> tuple[multiprocessing.Process, int]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = int(probe.getsockname()[1])
-    process = multiprocessing.Process(target=_serve_blackhole, args=(port,), daemon=True)
+    process = multiprocessing.Process(target=blackhole.run, args=(port,), daemon=True)
     process.start()
     deadline = time.monotonic() + 30
     while True:
