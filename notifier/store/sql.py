@@ -21,7 +21,6 @@ from sqlalchemy import (
     Engine,
     Row,
     Table,
-    bindparam,
     create_engine,
     delete,
     event,
@@ -188,7 +187,7 @@ class SqlStore:
                 conn.execute(
                     text("SELECT pg_advisory_xact_lock(:key)"), [{"key": key} for key in locks]
                 )
-            known = set(conn.scalars(self._known_keys, {"keys": keys}))
+            known = {key for (key,) in self._where_in(conn, "SELECT dedup_key FROM records", keys)}
             loaded = self._load_orders(conn, order_ids)
             decision = decide(known, loaded)
             created = self._write_decision(conn, decision)
@@ -200,12 +199,28 @@ class SqlStore:
         views = {order_id: OrderView(order_id) for order_id in order_ids}
         if not order_ids:
             return views
-        ids = {"ids": list(order_ids)}
-        for row in conn.execute(self._fulfillments_of_orders, ids):
+        columns = ", ".join(_FULFILLMENT_COLUMNS)
+        for row in self._where_in(
+            conn, f"SELECT {columns} FROM fulfillments", order_ids, "order_id"
+        ):
             views[row.order_id].fulfillments[row.fulfillment_id] = _state(row)
-        for row in conn.execute(self._orders_by_id, ids):
+        for row in self._where_in(
+            conn, "SELECT order_id, fulfillment_ids FROM orders", order_ids, "order_id"
+        ):
             views[row.order_id].fulfillment_ids = tuple(json.loads(row.fulfillment_ids))
         return views
+
+    def _where_in(
+        self, conn: Connection, select_sql: str, values: Sequence[str], column: str = "dedup_key"
+    ) -> Any:
+        """`select_sql WHERE column IN values`, straight to the driver: each ingest (each
+        webhook group) runs three of these, and SQLAlchemy's expanding-IN compilation cost
+        more than the queries (bench/webhook.py). Datetimes come back as the driver gives
+        them (see _utc)."""
+        if self.dialect == "sqlite":
+            marks = ", ".join("?" * len(values))
+            return conn.exec_driver_sql(f"{select_sql} WHERE {column} IN ({marks})", tuple(values))
+        return conn.exec_driver_sql(f"{select_sql} WHERE {column} = ANY(%s)", (list(values),))
 
     def _stamp(self, moment: datetime) -> Any:
         """A datetime as UtcDateTime would bind it (SQLite: UTC text in SQLAlchemy's format)."""
@@ -321,21 +336,6 @@ class SqlStore:
 
     # Ingest statements, built once: building them (upserts' `excluded` especially) costs
     # more than running them for a small batch, and a webhook ingests one record at a time.
-
-    @cached_property
-    def _known_keys(self) -> Any:
-        keys: Any = bindparam("keys", expanding=True)
-        return select(records.c.dedup_key).where(records.c.dedup_key.in_(keys))
-
-    @cached_property
-    def _fulfillments_of_orders(self) -> Any:
-        ids: Any = bindparam("ids", expanding=True)
-        return select(fulfillments).where(fulfillments.c.order_id.in_(ids))
-
-    @cached_property
-    def _orders_by_id(self) -> Any:
-        ids: Any = bindparam("ids", expanding=True)
-        return select(orders).where(orders.c.order_id.in_(ids))
 
     @cached_property
     def _complete_sql(self) -> str:
@@ -712,12 +712,20 @@ class SqlStore:
             yield held
 
 
+def _utc(value: datetime | str) -> datetime:
+    """A stored moment as an aware UTC datetime, whether it came through UtcDateTime or
+    straight from the driver (SQLite: text in UtcDateTime's format; PostgreSQL: aware)."""
+    if isinstance(value, str):
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 def _state(row: Row[Any]) -> FulfillmentState:
     return FulfillmentState(
         fulfillment_id=row.fulfillment_id,
         order_id=row.order_id,
         status=Status(row.status),
-        occurred_at=row.occurred_at,
+        occurred_at=_utc(row.occurred_at),
         tracking_number=row.tracking_number,
         carrier=row.carrier,
         shipped_at=row.shipped_at,
