@@ -115,6 +115,11 @@ def _no_constants(name: str) -> Any:
 
 def decode_json(body: bytes) -> Any:
     """Strict UTF-8 JSON; every way it can be broken is a 422 naming the problem."""
+    return decode_json_text(body)[0]
+
+
+def decode_json_text(body: bytes) -> tuple[Any, str]:
+    """decode_json's value, and the text it was read from (a record's audit copy)."""
     try:
         text = body.removeprefix(codecs.BOM_UTF8).decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -129,7 +134,7 @@ def decode_json(body: bytes) -> Any:
         raise HttpProblem(422, f"broken JSON: {exc}") from None
     if too_deep(value, MAX_JSON_DEPTH):
         raise HttpProblem(422, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
-    return value
+    return value, text.strip()
 
 
 def too_deep(value: Any, limit: int) -> bool:

@@ -276,12 +276,14 @@ def read_path(path: Path, *, received_at: datetime) -> Iterator[Record | Rejecti
 
 
 def parse_json_body(
-    body: Any, *, source: str, received_at: datetime
+    body: Any, *, source: str, received_at: datetime, text: str | None = None
 ) -> Iterator[Record | Rejection]:
-    """Records from an already-decoded JSON value: one object, a list, or {"records": [...]}."""
+    """Records from an already-decoded JSON value: one object, a list, or {"records": [...]}.
+
+    `text` is the JSON as received: a body that is one record keeps it as its audit copy."""
     items = _json_items(body)
     if items is None:
-        yield from _one(body, source, "index 0", received_at)
+        yield from _one(body, source, "index 0", received_at, text)
         return
     for index, item in enumerate(items):
         yield from _one(item, source, f"index {index}", received_at)
@@ -297,10 +299,10 @@ def _json_items(body: Any) -> list[Any] | None:
 
 
 def _one(
-    data: Any, source: str, location: str, received_at: datetime
+    data: Any, source: str, location: str, received_at: datetime, text: str | None = None
 ) -> Iterator[Record | Rejection]:
     try:
-        yield parse_record(data, received_at=received_at)
+        yield parse_record(data, received_at=received_at, received_text=text)
     except RecordInvalid as exc:
         yield Rejection(source, location, str(exc))
 

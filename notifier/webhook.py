@@ -36,7 +36,7 @@ from notifier.http_io import (
     Problem,
     RecordError,
     accepted,
-    decode_json,
+    decode_json_text,
     is_json,
     media_type,
     postback_body,
@@ -345,11 +345,12 @@ def create_app(
             except SignatureInvalid as exc:
                 raise HttpProblem(401, str(exc)) from None
         try:
-            value = decode_json(body)
+            value, text = decode_json_text(body)
         except HttpProblem:
             reject(1)
             raise
-        items = list(parse_json_body(value, source="request", received_at=datetime.now(UTC)))
+        received = datetime.now(UTC)
+        items = list(parse_json_body(value, source="request", received_at=received, text=text))
         try:
             records = records_or_problem(items)
         except HttpProblem as problem:

@@ -88,6 +88,21 @@ def test_signed_post_is_accepted_and_a_repeat_is_a_duplicate(
     assert len(outbox(settings, 1)) == 1
 
 
+def test_a_one_record_body_is_kept_for_audit_exactly_as_received(
+    client: TestClient, store: SqlStore
+) -> None:
+    """Spacing, key order and escapes as the sender wrote them (a "\\u" escape included)."""
+    body = (
+        b'  {"status": "Pending",  "orderId": "O-7", "fulfillmentId": "F-7",'
+        b' "email": "c7@example.com", "note": "caf\\u00e9"}\n'
+    )
+    response = client.post(URL, content=body, headers=signed(body))
+    assert response.status_code == 202, response.text
+    with store.engine.connect() as conn:
+        payload = conn.exec_driver_sql("SELECT payload FROM records").scalar_one()
+    assert payload == body.decode().strip()
+
+
 @pytest.mark.parametrize(
     "wrap",
     [lambda rs: rs, lambda rs: {"records": rs}],
