@@ -7,8 +7,9 @@ Each scenario gets a fresh ledger holding the same N notices, parked until tomor
 real `notifier worker` processes start and go idle; then one `make_due` (on PostgreSQL:
 one NOTIFY) releases them all, and the workers deliver over SMTP to a black-hole server
 running in its own process (bench/blackhole.py: a minimal responder, so the machine's
-CPUs go to the workers being measured rather than to a Python SMTP server's parsing). Throughput = N / (last `sent_at` - first `first_attempt_at`)
-from the ledger itself; "wall" is from the release until the bench saw all N sent.
+CPUs go to the workers being measured rather than to a Python SMTP server's parsing).
+Throughput = N / (last `sent_at` - first `first_attempt_at`) from the ledger itself;
+"wall" is from the release until the bench saw all N sent.
 Needs the PostgreSQL server (127.0.0.1:5432, user postgres; override with
 NOTIFIER_BENCH_POSTGRES_URL). Not a test: it asserts nothing.
 """
