@@ -166,7 +166,8 @@ class Engine:
         self.worker_id = self.claimant.token
         # Outcomes finishing together share one transaction (group commit).
         self._completions: GroupCommitter[tuple[str, Completion], bool] = GroupCommitter(
-            lambda items: self.store.complete_many(items, token=self.worker_id)
+            lambda items: self.store.complete_many(items, token=self.worker_id),
+            try_inline=lambda write: self.store.try_now(write),
         )
 
     # --- ingest ---------------------------------------------------------------------------

@@ -27,14 +27,20 @@ class GroupCommitter(Generic[Item, Answer]):
         max_size: int | None = None,
         size: Callable[[Item], int] = lambda _: 1,
         own_thread: str | None = None,
+        try_inline: Callable[[Callable[[], Sequence[Answer]]], Sequence[Answer] | None]
+        | None = None,
     ) -> None:
         """`write` (blocking) commits a group in one transaction, one answer per item.
 
         A group holds items up to `max_size` by `size` (always at least one item). With
         `own_thread`, writes run on a thread of that name, so they never queue behind other
-        store calls in the default executor.
+        store calls in the default executor. With `try_inline` (Store.try_now), a write
+        that can go at once runs on the event loop's own thread: handing each group to a
+        thread and back cost more than the write itself (bench/webhook.py); one that would
+        wait for a lock still goes to the thread, so the loop never blocks on it.
         """
         self._write = write
+        self._try_inline = try_inline
         self._max_size = max_size
         self._size = size
         self._thread_name = own_thread
@@ -76,6 +82,10 @@ class GroupCommitter(Generic[Item, Answer]):
                     future.set_result(answer)
 
     async def _run(self, items: list[Item]) -> Sequence[Answer]:
+        if self._try_inline is not None:
+            answers = self._try_inline(lambda: self._write(items))
+            if answers is not None:
+                return answers
         if self._thread_name is None:
             return await asyncio.to_thread(self._write, items)
         if self._thread is None:

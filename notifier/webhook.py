@@ -266,6 +266,8 @@ def create_app(
         max_size=MAX_RECORDS_PER_COMMIT,
         size=len,
         own_thread="notifier-commit",
+        # ingest_groups writes one transaction, as try_now requires.
+        try_inline=lambda write: engine.store.try_now(write),
     )
 
     @asynccontextmanager

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
@@ -43,7 +44,7 @@ from notifier.models import (
     Status,
 )
 from notifier.store import migrate, postgres
-from notifier.store.base import Completion, Decider, IngestResult
+from notifier.store.base import Completion, Decider, IngestResult, T
 from notifier.store.schema import (
     cursors,
     fulfillments,
@@ -109,7 +110,24 @@ def _tune_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _begin(connection: Connection) -> None:
         readonly = connection.get_execution_options().get("notifier_readonly", False)
-        connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+        if readonly or not _WRITE_NOW.get():
+            connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+            return
+        # SqlStore.try_now: take the write lock only if it is free this instant.
+        connection.exec_driver_sql("PRAGMA busy_timeout=0")
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        finally:
+            connection.exec_driver_sql(f"PRAGMA busy_timeout={_SQLITE_BUSY_MS}")
+
+
+# Set (only) while SqlStore.try_now runs its work: SQLite write transactions then begin
+# only if no other connection holds the write lock, instead of waiting for it.
+_WRITE_NOW: ContextVar[bool] = ContextVar("notifier_sqlite_write_now", default=False)
+
+
+class _WouldWait(Exception):
+    """try_now's write found the SQLite write lock taken."""
 
 
 def _advisory_key(text_value: str) -> int:
@@ -134,12 +152,28 @@ class SqlStore:
     def safe_url(self) -> str:
         return make_url(self.url).render_as_string(hide_password=True)
 
+    def try_now(self, work: Callable[[], T]) -> T | None:
+        """See Store.try_now. SQLite: runs `work` here when the write lock is free (a
+        local transaction of a millisecond or two); PostgreSQL: None, its writes are network
+        round trips and belong on a thread."""
+        if self.dialect != "sqlite":
+            return None
+        token = _WRITE_NOW.set(True)
+        try:
+            return work()
+        except _WouldWait:
+            return None  # nothing was written: the transaction never began
+        finally:
+            _WRITE_NOW.reset(token)
+
     @contextmanager
     def _translate(self, doing: str) -> Iterator[None]:
         try:
             yield
         except OperationalError as exc:
             detail = str(exc.orig) if exc.orig is not None else str(exc)
+            if _WRITE_NOW.get() and "locked" in detail:
+                raise _WouldWait from exc
             if "locked" in detail:
                 detail += f" (another process held the store for over {_SQLITE_BUSY_MS // 1000} s)"
             raise StoreError(f"store {self.safe_url}: {doing}: {detail}") from exc

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from support.project import settings_for
 from support.webhook import shipment
 
@@ -66,3 +70,76 @@ def test_concurrent_callers_share_transactions_and_all_commit(tmp_path: Path) ->
         assert store.record_count() == 50
     finally:
         store.close()
+
+
+# --- writing on the event loop's thread when the write lock is free ----------------------
+
+
+def test_try_now_writes_at_once_when_free_and_writes_nothing_when_locked(
+    tmp_path: Path,
+) -> None:
+    """SQLite: a free write lock means the work runs here; a taken one means None at once
+    (not after the 30 s busy timeout), nothing written, and later writes wait as before."""
+    settings = settings_for(tmp_path)
+    path = tmp_path / "notifier.db"
+    with open_engine(settings) as engine:
+        store = engine.store
+        assert store.try_now(lambda: engine.ingest_groups([[record(1)]])[0].accepted) == 1
+
+        holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        holder.execute("BEGIN IMMEDIATE")  # another process's writer, mid-transaction
+        started = time.monotonic()
+        assert store.try_now(lambda: engine.ingest_groups([[record(2)]])[0].accepted) is None
+        assert time.monotonic() - started < 1.0
+        holder.execute("COMMIT")
+
+        # The normal (waiting) path is unchanged: it waits out a short-held lock.
+        holder.execute("BEGIN IMMEDIATE")
+        release = threading.Timer(0.3, lambda: holder.execute("COMMIT"))
+        release.start()
+        assert engine.ingest([record(3)]).accepted == 1
+        release.join()
+        holder.close()
+        kept = {
+            row[0]
+            for row in store.engine.connect().exec_driver_sql("SELECT fulfillment_id FROM records")
+        }
+    assert kept == {"F-1", "F-3"}
+
+
+@pytest.mark.postgres
+def test_try_now_declines_on_postgresql(pg_url: str) -> None:
+    """PostgreSQL writes are network round trips: they stay on a thread."""
+    store = SqlStore(pg_url)
+    try:
+        assert store.try_now(lambda: 1) is None
+    finally:
+        store.close()
+
+
+def test_committer_writes_inline_when_it_can_and_on_its_thread_when_it_cannot() -> None:
+    """try_inline's answer is used as is; a None falls back to the thread, same answers."""
+    threads: list[str] = []
+
+    def write(items: Sequence[int]) -> list[int]:
+        threads.append(threading.current_thread().name)
+        return [item * 2 for item in items]
+
+    free = True
+    committer: GroupCommitter[int, int] = GroupCommitter(
+        write, own_thread="commit", try_inline=lambda work: work() if free else None
+    )
+
+    async def main() -> list[int]:
+        nonlocal free
+        first = await asyncio.gather(*(committer.submit(n) for n in range(3)))
+        free = False
+        second = await asyncio.gather(*(committer.submit(n) for n in range(3, 5)))
+        return [*first, *second]
+
+    try:
+        assert asyncio.run(main()) == [0, 2, 4, 6, 8]
+    finally:
+        committer.close()
+    assert threads[0] == "MainThread"
+    assert threads[-1].startswith("commit")
