@@ -113,12 +113,16 @@ def _tune_sqlite(engine: Engine) -> None:
         if readonly or not _WRITE_NOW.get():
             connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
             return
-        # SqlStore.try_now: take the write lock only if it is free this instant.
-        connection.exec_driver_sql("PRAGMA busy_timeout=0")
+        # SqlStore.try_now: take the write lock only if it is free this instant. The PRAGMAs
+        # go to the driver directly (they cannot fail on a lock; SQLAlchemy's per-statement
+        # work for them cost as much as the inline write saved).
+        driver = connection.connection.driver_connection
+        assert driver is not None
+        driver.execute("PRAGMA busy_timeout=0")
         try:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
         finally:
-            connection.exec_driver_sql(f"PRAGMA busy_timeout={_SQLITE_BUSY_MS}")
+            driver.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_MS}")
 
 
 # Set (only) while SqlStore.try_now runs its work: SQLite write transactions then begin
