@@ -63,10 +63,11 @@ def _unstructured(name: str, value: str) -> str:
     # Nearly every subject is short ASCII: written as it is. The stdlib's Header, needed to
     # fold a long line or encode non-ASCII (or a lookalike "=?" encoded word), cost more
     # than the rest of the headers together (bench/delivery.py).
-    if value.isascii() and len(name) + 2 + len(value) <= 78 and "=?" not in value:
+    plain = value.isascii() and "=?" not in value
+    if plain and len(name) + 2 + len(value) <= 78:
         return value
     # Text that looks like an encoded word is encoded itself, so readers show it literally.
-    charset = "us-ascii" if value.isascii() and "=?" not in value else "utf-8"
+    charset = "us-ascii" if plain else "utf-8"
     return Header(value, charset, header_name=name).encode(linesep="\r\n")
 
 

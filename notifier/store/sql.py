@@ -46,6 +46,7 @@ from notifier.models import (
 from notifier.store import migrate, postgres
 from notifier.store.base import Completion, Decider, IngestResult, T
 from notifier.store.schema import (
+    as_utc,
     cursors,
     fulfillments,
     notices,
@@ -166,7 +167,7 @@ class SqlStore:
         try:
             return work()
         except _WouldWait:
-            return None  # nothing was written: the transaction never began
+            return None  # nothing was written: the transaction rolled back, or never began
         finally:
             _WRITE_NOW.reset(token)
 
@@ -225,7 +226,12 @@ class SqlStore:
                 conn.execute(
                     text("SELECT pg_advisory_xact_lock(:key)"), [{"key": key} for key in locks]
                 )
-            known = {key for (key,) in self._where_in(conn, "SELECT dedup_key FROM records", keys)}
+            known = {
+                key
+                for (key,) in self._where_in(
+                    conn, "SELECT dedup_key FROM records", "dedup_key", keys
+                )
+            }
             loaded = self._load_orders(conn, order_ids)
             decision = decide(known, loaded)
             created = self._write_decision(conn, decision)
@@ -239,22 +245,22 @@ class SqlStore:
             return views
         columns = ", ".join(_FULFILLMENT_COLUMNS)
         for row in self._where_in(
-            conn, f"SELECT {columns} FROM fulfillments", order_ids, "order_id"
+            conn, f"SELECT {columns} FROM fulfillments", "order_id", order_ids
         ):
             views[row.order_id].fulfillments[row.fulfillment_id] = _state(row)
         for row in self._where_in(
-            conn, "SELECT order_id, fulfillment_ids FROM orders", order_ids, "order_id"
+            conn, "SELECT order_id, fulfillment_ids FROM orders", "order_id", order_ids
         ):
             views[row.order_id].fulfillment_ids = tuple(json.loads(row.fulfillment_ids))
         return views
 
     def _where_in(
-        self, conn: Connection, select_sql: str, values: Sequence[str], column: str = "dedup_key"
+        self, conn: Connection, select_sql: str, column: str, values: Sequence[str]
     ) -> Any:
         """`select_sql WHERE column IN values`, straight to the driver: each ingest (each
         webhook group) runs three of these, and SQLAlchemy's expanding-IN compilation cost
         more than the queries (bench/webhook.py). Datetimes come back as the driver gives
-        them (see _utc)."""
+        them (see as_utc)."""
         if self.dialect == "sqlite":
             marks = ", ".join("?" * len(values))
             return conn.exec_driver_sql(f"{select_sql} WHERE {column} IN ({marks})", tuple(values))
@@ -750,20 +756,12 @@ class SqlStore:
             yield held
 
 
-def _utc(value: datetime | str) -> datetime:
-    """A stored moment as an aware UTC datetime, whether it came through UtcDateTime or
-    straight from the driver (SQLite: text in UtcDateTime's format; PostgreSQL: aware)."""
-    if isinstance(value, str):
-        return datetime.fromisoformat(value).replace(tzinfo=UTC)
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
 def _state(row: Row[Any]) -> FulfillmentState:
     return FulfillmentState(
         fulfillment_id=row.fulfillment_id,
         order_id=row.order_id,
         status=Status(row.status),
-        occurred_at=_utc(row.occurred_at),
+        occurred_at=as_utc(row.occurred_at),
         tracking_number=row.tracking_number,
         carrier=row.carrier,
         shipped_at=row.shipped_at,
