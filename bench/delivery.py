@@ -26,7 +26,7 @@ from pathlib import Path
 
 import aiosmtplib
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench import ROOT, bench_settings
 
 
 @contextlib.contextmanager
@@ -81,18 +81,14 @@ def notifier_delivery(
 ) -> tuple[float, list[EmailMessage]]:
     """Seconds to deliver `count` due notices, and the messages notifier sent."""
     from notifier.records import parse_json_body
-    from notifier.settings import Settings
     from notifier.wiring import open_engine
 
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        database_url=f"sqlite:///{workdir / 'bench.db'}",
+    settings = bench_settings(
+        workdir,
         transport="smtp",
         smtp_host="127.0.0.1",
         smtp_port=port,
         smtp_connections=connections,
-        rules_dir=ROOT / "rules",
-        templates_dir=ROOT / "templates",
     )
     now = datetime.now(UTC)
     records = [

@@ -24,8 +24,9 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench import ROOT, bench_settings
+
 STATUSES = ("Hold", "Pending")
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def write_batch(path: Path, count: int) -> None:
@@ -67,16 +68,9 @@ def child_baseline(path: Path) -> dict[str, float]:
 
 def child_ingest(path: Path, workdir: Path) -> dict[str, float]:
     from notifier.records import Record, read_path
-    from notifier.settings import Settings
     from notifier.wiring import open_engine
 
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        database_url=f"sqlite:///{workdir / 'bench.db'}",
-        outbox_dir=workdir / "outbox",
-        rules_dir=ROOT / "rules",
-        templates_dir=ROOT / "templates",
-    )
+    settings = bench_settings(workdir)
     with open_engine(settings) as engine:
         started = time.perf_counter()
         records = (

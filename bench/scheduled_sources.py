@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from bench import bench_settings
 from notifier.engine import Engine
 from notifier.records import Record, read_path
 from notifier.settings import Settings
@@ -32,17 +33,9 @@ from notifier.sources.dropfolder import DropFolder, DropFolderOptions
 from notifier.sources.konnektive import KonnektiveOptions, KonnektivePoller
 from notifier.wiring import open_engine
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def settings(folder: Path) -> Settings:
-    return Settings(  # type: ignore[call-arg]
-        _env_file=None,
-        database_url=f"sqlite:///{folder / 'bench.db'}",
-        outbox_dir=folder / "outbox",
-        rules_dir=ROOT / "rules",
-        templates_dir=ROOT / "templates",
-    )
+    return bench_settings(folder)
 
 
 def timed(run: Callable[[Engine, Path], int], n: int) -> float:

@@ -32,7 +32,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench import ROOT, bench_settings
+
 SECRET = "bench-secret"
 PATH = "/v1/status-changes"
 
@@ -69,16 +70,8 @@ def serve_bare() -> None:
 def serve_webhook(folder: Path) -> None:
     """The real `notifier serve` path on a fresh SQLite ledger (file transport)."""
     from notifier.serve import serve
-    from notifier.settings import Settings
 
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        database_url=f"sqlite:///{folder / 'bench.db'}",
-        outbox_dir=folder / "outbox",
-        rules_dir=ROOT / "rules",
-        templates_dir=ROOT / "templates",
-        webhook_secret=SECRET,  # type: ignore[arg-type]
-    )
+    settings = bench_settings(folder, webhook_secret=SECRET)
     serve(settings, host="127.0.0.1", port=0, announce=_announce)
 
 

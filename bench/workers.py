@@ -38,15 +38,13 @@ import psycopg
 from psycopg import sql
 from sqlalchemy import func, select, update
 
-from bench import blackhole
+from bench import ROOT, bench_settings, blackhole
 from notifier.models import NoticeStatus, Record
 from notifier.records import parse_record
-from notifier.settings import Settings
 from notifier.store.schema import notices
 from notifier.store.sql import SqlStore
 from notifier.wiring import open_engine
 
-ROOT = Path(__file__).resolve().parents[1]
 _TOMORROW = datetime.now(UTC) + timedelta(days=1)
 ADMIN_URL = os.environ.get(
     "NOTIFIER_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -117,15 +115,12 @@ class Result:
 def run_scenario(
     label: str, url: str, workers: int, count: int, port: int, smtp_connections: int, sink_pid: int
 ) -> Result:
-    settings = Settings(
-        _env_file=None,
+    settings = bench_settings(
         database_url=url,
         transport="smtp",
         smtp_host="127.0.0.1",
         smtp_port=port,
         smtp_connections=smtp_connections,
-        rules_dir=ROOT / "rules",
-        templates_dir=ROOT / "templates",
     )
     with open_engine(settings) as engine:
         created = engine.ingest(records(count)).notices_created
