@@ -27,12 +27,12 @@ from sqlalchemy import (
     event,
     func,
     select,
-    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.pool import PoolProxiedConnection
 
 from notifier.decide import Decision, OrderView
 from notifier.errors import StoreError
@@ -45,6 +45,7 @@ from notifier.models import (
 )
 from notifier.store import migrate, postgres
 from notifier.store.base import Completion, Decider, IngestResult, T
+from notifier.store.driver import DriverTx
 from notifier.store.schema import (
     as_utc,
     cursors,
@@ -75,6 +76,26 @@ _FULFILLMENT_COLUMNS = (
     "shipped_at",
     "delivered_at",
 )
+_NOTICE_COLUMNS = (
+    "key",
+    "rule_id",
+    "scope",
+    "order_id",
+    "fulfillment_id",
+    "recipient",
+    "campaign_id",
+    "status",
+    "attempts",
+    "ambiguous_attempts",
+    "due_at",
+    "created_at",
+    "reason",
+    "fulfillment_ids",
+    "record",
+)
+_SELECT_DEDUP_KEYS = "SELECT dedup_key FROM records"
+_SELECT_FULFILLMENTS = f"SELECT {', '.join(_FULFILLMENT_COLUMNS)} FROM fulfillments"
+_SELECT_ORDERS = "SELECT order_id, fulfillment_ids FROM orders"
 _DUE_STATUSES = (NoticeStatus.PENDING, NoticeStatus.RETRY, NoticeStatus.SENDING)
 _SQLITE_BUSY_MS = 30_000
 
@@ -110,18 +131,24 @@ def _tune_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Connection) -> None:
-        readonly = connection.get_execution_options().get("notifier_readonly", False)
-        if readonly or not _WRITE_NOW.get():
-            connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
-            return
-        # SqlStore.try_now: take the write lock only if it is free this instant. The PRAGMAs
-        # go to the driver directly (they cannot fail on a lock; SQLAlchemy's per-statement
-        # work for them cost as much as the inline write saved).
-        driver = connection.connection.driver_connection
-        assert driver is not None
-        driver.execute("PRAGMA busy_timeout=0")
+        write = not connection.get_execution_options().get("notifier_readonly", False)
+        _begin_sqlite(connection.connection, write=write)
+
+
+def _begin_sqlite(connection: PoolProxiedConnection, *, write: bool) -> None:
+    """BEGIN (IMMEDIATE, to write) on a pooled SQLite connection; under SqlStore.try_now,
+    a write begins only if the lock is free this instant. Said to the driver directly:
+    SQLAlchemy's per-statement work cost as much as the inline write saved."""
+    driver = connection.driver_connection
+    assert driver is not None  # a checked-out connection always has one
+    if not write:
+        driver.execute("BEGIN")
+    elif not _WRITE_NOW.get():
+        driver.execute("BEGIN IMMEDIATE")
+    else:
+        driver.execute("PRAGMA busy_timeout=0")  # cannot fail on a lock
         try:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            driver.execute("BEGIN IMMEDIATE")
         finally:
             driver.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_MS}")
 
@@ -133,6 +160,28 @@ _WRITE_NOW: ContextVar[bool] = ContextVar("notifier_sqlite_write_now", default=F
 
 class _WouldWait(Exception):
     """try_now's write found the SQLite write lock taken."""
+
+
+def _insert_sql(
+    tx: DriverTx,
+    table: Table,
+    columns: Sequence[str],
+    *,
+    upsert_on: str | None = None,
+    skip_on: str | None = None,
+    returning: str | None = None,
+) -> str:
+    """INSERT of `columns`: a conflict on `upsert_on` updates the row's other columns, one
+    on `skip_on` skips the row; `returning` names a column to return for inserted rows."""
+    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({tx.marks(len(columns))})"
+    if upsert_on is not None:
+        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != upsert_on)
+        sql += f" ON CONFLICT ({upsert_on}) DO UPDATE SET {updates}"
+    if skip_on is not None:
+        sql += f" ON CONFLICT ({skip_on}) DO NOTHING"
+    if returning is not None:
+        sql += f" RETURNING {returning}"
+    return sql
 
 
 def _advisory_key(text_value: str) -> int:
@@ -147,6 +196,10 @@ class SqlStore:
         self.url = _normalise_url(url)
         self.engine = create_store_engine(self.url)
         self.dialect = self.engine.dialect.name
+        # What the driver itself raises on the driver-direct paths (notifier.store.driver).
+        dbapi = self.engine.dialect.loaded_dbapi
+        self._driver_error: type[Exception] = dbapi.Error
+        self._driver_operational: type[Exception] = dbapi.OperationalError
         if migrate_schema:
             with self._translate("migrating the schema"):
                 migrate.upgrade(self.engine)
@@ -175,16 +228,13 @@ class SqlStore:
     def _translate(self, doing: str) -> Iterator[None]:
         try:
             yield
-        except OperationalError as exc:
-            detail = str(exc.orig) if exc.orig is not None else str(exc)
-            if _WRITE_NOW.get() and "locked" in detail:
-                raise _WouldWait from exc
-            if "locked" in detail:
-                detail += f" (another process held the store for over {_SQLITE_BUSY_MS // 1000} s)"
-            raise StoreError(f"store {self.safe_url}: {doing}: {detail}") from exc
-        except SQLAlchemyError as exc:
-            orig = getattr(exc, "orig", None)
+        except (SQLAlchemyError, self._driver_error) as exc:
+            orig = getattr(exc, "orig", None) if isinstance(exc, SQLAlchemyError) else exc
             detail = str(orig) if orig is not None else str(exc)
+            if isinstance(exc, OperationalError | self._driver_operational) and "locked" in detail:
+                if _WRITE_NOW.get():
+                    raise _WouldWait from exc
+                detail += f" (another process held the store for over {_SQLITE_BUSY_MS // 1000} s)"
             raise StoreError(f"store {self.safe_url}: {doing}: {detail}") from exc
 
     @contextmanager
@@ -201,6 +251,22 @@ class SqlStore:
         ):
             yield connection
 
+    @contextmanager
+    def _driver_tx(self, doing: str, *, write: bool = True) -> Iterator[DriverTx]:
+        """One transaction on a pooled DB-API connection (see notifier.store.driver)."""
+        with self._translate(doing):
+            connection = self.engine.raw_connection()
+            try:
+                if self.dialect == "sqlite":
+                    _begin_sqlite(connection, write=write)
+                yield DriverTx(connection.cursor(), self.dialect)
+                connection.commit()
+            except BaseException:
+                connection.rollback()
+                raise
+            finally:
+                connection.close()  # back to the pool
+
     def _insert(self, table: Any) -> Any:
         module = postgresql if self.dialect == "postgresql" else sqlite
         return module.insert(table)
@@ -214,86 +280,44 @@ class SqlStore:
             postgres.notify_due(conn, count)
 
     # --- ingestion --------------------------------------------------------------------
+    # Straight to the driver (notifier.store.driver): a webhook group commit is a handful of
+    # statements on a few rows, and SQLAlchemy's work around each cost more than SQLite's.
 
     def ingest(self, batch: Sequence[Any], decide: Decider) -> IngestResult:
         order_ids = sorted({record.order_id for record in batch})
         keys = list({record.dedup_key for record in batch})
-        with self._write("ingesting records") as conn:
+        with self._driver_tx("ingesting records") as tx:
             if self.dialect == "postgresql" and order_ids:
                 # Serialise work on the same order across instances; sorted, so no deadlock.
                 # executemany runs them in order, pipelined: one round trip, not one per order.
                 locks = sorted({_advisory_key(order_id) for order_id in order_ids})
-                conn.execute(
-                    text("SELECT pg_advisory_xact_lock(:key)"), [{"key": key} for key in locks]
-                )
-            known = {
-                key
-                for (key,) in self._where_in(
-                    conn, "SELECT dedup_key FROM records", "dedup_key", keys
-                )
-            }
-            loaded = self._load_orders(conn, order_ids)
+                tx.run_many("SELECT pg_advisory_xact_lock(%s)", [(key,) for key in locks])
+            known = {key for (key,) in tx.where_in(_SELECT_DEDUP_KEYS, "dedup_key", keys)}
+            loaded = self._load_orders(tx, order_ids)
             decision = decide(known, loaded)
-            created = self._write_decision(conn, decision)
-            if created:
-                self._notify_due(conn, len(created))
+            created = self._write_decision(tx, decision)
+            if created and self.dialect == "postgresql":
+                tx.run(postgres.NOTIFY_DUE_SQL, postgres.notify_due_params(len(created)))
         return IngestResult(decision=decision, created=created)
 
-    def _load_orders(self, conn: Connection, order_ids: Sequence[str]) -> dict[str, OrderView]:
+    def _load_orders(self, tx: DriverTx, order_ids: Sequence[str]) -> dict[str, OrderView]:
         views = {order_id: OrderView(order_id) for order_id in order_ids}
-        if not order_ids:
-            return views
-        columns = ", ".join(_FULFILLMENT_COLUMNS)
-        for row in self._where_in(
-            conn, f"SELECT {columns} FROM fulfillments", "order_id", order_ids
-        ):
-            views[row.order_id].fulfillments[row.fulfillment_id] = _state(row)
-        for row in self._where_in(
-            conn, "SELECT order_id, fulfillment_ids FROM orders", "order_id", order_ids
-        ):
-            views[row.order_id].fulfillment_ids = tuple(json.loads(row.fulfillment_ids))
+        for row in tx.where_in(_SELECT_FULFILLMENTS, "order_id", order_ids):
+            state = _state(row)
+            views[state.order_id].fulfillments[state.fulfillment_id] = state
+        for order_id, fulfillment_ids in tx.where_in(_SELECT_ORDERS, "order_id", order_ids):
+            views[order_id].fulfillment_ids = tuple(json.loads(fulfillment_ids))
         return views
-
-    def _where_in(
-        self, conn: Connection, select_sql: str, column: str, values: Sequence[str]
-    ) -> Any:
-        """`select_sql WHERE column IN values`, straight to the driver: each ingest (each
-        webhook group) runs three of these, and SQLAlchemy's expanding-IN compilation cost
-        more than the queries (bench/webhook.py). Datetimes come back as the driver gives
-        them (see as_utc)."""
-        if self.dialect == "sqlite":
-            marks = ", ".join("?" * len(values))
-            return conn.exec_driver_sql(f"{select_sql} WHERE {column} IN ({marks})", tuple(values))
-        return conn.exec_driver_sql(f"{select_sql} WHERE {column} = ANY(%s)", (list(values),))
 
     def _stamp(self, moment: datetime) -> Any:
         """A datetime as UtcDateTime would bind it (SQLite: UTC text in SQLAlchemy's format)."""
+        if moment.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
         if self.dialect == "sqlite":
             return moment.astimezone(UTC).isoformat(sep=" ", timespec="microseconds")[:26]
         return moment
 
-    def _bulk_insert(
-        self,
-        conn: Connection,
-        table: Table,
-        columns: Sequence[str],
-        rows: list[tuple[Any, ...]],
-        *,
-        upsert_on: str | None = None,
-    ) -> None:
-        """executemany straight to the driver: the ingest hot path, where SQLAlchemy's
-        per-row parameter processing cost more than the database itself (bench/ingest.py)."""
-        mark = "?" if self.dialect == "sqlite" else "%s"
-        sql = (
-            f"INSERT INTO {table.name} ({', '.join(columns)})"
-            f" VALUES ({', '.join([mark] * len(columns))})"
-        )
-        if upsert_on is not None:
-            updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != upsert_on)
-            sql += f" ON CONFLICT ({upsert_on}) DO UPDATE SET {updates}"
-        conn.exec_driver_sql(sql, rows)
-
-    def _write_decision(self, conn: Connection, decision: Decision) -> tuple[str, ...]:
+    def _write_decision(self, tx: DriverTx, decision: Decision) -> tuple[str, ...]:
         # Many records share a time (a batch's received_at, above all): format each once.
         stamps: dict[datetime, Any] = {}
 
@@ -304,10 +328,8 @@ class SqlStore:
             return value
 
         if decision.outcomes:
-            self._bulk_insert(
-                conn,
-                records,
-                _RECORD_COLUMNS,
+            tx.run_many(
+                _insert_sql(tx, records, _RECORD_COLUMNS),
                 [
                     (
                         record.dedup_key,
@@ -323,10 +345,8 @@ class SqlStore:
                 ],
             )
         if decision.states:
-            self._bulk_insert(
-                conn,
-                fulfillments,
-                _FULFILLMENT_COLUMNS,
+            tx.run_many(
+                _insert_sql(tx, fulfillments, _FULFILLMENT_COLUMNS, upsert_on="fulfillment_id"),
                 [
                     (
                         state.fulfillment_id,
@@ -340,46 +360,40 @@ class SqlStore:
                     )
                     for state in decision.states.values()
                 ],
-                upsert_on="fulfillment_id",
             )
         if decision.order_fulfillment_ids:
-            conn.execute(
-                self._upsert_orders,
+            tx.run_many(
+                _insert_sql(tx, orders, ("order_id", "fulfillment_ids"), upsert_on="order_id"),
                 [
-                    {"order_id": order_id, "fulfillment_ids": json.dumps(list(ids))}
+                    (order_id, json.dumps(list(ids)))
                     for order_id, ids in decision.order_fulfillment_ids.items()
                 ],
             )
-        if not decision.notices:
-            return ()
-        stmt = self._insert_notice
-        created: list[str] = []
         # One statement per notice: the count of notices per batch is small, and RETURNING
         # with skipped conflicts is the unique constraint telling us which were new.
+        insert_notice = _insert_sql(tx, notices, _NOTICE_COLUMNS, skip_on="key", returning="key")
+        created: list[str] = []
         for notice in decision.notices:
-            row = {
-                "key": notice.key,
-                "rule_id": notice.rule_id,
-                "scope": notice.scope.value,
-                "order_id": notice.order_id,
-                "fulfillment_id": notice.fulfillment_id,
-                "recipient": notice.recipient,
-                "campaign_id": notice.campaign_id,
-                "status": notice.status.value,
-                "attempts": 0,
-                "ambiguous_attempts": 0,
-                "due_at": notice.due_at,
-                "created_at": notice.created_at,
-                "reason": notice.reason,
-                "fulfillment_ids": json.dumps(list(notice.fulfillment_ids)),
-                "record": json.dumps(dict(notice.record), ensure_ascii=False),
-            }
-            if conn.execute(stmt, row).first() is not None:
+            row = (
+                notice.key,
+                notice.rule_id,
+                notice.scope.value,
+                notice.order_id,
+                notice.fulfillment_id,
+                notice.recipient,
+                notice.campaign_id,
+                notice.status.value,
+                0,
+                0,
+                stamp(notice.due_at),
+                stamp(notice.created_at),
+                notice.reason,
+                json.dumps(list(notice.fulfillment_ids)),
+                json.dumps(dict(notice.record), ensure_ascii=False),
+            )
+            if tx.rows(insert_notice, row):
                 created.append(notice.key)
         return tuple(created)
-
-    # Ingest statements, built once: building them (upserts' `excluded` especially) costs
-    # more than running them for a small batch, and a webhook ingests one record at a time.
 
     @cached_property
     def _complete_sql(self) -> str:
@@ -395,30 +409,14 @@ class SqlStore:
             f" AND status = '{NoticeStatus.SENDING.value}'"
         )
 
-    @cached_property
-    def _upsert_orders(self) -> Any:
-        stmt = self._insert(orders)
-        return stmt.on_conflict_do_update(
-            index_elements=[orders.c.order_id],
-            set_={"fulfillment_ids": stmt.excluded.fulfillment_ids},
-        )
-
-    @cached_property
-    def _insert_notice(self) -> Any:
-        # RETURNING with skipped conflicts: the unique constraint tells us which were new.
-        stmt = self._insert(notices).on_conflict_do_nothing(index_elements=[notices.c.key])
-        return stmt.returning(notices.c.key)
-
     def orders(self, order_ids: Collection[str]) -> dict[str, OrderView]:
-        with self._read("reading orders") as conn:
-            return self._load_orders(conn, sorted(set(order_ids)))
+        with self._driver_tx("reading orders", write=False) as tx:
+            return self._load_orders(tx, sorted(set(order_ids)))
 
     def fulfillment(self, fulfillment_id: str) -> FulfillmentState | None:
-        with self._read("reading a fulfillment") as conn:
-            row = conn.execute(
-                select(fulfillments).where(fulfillments.c.fulfillment_id == fulfillment_id)
-            ).first()
-        return None if row is None else _state(row)
+        with self._driver_tx("reading a fulfillment", write=False) as tx:
+            rows = tx.where_in(_SELECT_FULFILLMENTS, "fulfillment_id", [fulfillment_id])
+        return _state(rows[0]) if rows else None
 
     # --- delivery ---------------------------------------------------------------------
 
@@ -756,16 +754,18 @@ class SqlStore:
             yield held
 
 
-def _state(row: Row[Any]) -> FulfillmentState:
+def _state(row: Sequence[Any]) -> FulfillmentState:
+    """A fulfillments row, its columns in _FULFILLMENT_COLUMNS order."""
+    fulfillment_id, order_id, status, occurred_at, tracking, carrier, shipped, delivered = row
     return FulfillmentState(
-        fulfillment_id=row.fulfillment_id,
-        order_id=row.order_id,
-        status=Status(row.status),
-        occurred_at=as_utc(row.occurred_at),
-        tracking_number=row.tracking_number,
-        carrier=row.carrier,
-        shipped_at=row.shipped_at,
-        delivered_at=row.delivered_at,
+        fulfillment_id=fulfillment_id,
+        order_id=order_id,
+        status=Status(status),
+        occurred_at=as_utc(occurred_at),
+        tracking_number=tracking,
+        carrier=carrier,
+        shipped_at=shipped,
+        delivered_at=delivered,
     )
 
 

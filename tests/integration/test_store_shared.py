@@ -193,6 +193,37 @@ def test_times_come_back_as_the_same_utc_instants(store: SqlStore) -> None:
         store.claim_due(now=datetime(2026, 11, 27, 12, 0), limit=1, lease_until=late, token="t")
 
 
+def test_a_failed_ingest_writes_nothing_and_leaves_the_store_usable(store: SqlStore) -> None:
+    """Ingestion talks to the driver directly: an error from the database half-way through
+    (after the records' insert) is a StoreError naming what failed, the transaction rolls
+    back whole, and the pooled connection is fine for the next ingest."""
+    refuse = {
+        "sqlite": [
+            "CREATE TRIGGER refuse BEFORE INSERT ON fulfillments"
+            " BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+        ],
+        "postgresql": [
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql"
+            " AS $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$",
+            "CREATE TRIGGER refuse BEFORE INSERT ON fulfillments"
+            " FOR EACH ROW EXECUTE FUNCTION refuse()",
+        ],
+    }[store.dialect]
+    with store.engine.begin() as conn:
+        for statement in refuse:
+            conn.exec_driver_sql(statement)
+    engine = engine_on(store)
+    with pytest.raises(StoreError, match=r"ingesting records: .*refused by the test"):
+        engine.ingest(tracking_records(3))
+    assert store.record_count() == 0
+    assert store.notices() == []
+    with store.engine.begin() as conn:
+        on_table = " ON fulfillments" if store.dialect == "postgresql" else ""
+        conn.exec_driver_sql(f"DROP TRIGGER refuse{on_table}")
+    assert engine.ingest(tracking_records(3)).notices_created == 3
+    assert store.record_count() == 3
+
+
 def test_longest_accepted_fields_fit_the_schema(store: SqlStore) -> None:
     """Ids, tracking numbers and names at the parser's 255-character limit are stored whole."""
     long_id = "X" * 255
