@@ -113,6 +113,10 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+# Built once: json.loads with any option builds a new decoder per call.
+_JSON = json.JSONDecoder(parse_constant=_no_constants)
+
+
 def decode_json(body: bytes) -> Any:
     """Strict UTF-8 JSON; every way it can be broken is a 422 naming the problem."""
     return decode_json_text(body)[0]
@@ -127,7 +131,7 @@ def decode_json_text(body: bytes) -> tuple[Any, str]:
     if not text.strip():
         raise HttpProblem(422, "body is empty: expected JSON")
     try:
-        value = json.loads(text, parse_constant=_no_constants)
+        value = _JSON.decode(text)
     except RecursionError:
         raise HttpProblem(422, f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
     except ValueError as exc:  # JSONDecodeError, and numbers too long to convert

@@ -113,6 +113,9 @@ class Metrics:
             buckets=_HTTP_BUCKETS,
             registry=self.registry,
         )
+        # Each request counts into the children of its (route, code): looked up once each,
+        # not through labels() (a lock and a tuple of strings) on every request.
+        self._http_children: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
 
     def watch_store(self, store: Store, clock: Callable[[], datetime]) -> None:
         """Expose the ledger's notice counts and due-queue depth (read at scrape time)."""
@@ -138,8 +141,15 @@ class Metrics:
         self.records.labels("rejected").inc(count)
 
     def request(self, route: str, code: int, seconds: float) -> None:
-        self.http_requests.labels(route, str(code)).inc()
-        self.http_seconds.labels(route).observe(seconds)
+        children = self._http_children.get((route, code))
+        if children is None:
+            children = self._http_children[(route, code)] = (
+                self.http_requests.labels(route, str(code)),
+                self.http_seconds.labels(route),
+            )
+        requests, latency = children
+        requests.inc()
+        latency.observe(seconds)
 
     def exposition(self) -> bytes:
         """The Prometheus text format of every metric."""
