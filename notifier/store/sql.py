@@ -14,14 +14,13 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Any
 
 from sqlalchemy import (
     Connection,
     Engine,
     Row,
-    Table,
     create_engine,
     delete,
     event,
@@ -162,18 +161,21 @@ class _WouldWait(Exception):
     """try_now's write found the SQLite write lock taken."""
 
 
+@cache
 def _insert_sql(
-    tx: DriverTx,
-    table: Table,
-    columns: Sequence[str],
+    mark: str,
+    table: str,
+    columns: tuple[str, ...],
     *,
     upsert_on: str | None = None,
     skip_on: str | None = None,
     returning: str | None = None,
 ) -> str:
-    """INSERT of `columns`: a conflict on `upsert_on` updates the row's other columns, one
-    on `skip_on` skips the row; `returning` names a column to return for inserted rows."""
-    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({tx.marks(len(columns))})"
+    """INSERT of `columns` (`mark`: the driver's parameter marker): a conflict on `upsert_on`
+    updates the row's other columns, one on `skip_on` skips the row; `returning` names a
+    column to return for inserted rows. Built once per shape: ingest runs them per group."""
+    values = ", ".join([mark] * len(columns))
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({values})"
     if upsert_on is not None:
         updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != upsert_on)
         sql += f" ON CONFLICT ({upsert_on}) DO UPDATE SET {updates}"
@@ -329,7 +331,7 @@ class SqlStore:
 
         if decision.outcomes:
             tx.run_many(
-                _insert_sql(tx, records, _RECORD_COLUMNS),
+                _insert_sql(tx.mark, records.name, _RECORD_COLUMNS),
                 [
                     (
                         record.dedup_key,
@@ -346,7 +348,9 @@ class SqlStore:
             )
         if decision.states:
             tx.run_many(
-                _insert_sql(tx, fulfillments, _FULFILLMENT_COLUMNS, upsert_on="fulfillment_id"),
+                _insert_sql(
+                    tx.mark, fulfillments.name, _FULFILLMENT_COLUMNS, upsert_on="fulfillment_id"
+                ),
                 [
                     (
                         state.fulfillment_id,
@@ -363,7 +367,9 @@ class SqlStore:
             )
         if decision.order_fulfillment_ids:
             tx.run_many(
-                _insert_sql(tx, orders, ("order_id", "fulfillment_ids"), upsert_on="order_id"),
+                _insert_sql(
+                    tx.mark, orders.name, ("order_id", "fulfillment_ids"), upsert_on="order_id"
+                ),
                 [
                     (order_id, json.dumps(list(ids)))
                     for order_id, ids in decision.order_fulfillment_ids.items()
@@ -371,7 +377,9 @@ class SqlStore:
             )
         # One statement per notice: the count of notices per batch is small, and RETURNING
         # with skipped conflicts is the unique constraint telling us which were new.
-        insert_notice = _insert_sql(tx, notices, _NOTICE_COLUMNS, skip_on="key", returning="key")
+        insert_notice = _insert_sql(
+            tx.mark, notices.name, _NOTICE_COLUMNS, skip_on="key", returning="key"
+        )
         created: list[str] = []
         for notice in decision.notices:
             row = (
