@@ -17,6 +17,7 @@ import uvicorn
 from fastapi import APIRouter
 
 from notifier.engine import Engine
+from notifier.gc_tuning import settle_after_startup
 from notifier.metrics import Metrics
 from notifier.settings import Settings
 from notifier.webhook import Hook, WebhookConfig, create_app
@@ -51,6 +52,7 @@ class GracefulServer(uvicorn.Server):
     async def startup(self, sockets: list[object] | None = None) -> None:  # type: ignore[override]
         await super().startup(sockets)  # type: ignore[arg-type]
         if self.started:
+            settle_after_startup()
             for server in self.servers:
                 for sock in server.sockets:
                     host, port = sock.getsockname()[:2]

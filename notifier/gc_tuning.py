@@ -1,0 +1,26 @@
+"""The cyclic garbage collector, set for a long-running server process.
+
+A webhook request allocates a few hundred container objects, nearly all freed by reference
+counting as soon as the request is answered; CPython's default young-generation threshold
+(700 allocations) still ran a collection every couple of requests, and each full collection
+walked every object built at start-up (modules, the app, rules, templates: ~125,000) to
+find nothing. Measured under load (bench/webhook.py): the collector took ~7% of the
+server's CPU before, under 1% after.
+"""
+
+from __future__ import annotations
+
+import gc
+
+# Allocations between young-generation collections (CPython's default: 700).
+YOUNG_THRESHOLD = 10_000
+
+
+def settle_after_startup() -> None:
+    """Freeze what start-up built (it lives as long as the process: the collector need not
+    look at it again) and collect the young generation less often. Objects made later are
+    collected as usual; frozen ones are still freed by reference counting."""
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(YOUNG_THRESHOLD, middle, old)
