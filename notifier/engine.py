@@ -196,20 +196,18 @@ class Engine:
         created_by = Counter(n.trigger_key for n in decision.notices if n.key in created)
         reports = []
         for group in groups:
-            outcomes = [outcome_of.get(id(record)) for record in group]
-            reports.append(
-                IngestReport(
-                    accepted=sum(outcome is not None for outcome in outcomes),
-                    duplicates=sum(outcome is None for outcome in outcomes),
-                    stale=sum(outcome is Outcome.STALE for outcome in outcomes),
-                    repeats=sum(outcome is Outcome.REPEAT for outcome in outcomes),
-                    notices_created=sum(
-                        created_by[record.dedup_key]
-                        for record in group
-                        if outcome_of.get(id(record)) is not None
-                    ),
-                )
-            )
+            # One pass per group: a webhook group commit holds many one-record groups.
+            report = IngestReport()
+            for record in group:
+                outcome = outcome_of.get(id(record))
+                if outcome is None:
+                    report.duplicates += 1
+                    continue
+                report.accepted += 1
+                report.stale += outcome is Outcome.STALE
+                report.repeats += outcome is Outcome.REPEAT
+                report.notices_created += created_by[record.dedup_key]
+            reports.append(report)
         return total, reports
 
     def _ingest_chunk(self, chunk: Sequence[Record]) -> IngestReport:

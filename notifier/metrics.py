@@ -78,8 +78,12 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
-        for outcome in ("accepted", "duplicate", "stale", "rejected"):
+        # Created up front (so each shows 0 before its first record) and counted into
+        # directly: ingestion counts every group commit.
+        self._accepted, self._duplicates, self._stale, self._rejected = (
             self.records.labels(outcome)
+            for outcome in ("accepted", "duplicate", "stale", "rejected")
+        )
         self.notices_created = Counter(
             "notifier_notices_created", "Notices created by ingestion", registry=self.registry
         )
@@ -124,9 +128,9 @@ class Metrics:
     # --- engine Observer ------------------------------------------------------------------
 
     def ingested(self, report: IngestReport) -> None:
-        self.records.labels("accepted").inc(report.accepted)
-        self.records.labels("duplicate").inc(report.duplicates)
-        self.records.labels("stale").inc(report.stale)
+        self._accepted.inc(report.accepted)
+        self._duplicates.inc(report.duplicates)
+        self._stale.inc(report.stale)
         self.notices_created.inc(report.notices_created)
 
     def completed(self, status: NoticeStatus, *, seconds: float, ambiguous: bool) -> None:
@@ -138,7 +142,7 @@ class Metrics:
     # --- edge -----------------------------------------------------------------------------
 
     def rejected(self, count: int) -> None:
-        self.records.labels("rejected").inc(count)
+        self._rejected.inc(count)
 
     def request(self, route: str, code: int, seconds: float) -> None:
         children = self._http_children.get((route, code))
