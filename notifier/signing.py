@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Sequence
+from functools import lru_cache
 
 from notifier.errors import NotifierError
 
@@ -39,8 +40,17 @@ def split_secrets(value: str) -> tuple[str, ...]:
 
 def signature(body: bytes, secret: str, t: int) -> str:
     """The hex HMAC-SHA256 of `"<t>." + body` under `secret`."""
-    message = str(t).encode("ascii") + b"." + body
-    return hmac.new(secret.encode("utf-8"), message, hashlib.sha256).hexdigest()
+    mac = _keyed(secret).copy()
+    mac.update(b"%d." % t)
+    mac.update(body)
+    return mac.hexdigest()
+
+
+@lru_cache(maxsize=16)
+def _keyed(secret: str) -> hmac.HMAC:
+    """HMAC-SHA256 keyed with `secret`, copied for each message: keying it (padding the key,
+    hashing both pads) was half of every request's signature check."""
+    return hmac.new(secret.encode("utf-8"), digestmod=hashlib.sha256)
 
 
 def sign(body: bytes, secret: str, t: int) -> str:
