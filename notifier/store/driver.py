@@ -15,13 +15,18 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 
+def param_mark(dialect: str) -> str:
+    """The driver's parameter marker: sqlite3's `?`, psycopg's `%s`."""
+    return "?" if dialect == "sqlite" else "%s"
+
+
 class DriverTx:
     """One open transaction on a DB-API cursor. `mark` is the dialect's parameter marker."""
 
     def __init__(self, cursor: Any, dialect: str) -> None:
         self._cursor = cursor
         self.dialect = dialect
-        self.mark = "?" if dialect == "sqlite" else "%s"
+        self.mark = param_mark(dialect)
 
     def marks(self, count: int) -> str:
         """`count` parameter markers, comma-separated (for VALUES lists)."""

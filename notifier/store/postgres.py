@@ -15,7 +15,6 @@ import logging
 from collections.abc import Callable
 
 import psycopg
-from sqlalchemy import Connection
 from sqlalchemy.engine import make_url
 
 log = logging.getLogger("notifier.store.postgres")
@@ -32,17 +31,11 @@ def libpq_url(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-# Queues a 'notices are due' notification: sent when (and only if) the transaction commits.
-NOTIFY_DUE_SQL = "SELECT pg_notify(%s, %s)"
-
-
-def notify_due_params(count: int) -> tuple[str, str]:
-    return (DUE_CHANNEL, str(count))
-
-
-def notify_due(connection: Connection, count: int) -> None:
-    """NOTIFY_DUE_SQL on a SQLAlchemy connection."""
-    connection.exec_driver_sql(NOTIFY_DUE_SQL, notify_due_params(count))
+def notify_due(run: Callable[[str, tuple[str, str]], object], count: int) -> None:
+    """Queue a 'notices are due' notification through `run(sql, params)` (a SQLAlchemy
+    connection's exec_driver_sql, or DriverTx.run): sent when (and only if) the
+    transaction commits."""
+    run("SELECT pg_notify(%s, %s)", (DUE_CHANNEL, str(count)))
 
 
 class DueListener:

@@ -44,7 +44,7 @@ from notifier.models import (
 )
 from notifier.store import migrate, postgres
 from notifier.store.base import Completion, Decider, IngestResult, T
-from notifier.store.driver import DriverTx
+from notifier.store.driver import DriverTx, param_mark
 from notifier.store.schema import (
     as_utc,
     cursors,
@@ -276,10 +276,10 @@ class SqlStore:
     def close(self) -> None:
         self.engine.dispose()
 
-    def _notify_due(self, conn: Connection, count: int) -> None:
+    def _notify_due(self, run: Callable[[str, tuple[str, str]], object], count: int) -> None:
         # Idle workers on other instances LISTEN for this (delivered at commit); SQLite polls.
         if self.dialect == "postgresql":
-            postgres.notify_due(conn, count)
+            postgres.notify_due(run, count)
 
     # --- ingestion --------------------------------------------------------------------
     # Straight to the driver (notifier.store.driver): a webhook group commit is a handful of
@@ -298,8 +298,8 @@ class SqlStore:
             loaded = self._load_orders(tx, order_ids)
             decision = decide(known, loaded)
             created = self._write_decision(tx, decision)
-            if created and self.dialect == "postgresql":
-                tx.run(postgres.NOTIFY_DUE_SQL, postgres.notify_due_params(len(created)))
+            if created:
+                self._notify_due(tx.run, len(created))
         return IngestResult(decision=decision, created=created)
 
     def _load_orders(self, tx: DriverTx, order_ids: Sequence[str]) -> dict[str, OrderView]:
@@ -407,7 +407,7 @@ class SqlStore:
     def _complete_sql(self) -> str:
         # Straight to the driver, like the ingest inserts: SQLAlchemy's per-statement work
         # (compiling, binding by type) cost more than this UPDATE (bench/delivery.py).
-        mark = "?" if self.dialect == "sqlite" else "%s"
+        mark = param_mark(self.dialect)
         return (
             f"UPDATE notices SET status = {mark}, reason = {mark}, claim_token = NULL,"
             f" due_at = {mark}, sent_at = coalesce({mark}, sent_at),"
@@ -498,7 +498,7 @@ class SqlStore:
                 )
             )
             if done.rowcount:
-                self._notify_due(conn, done.rowcount)
+                self._notify_due(conn.exec_driver_sql, done.rowcount)
         return int(done.rowcount)
 
     def next_due_at(self) -> datetime | None:
@@ -685,7 +685,7 @@ class SqlStore:
                 ).rowcount
             )
             if count:
-                self._notify_due(conn, count)
+                self._notify_due(conn.exec_driver_sql, count)
             return count
 
     # --- suppression ------------------------------------------------------------------
