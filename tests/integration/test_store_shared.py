@@ -49,7 +49,8 @@ def race(count: int, job: Callable[[int], T]) -> list[T]:
 
 
 def seed(store: SqlStore, count: int) -> list[str]:
-    report = engine_on(store).ingest(tracking_records(count))
+    # The engine's clock is the tests' NOW, so the notices are due at NOW, not at today's date.
+    report = engine_on(store, clock=lambda: NOW).ingest(tracking_records(count))
     assert report.notices_created == count
     return report.created_keys
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
-from notifier.engine import Engine, EngineConfig
+from notifier.engine import Clock, Engine, EngineConfig, utc_now
 from notifier.models import Record
 from notifier.records import parse_record
 from notifier.rendering import Renderer
@@ -43,6 +43,7 @@ def engine_on(
     lease: timedelta = timedelta(minutes=5),
     claim_batch: int = 64,
     rules: Sequence[Rule] | None = None,
+    clock: Clock = utc_now,
 ) -> Engine:
     """An engine on this store with the project's rules (unless given) and templates."""
     return Engine(
@@ -56,4 +57,5 @@ def engine_on(
             lease=lease,
             claim_batch=claim_batch,
         ),
+        clock=clock,
     )
