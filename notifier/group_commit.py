@@ -29,6 +29,7 @@ class GroupCommitter(Generic[Item, Answer]):
         own_thread: str | None = None,
         try_inline: Callable[[Callable[[], Sequence[Answer]]], Sequence[Answer] | None]
         | None = None,
+        inline_max: int | None = None,
     ) -> None:
         """`write` (blocking) commits a group in one transaction, one answer per item.
 
@@ -37,10 +38,14 @@ class GroupCommitter(Generic[Item, Answer]):
         store calls in the default executor. With `try_inline` (Store.try_now), a write
         that can go at once runs on the event loop's own thread: handing each group to a
         thread and back cost more than the write itself (bench/webhook.py); one that would
-        wait for a lock still goes to the thread, so the loop never blocks on it.
+        wait for a lock still goes to the thread, so the loop never blocks on it. With
+        `inline_max`, a group larger than that (by `size`) is never tried inline: its write
+        takes long enough to stall every other request on the loop (a 5,000-record webhook
+        request holds SQLite for a few hundred milliseconds), so it goes to the thread.
         """
         self._write = write
         self._try_inline = try_inline
+        self._inline_max = inline_max
         self._max_size = max_size
         self._size = size
         self._thread_name = own_thread
@@ -87,7 +92,7 @@ class GroupCommitter(Generic[Item, Answer]):
                     future.set_result(answer)
 
     async def _run(self, items: list[Item]) -> Sequence[Answer]:
-        if self._try_inline is not None:
+        if self._try_inline is not None and self._fits_inline(items):
             answers = self._try_inline(lambda: self._write(items))
             if answers is not None:
                 return answers
@@ -97,6 +102,16 @@ class GroupCommitter(Generic[Item, Answer]):
             # Made on first use, so the committer outlives an app lifespan that restarts.
             self._thread = ThreadPoolExecutor(1, thread_name_prefix=self._thread_name)
         return await asyncio.get_running_loop().run_in_executor(self._thread, self._write, items)
+
+    def _fits_inline(self, items: list[Item]) -> bool:
+        if self._inline_max is None:
+            return True
+        total = 0
+        for item in items:
+            total += self._size(item)
+            if total > self._inline_max:
+                return False
+        return True
 
     def _take_group(self) -> list[tuple[Item, asyncio.Future[Answer]]]:
         """The oldest waiting items, up to max_size (always at least one)."""

@@ -10,9 +10,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 from support.project import settings_for
-from support.webhook import shipment
+from support.server import ServeProcess
+from support.webhook import SECRET, body_of, shipment, signed
 
 from notifier.engine import IngestReport
 from notifier.group_commit import GroupCommitter
@@ -22,6 +24,7 @@ from notifier.store.sql import SqlStore
 from notifier.wiring import open_engine
 
 NOW = datetime.now(UTC)
+URL = "/v1/status-changes"
 
 
 def record(n: int, **fields: str) -> Record:
@@ -143,3 +146,88 @@ def test_committer_writes_inline_when_it_can_and_on_its_thread_when_it_cannot() 
         committer.close()
     assert threads[0] == "MainThread"
     assert threads[-1].startswith("commit")
+
+
+def test_inline_writes_decline_groups_above_the_bound() -> None:
+    """A group larger than inline_max goes to the commit thread even when inline is free."""
+    threads: list[tuple[int, str]] = []
+
+    def write(items: Sequence[Sequence[int]]) -> list[int]:
+        threads.append((sum(len(item) for item in items), threading.current_thread().name))
+        return [len(item) for item in items]
+
+    committer: GroupCommitter[Sequence[int], int] = GroupCommitter(
+        write, size=len, own_thread="commit", try_inline=lambda work: work(), inline_max=100
+    )
+
+    async def main() -> list[int]:
+        small = await committer.submit([1] * 100)
+        large = await committer.submit([1] * 101)
+        return [small, large]
+
+    try:
+        assert asyncio.run(main()) == [100, 101]
+    finally:
+        committer.close()
+    assert threads == [(100, "MainThread"), (101, "commit_0")]
+
+
+def test_a_large_request_does_not_stall_the_requests_beside_it(tmp_path: Path) -> None:
+    """A 5,000-record webhook request beside small ones and health checks (real server, real
+    HTTP): its transaction goes to the commit thread, so the event loop keeps answering.
+    Measured relative to the large request itself: no health check waits a third of it, and
+    no small request waits longer than it does (at most the one large transaction)."""
+    settings = settings_for(tmp_path, webhook_secret=SECRET)
+    large = body_of([shipment(f"L{n}") for n in range(5000)])
+    small_waits: list[float] = []
+    health_waits: list[float] = []
+    large_took: list[float] = []
+    large_done = threading.Event()
+
+    with ServeProcess(settings, cwd=tmp_path) as server:
+
+        def post_large() -> None:
+            with httpx.Client(base_url=server.url, timeout=60) as http:
+                started = time.monotonic()
+                response = http.post(URL, content=large, headers=signed(large))
+                large_took.append(time.monotonic() - started)
+                assert response.status_code == 202, response.text
+            large_done.set()
+
+        def post_small() -> None:
+            with httpx.Client(base_url=server.url, timeout=60) as http:
+                n = 0
+                while not large_done.is_set():
+                    body = body_of(shipment(f"S{n}"))
+                    started = time.monotonic()
+                    response = http.post(URL, content=body, headers=signed(body))
+                    small_waits.append(time.monotonic() - started)
+                    assert response.status_code == 202, response.text
+                    n += 1
+                    time.sleep(0.01)
+
+        def check_health() -> None:
+            with httpx.Client(base_url=server.url, timeout=60) as http:
+                while not large_done.is_set():
+                    started = time.monotonic()
+                    assert http.get("/healthz").status_code == 200
+                    health_waits.append(time.monotonic() - started)
+                    time.sleep(0.01)
+
+        beside = [threading.Thread(target=job) for job in (post_small, check_health)]
+        for thread in beside:
+            thread.start()
+        time.sleep(0.2)  # the small requests and health checks are under way
+        post_large()
+        for thread in beside:
+            thread.join(timeout=60)
+        assert server.terminate() == 0
+    (took,) = large_took
+    assert small_waits and health_waits
+    assert max(health_waits) < took / 3, (max(health_waits), took)
+    assert max(small_waits) <= took, (max(small_waits), took)
+    store = SqlStore(settings.database_url)
+    try:
+        assert store.record_count() == 5000 + len(small_waits)
+    finally:
+        store.close()
