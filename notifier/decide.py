@@ -1,4 +1,4 @@
-"""From records to fulfillment state and notices (DESIGN.md §3). Pure: no I/O, no clock.
+"""From records to fulfillment state and notices (docs/design.md §3). Pure: no I/O, no clock.
 
 The store loads the orders a batch touches, `decide` works out what changes, and the
 store writes the result in the same transaction.

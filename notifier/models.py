@@ -11,7 +11,7 @@ from typing import Any
 
 
 class Status(enum.StrEnum):
-    """A fulfillment status, as the fulfillment house reports it (DESIGN.md §1)."""
+    """A fulfillment status, as the fulfillment house reports it (docs/design.md §1)."""
 
     HOLD = "Hold"
     PENDING = "Pending"
@@ -70,7 +70,7 @@ OPTIONAL_TEXT_FIELDS = (
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """One fulfillment entering one status (DESIGN.md §2), already validated."""
+    """One fulfillment entering one status (docs/design.md §2), already validated."""
 
     order_id: str
     fulfillment_id: str
@@ -104,7 +104,7 @@ class Record:
         object.__setattr__(self, "dedup_key", self._dedup_key())
 
     def _dedup_key(self) -> str:
-        """Redelivery of the same change maps to the same key (DESIGN.md §2, `event_id`)."""
+        """Redelivery of the same change maps to the same key (docs/design.md §2, `event_id`)."""
         if self.event_id:
             basis = f"event\x1f{self.event_id}"
         else:
@@ -156,7 +156,7 @@ class FulfillmentState:
 
 
 class NoticeStatus(enum.StrEnum):
-    """Where a notice is in its lifecycle (DESIGN.md §3)."""
+    """Where a notice is in its lifecycle (docs/design.md §3)."""
 
     PENDING = "pending"
     SENDING = "sending"

@@ -2,7 +2,7 @@
 
 An Export Profile of type Postback calls our URL with the fields the operator picked, named
 as the operator typed them. By default the names are the Konnektive spellings of
-DESIGN.md §2 (`orderId`, `fulfillmentStatus`, `trackingNumber`, ...); `fields` remaps other
+docs/design.md §2 (`orderId`, `fulfillmentStatus`, `trackingNumber`, ...); `fields` remaps other
 names (`{"tracking": "tracking_number"}`) so an existing profile need not change.
 """
 

@@ -1,4 +1,4 @@
-"""Render a rule's notice from sample or given records: no send, no store (DESIGN.md §5).
+"""Render a rule's notice from sample or given records: no send, no store (docs/design.md §5).
 
 It goes through the same decide and compose code as delivery, on an in-memory order.
 """

@@ -1,4 +1,4 @@
-"""Reading status-change records (DESIGN.md §2) from JSONL, JSON or CSV.
+"""Reading status-change records (docs/design.md §2) from JSONL, JSON or CSV.
 
 Parsing is hand-written rather than a pydantic model per record: a batch can hold a
 million records and this loop is the ingest hot path (see bench/ingest.py).
@@ -75,7 +75,7 @@ _TOO_DEEP = "broken JSON: nested too deeply"
 
 
 class RecordInvalid(ValueError):
-    """A record does not follow DESIGN.md §2."""
+    """A record does not follow docs/design.md §2."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""Templates to email messages (DESIGN.md §4). Pure apart from reading template files.
+"""Templates to email messages (docs/design.md §4). Pure apart from reading template files.
 
 Sandboxed Jinja with strict undefined variables; HTML autoescaped and its CSS inlined so
 it survives mail clients that drop <style>. One code path for delivery and preview.

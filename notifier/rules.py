@@ -1,4 +1,4 @@
-"""Rules: which status change calls for which notice (DESIGN.md §3). Loading and matching.
+"""Rules: which status change calls for which notice (docs/design.md §3). Loading and matching.
 
 A rule file is parsed with pydantic (an edge: operators write these by hand) into a
 frozen `Rule`; matching is pure functions over rules and records.
@@ -22,7 +22,7 @@ from notifier.toml_files import parse_toml
 
 # Record fields a rule may require, filter on, or add to its dedup key.
 RECORD_FIELDS = ("order_id", "fulfillment_id", *OPTIONAL_TEXT_FIELDS)
-# The statuses an order as a whole can reach (DESIGN.md §3, "All Fulfillments").
+# The statuses an order as a whole can reach (docs/design.md §3, "All Fulfillments").
 ORDER_STATUSES = frozenset({Status.SHIPPED, Status.DELIVERED})
 _RULE_ID = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 

@@ -109,7 +109,7 @@ def test_a_one_record_body_is_kept_for_audit_exactly_as_received(
     ids=["array", "records-object"],
 )
 def test_arrays_and_records_objects_are_accepted(client: TestClient, wrap: Any) -> None:
-    """Both batch shapes of DESIGN.md §2 work; a stale record is counted as stale."""
+    """Both batch shapes of docs/design.md §2 work; a stale record is counted as stale."""
     records = [
         shipment(1, status="Shipped", occurred_at="2026-11-20T10:00:00Z"),
         shipment(1, status="Pending", occurred_at="2026-11-19T10:00:00Z"),

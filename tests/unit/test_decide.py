@@ -1,4 +1,4 @@
-"""Fulfillment and order state, and the notices they call for (DESIGN.md §3). Pure."""
+"""Fulfillment and order state, and the notices they call for (docs/design.md §3). Pure."""
 
 from __future__ import annotations
 

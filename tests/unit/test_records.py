@@ -1,4 +1,4 @@
-"""Record parsing (DESIGN.md §2): formats, spellings, and rejections that say where and why."""
+"""Record parsing (docs/design.md §2): formats, spellings, and rejections that say where and why."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Rule files: the schema of DESIGN.md §3, and errors that name the file and the field."""
+"""Rule files: the schema of docs/design.md §3, and errors that name the file and the field."""
 
 from __future__ import annotations
 
