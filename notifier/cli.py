@@ -119,6 +119,14 @@ def run(
     except NotifierError as exc:
         raise fail(str(exc)) from None
     print_summary(reader, ingest, delivery)
+    if waiting := delivery.counts[NoticeStatus.RETRY]:
+        # The summary counts them; the ledger says why (an SMTP outage, a full outbox...).
+        out.print(
+            f"{waiting:,} notice(s) wait to be retried: `notifier notices --status retry` says why",
+            highlight=False,
+            soft_wrap=True,
+            markup=False,
+        )
     if reader.rejected:
         raise typer.Exit(EXIT_REJECTED)
 

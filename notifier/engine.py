@@ -461,6 +461,23 @@ class Engine:
             return self._retry(notice, exc, ambiguous=False)
         except SendError as exc:  # an unclassified send error: treat as transient
             return self._retry(notice, exc, ambiguous=False)
+        except Exception as exc:
+            # The safety net: a transport broke its contract and raised something it did not
+            # classify. Nothing says how far the message got, so it may have left: counted
+            # transient, it would be retried for two days, and a bug that strikes after the
+            # message left would mail the customer on every retry. Ambiguous allows one more
+            # try with the same Message-ID, then fails the notice "may have arrived".
+            # One log line at ERROR; the traceback only when the log level asks for detail.
+            log.error(
+                "notice %s: the transport raised an unclassified %s, counted as ambiguous: %s",
+                notice.key,
+                type(exc).__name__,
+                exc,
+                exc_info=exc if log.isEnabledFor(logging.DEBUG) else None,
+            )
+            what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            unforeseen = AmbiguousSendError(f"unexpected error from the transport: {what}")
+            return self._retry(notice, unforeseen, ambiguous=True)
         log.info("notice %s sent to %s", notice.key, mask_email(notice.recipient))
         return Completion(NoticeStatus.SENT, at=self.clock(), message_id=message_id)
 

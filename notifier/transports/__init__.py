@@ -26,7 +26,9 @@ class Transport(Protocol):
     The envelope sender is the ``Sender`` address if the message has one, else the
     ``From`` address; the recipients are every ``To``, ``Cc`` and ``Bcc`` address.
     ``send`` returns once the message is accepted, or raises a
-    :class:`~notifier.errors.SendError` saying whether trying again can help.
+    :class:`~notifier.errors.SendError` saying whether trying again can help: each
+    transport translates its driver's and the OS's errors at its own edge. Anything else
+    it lets escape is a bug the engine still survives, counting it as ambiguous.
     """
 
     async def send(self, message: EmailMessage, /) -> None: ...

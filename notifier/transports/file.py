@@ -1,4 +1,10 @@
-"""A transport that writes each message to a folder as an ``.eml`` file."""
+"""A transport that writes each message to a folder as an ``.eml`` file.
+
+Its errors are translated here, once (:func:`_outbox_errors`): the file system refusing
+a write (full, read-only, no permission, gone) is transient — nothing was written, and
+the notice waits in ``retry`` until the operator fixes the folder; a message that cannot
+name a file (no or an over-long Message-ID) is permanent — no retry can change it.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +13,13 @@ import email.policy
 import os
 import tempfile
 import urllib.parse
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from email.headerregistry import AddressHeader
 from email.message import EmailMessage
 from pathlib import Path
 
+from notifier.errors import PermanentSendError, TransientSendError
 from notifier.mime import WireMessage
 
 _ADDRESS_HEADERS = ("From", "Sender", "Reply-To", "To", "Cc", "Bcc")
@@ -40,16 +48,44 @@ class FileTransport:
         return self.directory / f"{_file_stem(str(message_id))}.eml"
 
     async def send(self, message: EmailMessage, /) -> None:
-        target = self.path_for(message)
-        if isinstance(message, WireMessage) and message.wire:
-            data = message.wire  # the very bytes the SMTP transport would send
-        else:
-            policy = email.policy.SMTPUTF8 if _has_non_ascii_address(message) else email.policy.SMTP
-            data = message.as_bytes(policy=policy)
-        await asyncio.to_thread(_write_atomically, target, data)
+        with _outbox_errors(self.directory):
+            target = self.path_for(message)
+            if isinstance(message, WireMessage) and message.wire:
+                data = message.wire  # the very bytes the SMTP transport would send
+            else:
+                policy = (
+                    email.policy.SMTPUTF8 if _has_non_ascii_address(message) else email.policy.SMTP
+                )
+                data = message.as_bytes(policy=policy)
+            await asyncio.to_thread(_write_atomically, target, data)
 
     async def close(self) -> None:
         pass
+
+
+@contextmanager
+def _outbox_errors(directory: Path) -> Iterator[None]:
+    """The one place where this transport's failures become send errors.
+
+    Every OS error is transient, even one after the rename (the directory's fsync): a
+    retry rewrites the same file name, so it can never leave a second copy.
+    """
+    try:
+        yield
+    except OSError as exc:
+        raise TransientSendError(
+            f"could not write the outbox '{directory}': {_os_error(exc)}"
+        ) from exc
+    except ValueError as exc:
+        raise PermanentSendError(f"cannot write the message to the outbox: {exc}") from exc
+
+
+def _os_error(exc: OSError) -> str:
+    # "[Errno 28] No space left on device", without the temporary file's name: the
+    # folder is what the operator has to fix, and it is already in the message.
+    if exc.errno is not None and exc.strerror:
+        return f"[Errno {exc.errno}] {exc.strerror}"
+    return str(exc) or type(exc).__name__
 
 
 def _file_stem(message_id: str) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import deque
 from email.message import EmailMessage
 
+from notifier.errors import TransientSendError
+
 
 class MemoryTransport:
     """Keeps every accepted message in :attr:`messages`, in the order sent."""
@@ -15,14 +17,18 @@ class MemoryTransport:
         self._failures: deque[BaseException] = deque()
 
     def fail_next(self, exc: BaseException, /, *, times: int = 1) -> None:
-        """Make the next ``times`` sends raise ``exc`` instead of accepting the message."""
+        """Make the next ``times`` sends raise ``exc`` instead of accepting the message.
+
+        ``exc`` may be anything, not only a send error: that is how a test plays a
+        transport that breaks its contract.
+        """
         if times < 1:
             raise ValueError(f"times must be at least 1, not {times}")
         self._failures.extend([exc] * times)
 
     async def send(self, message: EmailMessage, /) -> None:
         if self.closed:
-            raise RuntimeError("MemoryTransport is closed")
+            raise TransientSendError("the memory transport is closed")
         if self._failures:
             raise self._failures.popleft()
         self.messages.append(message)

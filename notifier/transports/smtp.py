@@ -10,6 +10,11 @@ Every driver error is translated here, once, into the project's three outcomes:
   cannot take);
 - ``AmbiguousSendError``: the connection died after the message data was handed
   over, so it may or may not have been accepted.
+
+Whatever else escapes (a driver or library bug, a closed transport) is classified at
+the one edge, :meth:`SmtpTransport.send`, by how far the message got: before DATA it is
+transient (nothing can have arrived), from DATA on it is ambiguous (a retry might
+deliver a second copy).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import email.policy
 import io
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from email.headerregistry import AddressHeader
 from email.message import EmailMessage
 from email.utils import getaddresses
@@ -107,13 +113,22 @@ class SmtpTransport:
         await self.close()
 
     async def send(self, message: EmailMessage, /) -> None:
+        progress = _Progress()
+        try:
+            await self._send(message, progress)
+        except SendError:
+            raise
+        except Exception as exc:
+            raise _unforeseen(exc, self._server, data_started=progress.data_started) from exc
+
+    async def _send(self, message: EmailMessage, progress: _Progress) -> None:
         if self._closed:
-            raise RuntimeError("SmtpTransport is closed")
+            raise TransientSendError(f"{self._server}: the SMTP transport is closed")
         sender, recipients = _envelope(message)
         async with self._slots:
             client, reused = await self._checkout()
             try:
-                await self._send_on(client, message, sender, recipients)
+                await self._send_on(client, message, sender, recipients, progress)
             except _StaleConnection as exc:
                 if not reused:
                     raise TransientSendError(f"{self._server}: connection lost") from exc
@@ -122,7 +137,7 @@ class SmtpTransport:
             # An idle connection the server had quietly closed: nothing was sent
             # on it, so one go on a fresh connection is safe.
             try:
-                await self._send_on(await self._connect(), message, sender, recipients)
+                await self._send_on(await self._connect(), message, sender, recipients, progress)
             except _StaleConnection as exc:
                 raise TransientSendError(f"{self._server}: connection lost") from exc
 
@@ -133,10 +148,15 @@ class SmtpTransport:
         await asyncio.gather(*(_quit(client) for client in idle))
 
     async def _send_on(
-        self, client: aiosmtplib.SMTP, message: EmailMessage, sender: str, recipients: list[str]
+        self,
+        client: aiosmtplib.SMTP,
+        message: EmailMessage,
+        sender: str,
+        recipients: list[str],
+        progress: _Progress,
     ) -> None:
         try:
-            await self._transact(client, message, sender, recipients)
+            await self._transact(client, message, sender, recipients, progress)
         except AmbiguousSendError:
             client.close()
             raise
@@ -155,7 +175,9 @@ class SmtpTransport:
 
     async def _checkout(self) -> tuple[aiosmtplib.SMTP, bool]:
         if self._closed:
-            raise RuntimeError("SmtpTransport was closed while this send waited")
+            raise TransientSendError(
+                f"{self._server}: the SMTP transport was closed while this send waited"
+            )
         while self._idle:
             client = self._idle.pop()
             if client.is_connected:
@@ -231,7 +253,12 @@ class SmtpTransport:
         return client
 
     async def _transact(
-        self, client: aiosmtplib.SMTP, message: EmailMessage, sender: str, recipients: list[str]
+        self,
+        client: aiosmtplib.SMTP,
+        message: EmailMessage,
+        sender: str,
+        recipients: list[str],
+        progress: _Progress,
     ) -> None:
         utf8 = not all(address.isascii() for address in (sender, *recipients))
         if utf8 and not client.supports_extension("smtputf8"):
@@ -265,6 +292,7 @@ class SmtpTransport:
                 f"{self._server}: connection failed before the message was sent: {exc}"
             ) from exc
 
+        progress.data_started = True
         try:
             await client.data(data)
         except aiosmtplib.SMTPResponseException as exc:
@@ -310,6 +338,25 @@ class _StaleConnection(Exception):
     """The connection was gone before the transaction began."""
 
 
+@dataclass(slots=True)
+class _Progress:
+    """How far one send got: mutable, because the edge reads it after an error unwinds."""
+
+    data_started: bool = False
+
+
+def _unforeseen(exc: Exception, server: str, *, data_started: bool) -> SendError:
+    what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if data_started:
+        # Some or all of the data may have reached the server, and it may have taken the
+        # message: only an ambiguous outcome bounds how many copies a retry can deliver.
+        return AmbiguousSendError(
+            f"{server}: unexpected error after the message data began, before the server"
+            f" confirmed it: {what}"
+        )
+    return TransientSendError(f"{server}: unexpected error before the message was sent: {what}")
+
+
 def _refused(command: str, code: int, text: str, *, recipient: bool = False) -> SendError:
     detail = f"{command} refused: {code} {text}"
     if 400 <= code < 500:
@@ -336,10 +383,10 @@ def _envelope(message: EmailMessage) -> tuple[str, list[str]]:
         return message.envelope_from, list(message.envelope_to)
     senders = _addresses(message, "Sender") or _addresses(message, "From")
     if not senders:
-        raise ValueError("the message has no From address")
+        raise PermanentSendError("the message has no From address")
     recipients = _addresses(message, "To", "Cc", "Bcc")
     if not recipients:
-        raise ValueError("the message has no To, Cc or Bcc address")
+        raise PermanentSendError("the message has no To, Cc or Bcc address")
     return senders[0], list(dict.fromkeys(recipients))
 
 

@@ -142,7 +142,7 @@ def test_close_quits_every_connection(smtp_sink: SmtpSink) -> None:
         transport = smtp(smtp_sink, connections=3)
         await asyncio.gather(*(transport.send(make_message()) for _ in range(9)))
         await transport.close()
-        with pytest.raises(RuntimeError):
+        with pytest.raises(TransientSendError, match="closed"):
             await transport.send(make_message())
 
     asyncio.run(main())
@@ -418,7 +418,7 @@ def test_file_transport_names_stay_inside_the_folder(tmp_path: Path) -> None:
     async def main() -> None:
         for message_id in ids:
             await transport.send(make_message(message_id=message_id))
-        with pytest.raises(ValueError, match="Message-ID"):
+        with pytest.raises(PermanentSendError, match="Message-ID"):
             message = make_message()
             del message["Message-ID"]
             await transport.send(message)
