@@ -4,7 +4,6 @@ runs on both), a real SMTP server, the real rules and templates."""
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -103,106 +102,6 @@ def test_one_fulfillment_lifecycle_sends_two_emails(
         assert message["Message-ID"] and message["Date"]
         assert message["To"] == "Jane <jane@example.com>"
     assert [d.rcpt_tos for d in smtp_sink.deliveries] == [("jane@example.com",)] * 2
-
-
-def test_all_fulfillments_waits_and_lists_every_tracking_number(
-    settings: Settings, smtp_sink: SmtpSink
-) -> None:
-    """The order email waits for every non-cancelled fulfillment and lists each tracking number."""
-    ids = ["F1", "F2", "F3"]
-    first, _ = run_batch(
-        settings,
-        [
-            change(
-                "O2", "F1", "Shipped", "1T10:00:00", tracking_number=UPS, order_fulfillment_ids=ids
-            )
-        ],
-    )
-    assert first.notices_created == 0 and smtp_sink.messages == []
-    run_batch(
-        settings,
-        [
-            change(
-                "O2", "F2", "Shipped", "1T11:00:00", tracking_number=USPS, order_fulfillment_ids=ids
-            ),
-            change("O2", "F3", "Cancelled", "1T12:00:00", order_fulfillment_ids=ids),
-        ],
-    )
-    (message,) = smtp_sink.messages
-    text = body_text(message)
-    assert UPS in text and USPS in text
-    assert "1 item(s) of this order were cancelled" in text
-    assert "tools.usps.com" in html_text(message)
-
-
-def test_rerun_without_event_ids_sends_nothing_twice(
-    settings: Settings, smtp_sink: SmtpSink
-) -> None:
-    """The same batch run twice (no event ids): duplicates counted, no second email."""
-    records = [
-        change("O3", "F1", "Pending Shipment", "1T08:00:00", tracking_number=UPS),
-        change("O3", "F1", "Shipped", "1T09:00:00", tracking_number=UPS),
-    ]
-    run_batch(settings, records)
-    again, delivery = run_batch(settings, records)
-    assert again.duplicates == 2 and again.accepted == 0
-    assert delivery.total == 0
-    assert len(smtp_sink.messages) == 2
-    # Same change, no occurred_at at all, reported twice: still one record.
-    bare = [change("O4", "F9", "Pending", None)]
-    run_batch(settings, bare)
-    assert run_batch(settings, bare)[0].duplicates == 1
-
-
-def test_out_of_order_changes(settings: Settings, smtp_sink: SmtpSink) -> None:
-    """Shipped arriving before the older Pending Shipment: the stale record fires nothing."""
-    ingest, _ = run_batch(
-        settings,
-        [
-            change("O5", "F1", "Shipped", "2T10:00:00", tracking_number=UPS),
-            change("O5", "F1", "Pending Shipment", "1T10:00:00", tracking_number=UPS),
-        ],
-    )
-    assert ingest.stale == 1
-    assert [m["Subject"] for m in smtp_sink.messages] == ["Your Example Store order O5 has shipped"]
-    store = SqlStore(settings.database_url)
-    try:
-        state = store.fulfillment("F1")
-        assert state is not None and state.status.value == "Shipped"
-        assert store.record_count() == 2  # the stale one is kept for audit
-    finally:
-        store.close()
-
-
-def test_cancelled_before_sending_is_not_sent(settings: Settings, smtp_sink: SmtpSink) -> None:
-    """A notice whose fulfillment is cancelled before delivery is cancelled with the reason."""
-    with open_engine(settings) as engine:
-        from datetime import UTC, datetime
-
-        now = datetime.now(UTC)
-        parsed = list(
-            parse_json_body(
-                [
-                    change("O6", "F1", "Pending Shipment", "1T08:00:00", tracking_number=UPS),
-                    change("O6", "F1", "Cancelled", "1T09:00:00"),
-                ],
-                source="t",
-                received_at=now,
-            )
-        )
-        engine.ingest(parsed)  # type: ignore[arg-type]
-
-        async def deliver() -> DeliveryReport:
-            try:
-                return await engine.deliver_due()
-            finally:
-                await engine.transport.close()
-
-        report = asyncio.run(deliver())
-        assert report.counts == Counter({NoticeStatus.CANCELLED: 1})
-        (notice,) = engine.store.notices(order_id="O6")
-        assert notice.reason == "fulfillment F1 is now Cancelled"
-    assert smtp_sink.messages == []
 
 
 def test_customer_data_cannot_inject_headers_and_html_is_escaped(

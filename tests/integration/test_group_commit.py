@@ -31,19 +31,6 @@ def record(n: int, **fields: str) -> Record:
     return parse_record(shipment(n, **fields), received_at=NOW)
 
 
-def test_ingest_groups_reports_each_group_and_cross_group_duplicates(tmp_path: Path) -> None:
-    """One transaction, a report per group; a record an earlier group holds is a duplicate."""
-    with open_engine(settings_for(tmp_path)) as engine:
-        engine.ingest([record(0)])
-        total, reports = engine.ingest_groups(
-            [[record(1), record(2)], [record(1), record(3), record(0)], []]
-        )
-    assert [(r.accepted, r.duplicates) for r in reports] == [(2, 0), (1, 2), (0, 0)]
-    # Each group is credited with the notices its own records created.
-    assert [r.notices_created for r in reports] == [2, 1, 0]
-    assert (total.accepted, total.duplicates, total.notices_created) == (3, 2, 3)
-
-
 def test_concurrent_callers_share_transactions_and_all_commit(tmp_path: Path) -> None:
     """50 concurrent requests commit in fewer transactions; every record is stored once."""
     settings = settings_for(tmp_path)

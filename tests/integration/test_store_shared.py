@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
@@ -22,7 +22,6 @@ from notifier.models import NoticeStatus
 from notifier.records import parse_record
 from notifier.rules import load_rules
 from notifier.store import migrate
-from notifier.store.base import Completion
 from notifier.store.sql import SqlStore
 
 T = TypeVar("T")
@@ -98,100 +97,6 @@ def test_concurrent_claimers_never_share_a_notice(store_url: str, store: SqlStor
     by_token = {n.key: n.claim_token for n in store.notices(status=NoticeStatus.SENDING)}
     for n, claimed in enumerate(claims):
         assert all(by_token[key] == f"w{n}" for key in claimed)
-
-
-def test_an_expired_lease_is_taken_over_and_the_old_claim_is_lost(store: SqlStore) -> None:
-    """A dead worker's claim is taken after its lease; its late completion is refused."""
-    (key,) = seed(store, 1)
-    later = NOW + timedelta(days=1)
-    lease = timedelta(seconds=30)
-    (first,) = store.claim_due(now=later, limit=10, lease_until=later + lease, token="dead")
-    assert first.status is NoticeStatus.SENDING and first.lease_until == later + lease
-    # Still leased: nobody else gets it.
-    assert store.claim_due(now=later + lease / 2, limit=10, lease_until=later, token="b") == []
-    (taken,) = store.claim_due(
-        now=later + lease, limit=10, lease_until=later + 3 * lease, token="b"
-    )
-    assert taken.key == key and taken.attempts == 2 and taken.claim_token == "b"
-    sent = Completion(NoticeStatus.SENT, at=later + lease, message_id="<m@example.com>")
-    assert store.complete(key, token="dead", completion=sent) is False
-    assert store.notice(key).status is NoticeStatus.SENDING  # type: ignore[union-attr]
-    assert store.complete(key, token="b", completion=sent) is True
-    done = store.notice(key)
-    assert done is not None and done.status is NoticeStatus.SENT and done.claim_token is None
-    assert done.message_id == "<m@example.com>" and done.sent_at == later + lease
-    # Completed is final: a second completion by anyone is refused.
-    assert store.complete(key, token="b", completion=sent) is False
-
-
-def test_release_gives_back_only_the_callers_claims(store: SqlStore) -> None:
-    """Release by another token changes nothing; by the owner, the notices are due again at once."""
-    keys = seed(store, 3)
-    later = NOW + timedelta(days=1)
-    claimed = store.claim_due(
-        now=later, limit=10, lease_until=later + timedelta(hours=1), token="a"
-    )
-    assert len(claimed) == 3
-    assert store.release(keys, token="b", now=later) == 0
-    assert store.release(keys, token="a", now=later) == 3
-    for notice in store.notices():
-        assert notice.status is NoticeStatus.PENDING and notice.attempts == 0
-        assert notice.claim_token is None and notice.due_at == later
-    again = store.claim_due(now=later, limit=10, lease_until=later + timedelta(hours=1), token="c")
-    assert sorted(n.key for n in again) == sorted(keys)
-
-
-def test_retry_completion_and_rowcounts(store: SqlStore) -> None:
-    """Retry keeps the next attempt time; make_due counts what it re-queued; suppression sticks."""
-    (key,) = seed(store, 1)
-    later = NOW + timedelta(days=1)
-    store.claim_due(now=later, limit=1, lease_until=later + timedelta(minutes=5), token="a")
-    retry = Completion(
-        NoticeStatus.RETRY,
-        at=later,
-        due_at=later + timedelta(minutes=10),
-        reason="transient: 451",
-        ambiguous=True,
-    )
-    assert store.complete(key, token="a", completion=retry) is True
-    notice = store.notice(key)
-    assert notice is not None and notice.status is NoticeStatus.RETRY
-    assert notice.due_at == later + timedelta(minutes=10)
-    assert notice.ambiguous_attempts == 1 and notice.first_attempt_at == later
-    assert store.next_due_at() == later + timedelta(minutes=10)
-    assert store.make_due(None, now=later) == 1
-    assert store.make_due(["no-such-key"], now=later) == 0
-    assert store.notice_counts() == {NoticeStatus.RETRY: 1}
-    store.suppress("Jane@Example.com", reason="operator", now=later)
-    store.suppress("jane@example.com", reason="again", now=later)  # conflict: kept as was
-    assert store.suppressed(["JANE@example.com"]) == {"jane@example.com": "operator"}
-    assert store.unsuppress("jane@EXAMPLE.com") is True
-    assert store.unsuppress("jane@example.com") is False
-
-
-def test_times_come_back_as_the_same_utc_instants(store: SqlStore) -> None:
-    """Datetimes in any offset are kept as instants and read back in UTC; naive ones refused."""
-    seed(store, 2)
-    first, second = store.notices()
-    plus_five = timezone(timedelta(hours=5))
-    store.set_cursor("feed", "abc", now=datetime(2026, 11, 27, 14, 0, tzinfo=plus_five))
-    assert store.cursor("feed") == "abc"
-    # 14:00+05:00 (09:00 UTC) is earlier than 10:00 UTC although its wall clock is later.
-    early = datetime(2026, 11, 27, 14, 0, tzinfo=plus_five)
-    late = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
-    store.claim_due(now=NOW + timedelta(days=1), limit=2, lease_until=late, token="t")
-    store.complete(
-        first.key, token="t", completion=Completion(NoticeStatus.RETRY, at=late, due_at=late)
-    )
-    store.complete(
-        second.key, token="t", completion=Completion(NoticeStatus.RETRY, at=early, due_at=early)
-    )
-    assert store.next_due_at() == early
-    due = store.next_due_at()
-    assert due is not None and due.utcoffset() == timedelta(0)
-    assert due == datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
-    with pytest.raises(StoreError, match="naive datetime"):
-        store.claim_due(now=datetime(2026, 11, 27, 12, 0), limit=1, lease_until=late, token="t")
 
 
 def test_a_failed_ingest_writes_nothing_and_leaves_the_store_usable(store: SqlStore) -> None:

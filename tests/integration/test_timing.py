@@ -1,28 +1,26 @@
-"""Delays, max_age and quiet hours end to end: the real engine, store and SMTP sink."""
+"""Quiet hours from the config file, and a delay kept in real time by the worker: end to end.
+
+The engine's timing rules (delay, max_age, quiet hours per campaign) are unit tests:
+tests/unit/test_engine_timing.py.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
-from support.project import RULES, smtp_settings
+from support.project import RULES, settings_for, smtp_settings
 from support.smtp_sink import SmtpSink
 
-from notifier.engine import Engine
-from notifier.models import NoticeStatus, Record
+from notifier.models import Record
 from notifier.records import parse_record
-from notifier.settings import Settings
 from notifier.wiring import open_engine
 from notifier.worker import DeliveryWorker
 
 UPS = "1Z999AA10123456784"
-CHANGED = datetime(2026, 11, 27, 15, 0, tzinfo=UTC)  # 10:00 in New York
 
 
 class Clock:
@@ -55,91 +53,22 @@ def tracking(occurred_at: datetime, n: int = 1, **fields: Any) -> Record:
     return parse_record(data, received_at=occurred_at)
 
 
-def run_with_clock(settings: Settings, clock: Clock, scenario: Callable[[Engine], Any]) -> Any:
-    async def main() -> Any:
-        with open_engine(settings) as engine:
-            engine.clock = clock
-            try:
-                return await scenario(engine)
-            finally:
-                await engine.transport.close()
-
-    return asyncio.run(main())
-
-
-def test_a_ten_minute_delay_sends_ten_minutes_after_the_change_not_before(
-    tmp_path: Path, smtp_sink: SmtpSink
-) -> None:
-    """delay = "10m": nothing at 9 min 59 s; sent at 10 min."""
-    settings = smtp_settings(
-        tmp_path, smtp_sink.host, smtp_sink.port, rules_dir=rules_with(tmp_path, 'delay = "10m"')
-    )
-    clock = Clock(CHANGED + timedelta(seconds=5))  # the change arrives 5 s after it happened
-
-    async def scenario(engine: Engine) -> list[int]:
-        engine.ingest([tracking(CHANGED)])
-        sent = []
-        for at in (timedelta(seconds=5), timedelta(minutes=9, seconds=59), timedelta(minutes=10)):
-            clock.now = CHANGED + at
-            report = await engine.deliver_due()
-            sent.append(report.counts[NoticeStatus.SENT])
-        return sent
-
-    assert run_with_clock(settings, clock, scenario) == [0, 0, 1]
-    assert len(smtp_sink.messages) == 1
-
-
-def test_max_age_suppresses_old_changes_and_says_why(
-    tmp_path: Path, smtp_sink: SmtpSink, caplog: pytest.LogCaptureFixture
-) -> None:
-    """max_age = "2d": a change three days old fires nothing (logged); a fresh one is sent."""
-    caplog.set_level(logging.INFO, logger="notifier.engine")
-    settings = smtp_settings(
-        tmp_path, smtp_sink.host, smtp_sink.port, rules_dir=rules_with(tmp_path, 'max_age = "2d"')
-    )
-    clock = Clock(CHANGED)
-
-    async def scenario(engine: Engine) -> int:
-        report = engine.ingest(
-            [tracking(CHANGED - timedelta(days=3), 1), tracking(CHANGED - timedelta(hours=1), 2)]
-        )
-        await engine.deliver_due()
-        return report.notices_created
-
-    assert run_with_clock(settings, clock, scenario) == 1
-    assert [m["To"] for m in smtp_sink.messages] == ["customer2@example.com"]
-    assert "fulfillment F-1: older than max_age 2 days" in caplog.text
-
-
-def test_quiet_hours_hold_a_night_change_until_morning_per_campaign(
-    tmp_path: Path, smtp_sink: SmtpSink
-) -> None:
-    """21:00-08:00 New York: a 23:00 change waits until 08:00; campaign 15 opted out sends now."""
+def test_quiet_hours_from_the_config_file_reach_the_engine(tmp_path: Path) -> None:
+    """notifier.toml's 21:00-08:00 New York: a 23:00 change is due at 08:00; campaign 15,
+    opted out there, is due at once. (The engine's handling: tests/unit/test_engine_timing.)"""
     config = tmp_path / "notifier.toml"
     config.write_text(
         "[quiet_hours]\n"
         'timezone = "America/New_York"\nstart = "21:00"\nend = "08:00"\n'
         "[quiet_hours.campaigns.15]\nenabled = false\n"
     )
-    settings = smtp_settings(tmp_path, smtp_sink.host, smtp_sink.port, config=config)
     night = datetime(2026, 11, 28, 4, 0, tzinfo=UTC)  # 23:00 New York
     morning = datetime(2026, 11, 28, 13, 0, tzinfo=UTC)  # 08:00 New York
-    clock = Clock(night)
-
-    async def scenario(engine: Engine) -> list[list[str]]:
+    with open_engine(settings_for(tmp_path, config=config)) as engine:
+        engine.clock = Clock(night)
         engine.ingest([tracking(night, 1, campaign_id="12"), tracking(night, 2, campaign_id="15")])
-        seen = []
-        for at in (night, morning - timedelta(seconds=1), morning):
-            clock.now = at
-            await engine.deliver_due()
-            seen.append(sorted(str(m["To"]) for m in smtp_sink.messages))
-        return seen
-
-    assert run_with_clock(settings, clock, scenario) == [
-        ["customer2@example.com"],
-        ["customer2@example.com"],
-        ["customer1@example.com", "customer2@example.com"],
-    ]
+        due = {n.campaign_id: n.due_at for n in engine.store.notices()}
+    assert due == {"12": morning, "15": night}
 
 
 def test_the_worker_delivers_a_delayed_notice_on_time_in_real_time(

@@ -10,7 +10,7 @@ from notifier.models import Record
 from notifier.records import parse_record
 from notifier.rendering import Renderer
 from notifier.rules import Rule, load_rules
-from notifier.store.sql import SqlStore
+from notifier.store.base import Store
 from notifier.transports import Transport
 from notifier.transports.memory import MemoryTransport
 from support.project import RULES, TEMPLATES
@@ -37,7 +37,7 @@ def tracking_records(count: int, *, prefix: str = "O", start: int = 0) -> Iterat
 
 
 def engine_on(
-    store: SqlStore,
+    store: Store,
     transport: Transport | None = None,
     *,
     lease: timedelta = timedelta(minutes=5),

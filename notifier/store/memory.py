@@ -1,0 +1,462 @@
+"""The ledger in plain dicts: the test double the project ships, not a production store.
+
+Like procrastinate's InMemoryConnector, it keeps the Store protocol's semantics exactly
+as SqlStore has them (tests/integration/test_store_contract.py runs the same checks on
+both), so the engine's behaviour can be tested fast, with no database, and tests can
+assert on the state itself: `store.notices_by_key[key].status`, `store.records`,
+`store.fulfillments`, `store.suppressed_addresses`. Nothing survives the process.
+
+One lock guards every method, so the engine's `asyncio.to_thread` calls may overlap.
+Each method mirrors its SqlStore namesake statement by statement; a new Store method
+belongs here too, next to its SQL twin's position in the protocol.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from notifier.decide import Decision, OrderView, Outcome
+from notifier.errors import StoreError
+from notifier.models import FulfillmentState, NewNotice, Notice, NoticeStatus, Record
+from notifier.store.base import Completion, Decider, IngestResult, Store, T
+
+_DUE_STATUSES = frozenset({NoticeStatus.PENDING, NoticeStatus.RETRY, NoticeStatus.SENDING})
+_WAITING_STATUSES = frozenset({NoticeStatus.PENDING, NoticeStatus.RETRY})
+_REQUEUE_STATUSES = frozenset({NoticeStatus.RETRY, NoticeStatus.FAILED})
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRecord:
+    """An accepted record as the audit trail keeps it (the `records` table's row)."""
+
+    record: Record
+    outcome: Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class Suppression:
+    reason: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCursor:
+    value: str
+    updated_at: datetime
+
+
+class MemoryStore:
+    """The Store protocol (notifier.store.base) over dicts, for tests. See the module doc."""
+
+    safe_url = "memory://"
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        # Keyed as the tables' unique keys are: a second row under a key cannot exist.
+        self.records: dict[str, StoredRecord] = {}  # by Record.dedup_key
+        self.fulfillments: dict[str, FulfillmentState] = {}  # by fulfillment id
+        self.order_fulfillment_ids: dict[str, tuple[str, ...]] = {}  # by order id
+        self.notices_by_key: dict[str, Notice] = {}  # in insertion order
+        self.suppressed_addresses: dict[str, Suppression] = {}  # by case-folded address
+        self.cursors: dict[str, StoredCursor] = {}
+        self._held_jobs: set[str] = set()
+        self.closed = False
+
+    # --- plumbing ---------------------------------------------------------------------
+
+    def try_now(self, work: Callable[[], T]) -> T | None:
+        """See Store.try_now: nothing here ever waits for another writer."""
+        return work()
+
+    def close(self) -> None:
+        self.closed = True
+
+    # --- ingestion --------------------------------------------------------------------
+
+    def ingest(self, records: Sequence[Record], decide: Decider) -> IngestResult:
+        with self._lock:
+            known = {r.dedup_key for r in records if r.dedup_key in self.records}
+            loaded = self._load_orders({record.order_id for record in records})
+            decision = decide(known, loaded)
+            created = self._write_decision(decision)
+        return IngestResult(decision=decision, created=created)
+
+    def _write_decision(self, decision: Decision) -> tuple[str, ...]:
+        self._check_writable(decision)  # all or nothing, as the SQL transaction is
+        for record, outcome in decision.outcomes:
+            self.records[record.dedup_key] = StoredRecord(record, outcome)
+        for state in decision.states.values():
+            self.fulfillments[state.fulfillment_id] = replace(
+                state, occurred_at=_utc(state.occurred_at)
+            )
+        self.order_fulfillment_ids.update(decision.order_fulfillment_ids)
+        created: list[str] = []
+        for new in decision.notices:
+            if new.key in self.notices_by_key:
+                continue  # notice keys are unique forever: a conflict is skipped
+            self.notices_by_key[new.key] = _notice_from(new)
+            created.append(new.key)
+        return tuple(created)
+
+    def _check_writable(self, decision: Decision) -> None:
+        doing = "ingesting records"
+        keys = [record.dedup_key for record, _ in decision.outcomes]
+        if len(set(keys)) < len(keys) or not self.records.keys().isdisjoint(keys):
+            raise StoreError(f"store memory: {doing}: a record key is already stored")
+        for record, _ in decision.outcomes:
+            _check_aware(record.effective_at, record.received_at, doing=doing)
+        for state in decision.states.values():
+            _check_aware(state.occurred_at, doing=doing)
+        for new in decision.notices:
+            _check_aware(new.due_at, new.created_at, doing=doing)
+
+    def _load_orders(self, order_ids: Collection[str]) -> dict[str, OrderView]:
+        # Fresh views every time, as rows read from a table are: decide() mutates them.
+        views = {order_id: OrderView(order_id) for order_id in sorted(order_ids)}
+        for state in self.fulfillments.values():
+            if state.order_id in views:
+                views[state.order_id].fulfillments[state.fulfillment_id] = state
+        for order_id, view in views.items():
+            view.fulfillment_ids = self.order_fulfillment_ids.get(order_id)
+        return views
+
+    def orders(self, order_ids: Collection[str]) -> dict[str, OrderView]:
+        with self._lock:
+            return self._load_orders(set(order_ids))
+
+    def fulfillment(self, fulfillment_id: str) -> FulfillmentState | None:
+        with self._lock:
+            return self.fulfillments.get(fulfillment_id)
+
+    def record_count(self) -> int:
+        with self._lock:
+            return len(self.records)
+
+    # --- delivery ---------------------------------------------------------------------
+
+    def claim_due(
+        self, *, now: datetime, limit: int, lease_until: datetime, token: str
+    ) -> list[Notice]:
+        _check_aware(now, lease_until, doing="claiming due notices")
+        with self._lock:
+            due = sorted(
+                (n for n in self.notices_by_key.values() if _is_due(n, now)),
+                key=lambda n: n.due_at,
+            )
+            return self._claim([n.key for n in due[:limit]], now, lease_until, token)
+
+    def claim_keys(
+        self, keys: Collection[str], *, now: datetime, lease_until: datetime, token: str
+    ) -> list[Notice]:
+        _check_aware(now, lease_until, doing="claiming notices")
+        with self._lock:
+            due = [
+                key
+                for key in dict.fromkeys(keys)
+                if (n := self.notices_by_key.get(key)) is not None and _is_due(n, now)
+            ]
+            return self._claim(due, now, lease_until, token)
+
+    def _claim(
+        self, keys: list[str], now: datetime, lease_until: datetime, token: str
+    ) -> list[Notice]:
+        lease = _utc(lease_until)
+        for key in keys:
+            notice = self.notices_by_key[key]
+            self.notices_by_key[key] = replace(
+                notice,
+                status=NoticeStatus.SENDING,
+                due_at=lease,
+                lease_until=lease,
+                claim_token=token,
+                attempts=notice.attempts + 1,
+                first_attempt_at=notice.first_attempt_at or _utc(now),
+            )
+        return [self.notices_by_key[key] for key in keys]
+
+    def complete(self, key: str, *, token: str, completion: Completion) -> bool:
+        return self.complete_many([(key, completion)], token=token)[0]
+
+    def complete_many(
+        self, completions: Sequence[tuple[str, Completion]], *, token: str
+    ) -> list[bool]:
+        for _, completion in completions:
+            _check_aware(completion.at, completion.due_at, doing="recording deliveries")
+        with self._lock:
+            return [self._complete(key, token, completion) for key, completion in completions]
+
+    def _complete(self, key: str, token: str, completion: Completion) -> bool:
+        notice = self.notices_by_key.get(key)
+        if notice is None or notice.status is not NoticeStatus.SENDING:
+            return False
+        if notice.claim_token != token:
+            return False  # the claim was lost: another worker holds (or finished) it
+        if completion.status is NoticeStatus.RETRY:
+            assert completion.due_at is not None
+            due_at = completion.due_at
+        else:
+            due_at = completion.at
+        sent = completion.status is NoticeStatus.SENT
+        self.notices_by_key[key] = replace(
+            notice,
+            status=completion.status,
+            reason=completion.reason,
+            claim_token=None,
+            lease_until=None,
+            due_at=_utc(due_at),
+            sent_at=_utc(completion.at) if sent else notice.sent_at,
+            message_id=completion.message_id or notice.message_id,
+            ambiguous_attempts=notice.ambiguous_attempts + (1 if completion.ambiguous else 0),
+        )
+        if completion.suppress_reason and notice.recipient:
+            self._suppress(notice.recipient, completion.suppress_reason, completion.at)
+        return True
+
+    def release(self, keys: Collection[str], *, token: str, now: datetime) -> int:
+        _check_aware(now, doing="releasing claims")
+        with self._lock:
+            released = 0
+            for key in set(keys):
+                notice = self.notices_by_key.get(key)
+                if notice is None or notice.status is not NoticeStatus.SENDING:
+                    continue
+                if notice.claim_token != token:
+                    continue
+                self.notices_by_key[key] = replace(
+                    notice,
+                    status=NoticeStatus.PENDING,
+                    due_at=_utc(now),
+                    lease_until=None,
+                    claim_token=None,
+                    attempts=notice.attempts - 1,
+                )
+                released += 1
+            return released
+
+    def next_due_at(self) -> datetime | None:
+        with self._lock:
+            due = [n.due_at for n in self.notices_by_key.values() if n.status in _DUE_STATUSES]
+        return min(due, default=None)
+
+    # --- takeover, targeted claims and resends ----------------------------------------
+
+    def claim_holders(self) -> list[str]:
+        with self._lock:
+            holders = (
+                n.claim_token
+                for n in self.notices_by_key.values()
+                if n.status is NoticeStatus.SENDING and n.claim_token is not None
+            )
+            return list(dict.fromkeys(holders))
+
+    def expire_claims(self, tokens: Collection[str], *, now: datetime) -> int:
+        _check_aware(now, doing="taking over claims")
+        moment = _utc(now)
+        with self._lock:
+            expired = [
+                n
+                for n in self.notices_by_key.values()
+                if n.status is NoticeStatus.SENDING and n.claim_token in tokens and n.due_at > now
+            ]
+            for notice in expired:
+                self.notices_by_key[notice.key] = replace(notice, due_at=moment, lease_until=moment)
+            return len(expired)
+
+    def add_resend(self, key: str, *, now: datetime, reason: str) -> str | None:
+        _check_aware(now, doing="adding a resend")
+        with self._lock:
+            original = self.notices_by_key.get(key)
+            if original is None:
+                return None
+            # A resend of a resend is numbered after the original: KEY#resend-2, not nested.
+            prefix = f"{key.split('#resend-')[0]}#resend-"
+            numbers = [
+                int(k[len(prefix) :])
+                for k in self.notices_by_key
+                if k.startswith(prefix) and k[len(prefix) :].isdigit()
+            ]
+            new_key = f"{prefix}{max(numbers, default=0) + 1}"
+            if new_key in self.notices_by_key:
+                return None
+            self.notices_by_key[new_key] = Notice(
+                key=new_key,
+                rule_id=original.rule_id,
+                scope=original.scope,
+                order_id=original.order_id,
+                fulfillment_id=original.fulfillment_id,
+                recipient=original.recipient,
+                campaign_id=original.campaign_id,
+                status=NoticeStatus.PENDING,
+                attempts=0,
+                due_at=_utc(now),
+                created_at=_utc(now),
+                fulfillment_ids=original.fulfillment_ids,
+                record=original.record,
+                reason=reason,
+            )
+            return new_key
+
+    # --- inspection -------------------------------------------------------------------
+
+    def notices(
+        self,
+        *,
+        status: NoticeStatus | None = None,
+        order_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[Notice]:
+        with self._lock:
+            chosen = [
+                n
+                for n in self.notices_by_key.values()
+                if (status is None or n.status is status)
+                and (order_id is None or n.order_id == order_id)
+            ]
+        chosen.sort(key=lambda n: (n.created_at, n.key))
+        return chosen if limit is None else chosen[:limit]
+
+    def notice(self, key: str) -> Notice | None:
+        with self._lock:
+            return self.notices_by_key.get(key)
+
+    def notice_counts(self) -> Mapping[NoticeStatus, int]:
+        counts: dict[NoticeStatus, int] = {}
+        with self._lock:
+            for notice in self.notices_by_key.values():
+                counts[notice.status] = counts.get(notice.status, 0) + 1
+        return counts
+
+    def due_count(self, *, now: datetime) -> int:
+        _check_aware(now, doing="counting due notices")
+        with self._lock:
+            return sum(
+                1
+                for n in self.notices_by_key.values()
+                if n.status in _WAITING_STATUSES and n.due_at <= now
+            )
+
+    def make_due(self, keys: Collection[str] | None, *, now: datetime) -> int:
+        _check_aware(now, doing="making notices due")
+        with self._lock:
+            chosen = [
+                n
+                for n in self.notices_by_key.values()
+                if n.status in _REQUEUE_STATUSES and (keys is None or n.key in keys)
+            ]
+            for notice in chosen:
+                self.notices_by_key[notice.key] = replace(
+                    notice,
+                    status=NoticeStatus.RETRY,
+                    due_at=_utc(now),
+                    first_attempt_at=None,
+                    reason=None,
+                )
+            return len(chosen)
+
+    # --- suppression ------------------------------------------------------------------
+
+    def _suppress(self, address: str, reason: str, now: datetime) -> None:
+        # An address already suppressed keeps its first reason (ON CONFLICT DO NOTHING).
+        self.suppressed_addresses.setdefault(address.casefold(), Suppression(reason, _utc(now)))
+
+    def suppressed(self, addresses: Collection[str]) -> dict[str, str]:
+        folded = sorted({address.casefold() for address in addresses})
+        with self._lock:
+            return {
+                address: self.suppressed_addresses[address].reason
+                for address in folded
+                if address in self.suppressed_addresses
+            }
+
+    def suppress(self, address: str, *, reason: str, now: datetime) -> None:
+        _check_aware(now, doing="suppressing an address")
+        with self._lock:
+            self._suppress(address, reason, now)
+
+    def unsuppress(self, address: str) -> bool:
+        with self._lock:
+            return self.suppressed_addresses.pop(address.casefold(), None) is not None
+
+    def suppressions(self) -> list[tuple[str, str, datetime]]:
+        with self._lock:
+            return [
+                (address, entry.reason, entry.created_at)
+                for address, entry in sorted(self.suppressed_addresses.items())
+            ]
+
+    # --- cursors and job locks --------------------------------------------------------
+
+    def cursor(self, name: str) -> str | None:
+        with self._lock:
+            stored = self.cursors.get(name)
+        return None if stored is None else stored.value
+
+    def set_cursor(self, name: str, value: str, *, now: datetime) -> None:
+        _check_aware(now, doing="saving a cursor")
+        with self._lock:
+            self.cursors[name] = StoredCursor(value, _utc(now))
+
+    @contextmanager
+    def job_lock(self, name: str) -> Iterator[bool]:
+        """True while this store holds the job's lock; False if another caller has it."""
+        with self._lock:
+            taken = name not in self._held_jobs
+            self._held_jobs.add(name)
+        try:
+            yield taken
+        finally:
+            if taken:
+                with self._lock:
+                    self._held_jobs.discard(name)
+
+
+def _is_due(notice: Notice, now: datetime) -> bool:
+    return notice.status in _DUE_STATUSES and notice.due_at <= now
+
+
+def _utc(moment: datetime) -> datetime:
+    """The instant as the SQL store reads it back: aware, in UTC."""
+    return moment.astimezone(UTC)
+
+
+def _check_aware(*moments: datetime | None, doing: str) -> None:
+    # The SQL store refuses naive datetimes (a time zone guessed is an instant wrong).
+    if any(moment is not None and moment.tzinfo is None for moment in moments):
+        raise StoreError(f"store memory: {doing}: naive datetime given to the store")
+
+
+def _notice_from(new: NewNotice) -> Notice:
+    return Notice(
+        key=new.key,
+        rule_id=new.rule_id,
+        scope=new.scope,
+        order_id=new.order_id,
+        fulfillment_id=new.fulfillment_id,
+        recipient=new.recipient,
+        campaign_id=new.campaign_id,
+        status=new.status,
+        attempts=0,
+        due_at=_utc(new.due_at),
+        created_at=_utc(new.created_at),
+        fulfillment_ids=tuple(new.fulfillment_ids),
+        record=_as_stored(new.record),
+        reason=new.reason,
+    )
+
+
+def _as_stored(record: Mapping[str, Any]) -> dict[str, Any]:
+    # Through JSON, as the SQL store keeps it: what cannot be stored fails here too, and a
+    # template sees the same lists and strings whichever store it ran on.
+    loaded: dict[str, Any] = json.loads(json.dumps(dict(record), ensure_ascii=False))
+    return loaded
+
+
+if TYPE_CHECKING:
+    # mypy names any Store method this class lacks (or has with another signature).
+    _conforms: Store = MemoryStore()
