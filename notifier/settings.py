@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from notifier.durations import parse_duration
 from notifier.errors import ConfigError
+from notifier.models import DEFAULT_FUTURE_TOLERANCE
+
+
+def _duration(value: object) -> object:
+    # The default is already a timedelta (pydantic-settings validates defaults too).
+    return value if isinstance(value, timedelta) else parse_duration(value)  # type: ignore[arg-type]
+
+
+# "5m", "1h30m" or a number of seconds, as in rule files.
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
 
 
 class Settings(BaseSettings):
@@ -37,6 +49,8 @@ class Settings(BaseSettings):
     # SQLite; 60 s on PostgreSQL, where LISTEN/NOTIFY wakes workers at once.
     poll_seconds: float | None = Field(default=None, gt=0)
     log_level: str = "WARNING"
+    # A record dated later than its receipt by more than this is taken as received now.
+    future_tolerance: Duration = DEFAULT_FUTURE_TOLERANCE
     # The preview page (/preview) is off unless this is set, and then requires it.
     preview_token: SecretStr | None = None
     # Scheduled runs (README "Scheduled runs"): the config file, and jobs from the environment.

@@ -57,6 +57,7 @@ def engine_config(
         claim_batch=max(16, settings.smtp_connections * 16),
         due_adjuster=quiet_hours if quiet_hours.enabled else None,
         max_in_flight=settings.smtp_connections,
+        future_tolerance=settings.future_tolerance,
     )
 
 
