@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, SecretStr, ValidationError
+from pydantic import AfterValidator, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from notifier.durations import parse_duration
 from notifier.errors import ConfigError
-from notifier.models import DEFAULT_FUTURE_TOLERANCE
 
 
-def _duration(value: object) -> object:
-    # The default is already a timedelta (pydantic-settings validates defaults too).
-    return value if isinstance(value, timedelta) else parse_duration(value)  # type: ignore[arg-type]
+def _duration(value: str) -> str:
+    parse_duration(value)  # a bad one is refused at start-up, naming the variable
+    return value
 
 
-# "5m", "1h30m" or a number of seconds, as in rule files.
-Duration = Annotated[timedelta, BeforeValidator(_duration)]
+# "5m", "1h30m", as in rule files; kept as written so the settings print back as given.
+Duration = Annotated[str, AfterValidator(_duration)]
 
 
 class Settings(BaseSettings):
@@ -50,7 +48,7 @@ class Settings(BaseSettings):
     poll_seconds: float | None = Field(default=None, gt=0)
     log_level: str = "WARNING"
     # A record dated later than its receipt by more than this is taken as received now.
-    future_tolerance: Duration = DEFAULT_FUTURE_TOLERANCE
+    future_tolerance: Duration = "5m"
     # The preview page (/preview) is off unless this is set, and then requires it.
     preview_token: SecretStr | None = None
     # Scheduled runs (README "Scheduled runs"): the config file, and jobs from the environment.
