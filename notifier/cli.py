@@ -20,6 +20,7 @@ from rich.table import Table
 
 from notifier.engine import DeliveryReport, Engine, IngestReport
 from notifier.errors import NotifierError, TemplateError
+from notifier.future_dated import batch_source, describe_skew
 from notifier.models import Notice, NoticeStatus, Record
 from notifier.records import Rejection, read_path, read_records
 from notifier.settings import Settings, load_settings
@@ -114,7 +115,7 @@ def run(
     reader = BatchReader(files)
     try:
         with open_engine(config) as engine:
-            ingest = engine.ingest(_with_progress(reader))
+            ingest = engine.ingest(_with_progress(reader), source=batch_source(files))
             delivery = asyncio.run(deliver_and_close(engine))
     except NotifierError as exc:
         raise fail(str(exc)) from None
@@ -167,6 +168,15 @@ def print_summary(reader: BatchReader, ingest: IngestReport, delivery: DeliveryR
     for left, left_n, right, right_n in rows:
         table.add_row(left, f"{left_n:,}", right, f"{right_n:,}")
     out.print(table)
+    for source, counted in ingest.future_dated.items():
+        # Said here as well as in the log: these records' notices went out on our clock.
+        out.print(
+            f"future-dated: {counted.count:,} record(s) from {source} dated up to"
+            f" {describe_skew(counted.largest)} after they were received, taken as received now:"
+            f" {counted.hint}",
+            highlight=False,
+            markup=False,
+        )
 
 
 # --- notices ------------------------------------------------------------------------------

@@ -9,9 +9,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from notifier.models import (
+    DEFAULT_FUTURE_TOLERANCE,
     SHIPPED_STATUSES,
     FulfillmentState,
     NewNotice,
@@ -19,6 +20,8 @@ from notifier.models import (
     Record,
     Scope,
     Status,
+    future_skew,
+    ordering_time,
 )
 from notifier.rules import Rule, applies_to, missing_fields, notice_key, rules_on
 
@@ -54,16 +57,30 @@ class Decision:
     notice_keys: set[str] = field(default_factory=set)  # the keys of `notices`
     # (rule id, record, why no notice) for rules that matched but were held back.
     skipped: list[tuple[str, Record, str]] = field(default_factory=list)
+    # Accepted records dated further past their receipt than the tolerance, with how far.
+    future_dated: list[tuple[Record, timedelta]] = field(default_factory=list)
 
 
 def apply_record(
-    state: FulfillmentState | None, record: Record
+    state: FulfillmentState | None,
+    record: Record,
+    *,
+    future_tolerance: timedelta = DEFAULT_FUTURE_TOLERANCE,
 ) -> tuple[FulfillmentState, Outcome]:
-    """The fulfillment's state after a record, and what the record was."""
-    at = record.effective_at
+    """The fulfillment's state after a record, and what the record was.
+
+    A record dated more than `future_tolerance` past its receipt counts as happening when
+    it was received (models.ordering_time), and the state remembers that its time is such
+    a receipt. Against that state the rule is: a record received at or after that receipt
+    is newer news, whatever it is dated. A Shipped record dated 12:00:30 and received at
+    12:02 applies over a Pending Shipment received at 12:01 claiming 17:00: when that
+    change really happened is unknown, and the report that came later is the likelier
+    truth. Only a record received before it (a replay) is stale against it.
+    """
+    at, clamped = ordering_time(record, future_tolerance)
     if state is None:
-        return _state_from(record), Outcome.APPLIED
-    if at < state.occurred_at:
+        return _state_from(record, at, clamped=clamped), Outcome.APPLIED
+    if _is_older(record, at, state):
         return state, Outcome.STALE
     merged = replace(
         state,
@@ -72,22 +89,30 @@ def apply_record(
         shipped_at=record.shipped_at or state.shipped_at,
         delivered_at=record.delivered_at or state.delivered_at,
         occurred_at=at,
+        occurred_at_clamped=clamped,
     )
     if record.status is state.status:
         return merged, Outcome.REPEAT
     return replace(merged, status=record.status), Outcome.APPLIED
 
 
-def _state_from(record: Record) -> FulfillmentState:
+def _is_older(record: Record, at: datetime, state: FulfillmentState) -> bool:
+    if state.occurred_at_clamped:
+        return record.received_at < state.occurred_at
+    return at < state.occurred_at
+
+
+def _state_from(record: Record, at: datetime, *, clamped: bool) -> FulfillmentState:
     return FulfillmentState(
         fulfillment_id=record.fulfillment_id,
         order_id=record.order_id,
         status=record.status,
-        occurred_at=record.effective_at,
+        occurred_at=at,
         tracking_number=record.tracking_number,
         carrier=record.carrier,
         shipped_at=record.shipped_at,
         delivered_at=record.delivered_at,
+        occurred_at_clamped=clamped,
     )
 
 
@@ -132,10 +157,13 @@ def decide(
     rules: Sequence[Rule],
     now: datetime,
     due_adjuster: DueAdjuster | None = None,
+    future_tolerance: timedelta = DEFAULT_FUTURE_TOLERANCE,
 ) -> Decision:
     """Apply records in order to the loaded orders; say what to store and which notices to create.
 
-    `orders` is updated in place, so a caller can keep using it as the current state.
+    `orders` is updated in place, so a caller can keep using it as the current state. A
+    future-dated record (more than `future_tolerance` past its receipt) is ordered, and
+    its notices made due, as if it happened when received; the decision lists it.
     """
     decision = Decision()
     seen = set(known_record_keys)
@@ -154,7 +182,15 @@ def decide(
             order.fulfillment_ids = record.order_fulfillment_ids
             decision.order_fulfillment_ids[order.order_id] = record.order_fulfillment_ids
 
-        state, outcome = apply_record(order.fulfillments.get(record.fulfillment_id), record)
+        skew = future_skew(record, future_tolerance)
+        if skew is not None:
+            decision.future_dated.append((record, skew))
+        at = record.received_at if skew is not None else record.effective_at
+        state, outcome = apply_record(
+            order.fulfillments.get(record.fulfillment_id),
+            record,
+            future_tolerance=future_tolerance,
+        )
         decision.outcomes.append((record, outcome))
         if outcome is Outcome.STALE:
             continue
@@ -163,20 +199,22 @@ def decide(
         if outcome is not Outcome.APPLIED:
             continue
         for rule in rules_on(rules, record.status, Scope.FULFILLMENT):
-            _consider(rule, record, order, (record.fulfillment_id,), now, decision, due_adjuster)
+            own = (record.fulfillment_id,)
+            _consider(rule, record, at, order, own, now, decision, due_adjuster)
         if record.status in _ORDER_TRIGGERS:
             for status in (Status.SHIPPED, Status.DELIVERED):
                 order_rules = rules_on(rules, status, Scope.ORDER)
                 if order_rules and order_reached(order, status):
                     shipped = shipped_fulfillment_ids(order)
                     for rule in order_rules:
-                        _consider(rule, record, order, shipped, now, decision, due_adjuster)
+                        _consider(rule, record, at, order, shipped, now, decision, due_adjuster)
     return decision
 
 
 def _consider(
     rule: Rule,
     record: Record,
+    at: datetime,
     order: OrderView,
     fulfillment_ids: tuple[str, ...],
     now: datetime,
@@ -185,14 +223,15 @@ def _consider(
 ) -> None:
     if not applies_to(rule, record):
         return
-    if rule.max_age is not None and now - record.effective_at > rule.max_age:
+    # `at` is the record's ordering time: a future date would hold the notice back for hours.
+    if rule.max_age is not None and now - at > rule.max_age:
         decision.skipped.append((rule.id, record, f"older than max_age {rule.max_age}"))
         return
     key = notice_key(rule, record)
     if key in decision.notice_keys:
         return  # an order can reach Shipped, then Delivered, in one batch: one notice
     missing = missing_fields(rule, record)
-    due_at = max(now, record.effective_at + rule.delay)
+    due_at = max(now, at + rule.delay)
     if due_adjuster is not None:
         due_at = due_adjuster(due_at, record.campaign_id)
     decision.notice_keys.add(key)

@@ -28,9 +28,16 @@ from notifier.errors import (
     TemplateError,
     TransientSendError,
 )
+from notifier.future_dated import BATCH, FutureDated, Source, merge_into, tally, warning
 from notifier.group_commit import GroupCommitter
 from notifier.mime import envelope_address
-from notifier.models import Notice, NoticeStatus, Record, message_id_for
+from notifier.models import (
+    DEFAULT_FUTURE_TOLERANCE,
+    Notice,
+    NoticeStatus,
+    Record,
+    message_id_for,
+)
 from notifier.redact import mask_email
 from notifier.rendering import Renderer
 from notifier.retry_policy import RetryPolicy
@@ -82,6 +89,8 @@ class EngineConfig:
     # Notices between "handed to the transport" and "outcome recorded" at any moment: a
     # crash re-sends at most these (the transport's connection count is the natural size).
     max_in_flight: int = 4
+    # A record dated later than its receipt by more than this is taken as received now.
+    future_tolerance: timedelta = DEFAULT_FUTURE_TOLERANCE
 
     def sender_for(self, campaign_id: str | None) -> str:
         if campaign_id is not None and campaign_id in self.senders:
@@ -107,6 +116,12 @@ class IngestReport:
     notices_created: int = 0
     notices_cancelled: int = 0  # created cancelled: missing data the rule requires
     created_keys: list[str] = field(default_factory=list)
+    # Accepted records dated past their receipt by more than the tolerance, by source name.
+    future_dated: dict[str, FutureDated] = field(default_factory=dict)
+
+    @property
+    def future_dated_count(self) -> int:
+        return sum(counted.count for counted in self.future_dated.values())
 
     def add(self, other: IngestReport) -> None:
         self.accepted += other.accepted
@@ -116,6 +131,7 @@ class IngestReport:
         self.notices_created += other.notices_created
         self.notices_cancelled += other.notices_cancelled
         self.created_keys += other.created_keys
+        merge_into(self.future_dated, other.future_dated)
 
 
 @dataclass(slots=True)
@@ -169,33 +185,46 @@ class Engine:
             lambda items: self.store.complete_many(items, token=self.worker_id),
             try_inline=lambda write: self.store.try_now(write),
         )
+        # Sources already warned about future-dated records: one warning each per process.
+        self._warned_sources: set[str] = set()
 
     # --- ingest ---------------------------------------------------------------------------
 
-    def ingest(self, records: Iterable[Record]) -> IngestReport:
-        """Store records, update fulfillment state and create the notices they call for."""
+    def ingest(self, records: Iterable[Record], *, source: Source = BATCH) -> IngestReport:
+        """Store records, update fulfillment state and create the notices they call for.
+
+        `source` names where the records came from, for the future-dated count and warning.
+        """
         report = IngestReport()
         for chunk in _chunks(records, self.config.ingest_chunk):
-            report.add(self._ingest_chunk(chunk))
+            report.add(self._ingest_decided(chunk, lambda _: source)[0])
         return report
 
     def ingest_groups(
-        self, groups: Sequence[Sequence[Record]]
+        self, groups: Sequence[Sequence[Record]], *, sources: Sequence[Source] | None = None
     ) -> tuple[IngestReport, list[IngestReport]]:
         """Several requests' records in ONE store transaction (group commit): all or none.
 
         Returns the total and a report per group. Records are decided in order, so a record
         that an earlier group (or the ledger) already holds is a duplicate of its group.
+        `sources` gives each group's source (default: batch).
         """
         records = [record for group in groups for record in group]
         if not records:
             return IngestReport(), [IngestReport() for _ in groups]
-        total, decision = self._ingest_decided(records)
+        group_sources = sources if sources is not None else [BATCH] * len(groups)
+        source_of_record = {
+            id(record): source
+            for group, source in zip(groups, group_sources, strict=True)
+            for record in group
+        }
+        total, decision = self._ingest_decided(records, lambda r: source_of_record[id(r)])
         outcome_of = {id(record): outcome for record, outcome in decision.outcomes}
+        skew_of = {id(record): skew for record, skew in decision.future_dated}
         created = set(total.created_keys)
         created_by = Counter(n.trigger_key for n in decision.notices if n.key in created)
         reports = []
-        for group in groups:
+        for group, source in zip(groups, group_sources, strict=True):
             # One pass per group: a webhook group commit holds many one-record groups.
             report = IngestReport()
             for record in group:
@@ -207,13 +236,17 @@ class Engine:
                 report.stale += outcome is Outcome.STALE
                 report.repeats += outcome is Outcome.REPEAT
                 report.notices_created += created_by[record.dedup_key]
+                if (skew := skew_of.get(id(record))) is not None:
+                    counted = report.future_dated.setdefault(
+                        source.name, FutureDated(hint=source.hint)
+                    )
+                    counted.add(skew)
             reports.append(report)
         return total, reports
 
-    def _ingest_chunk(self, chunk: Sequence[Record]) -> IngestReport:
-        return self._ingest_decided(chunk)[0]
-
-    def _ingest_decided(self, chunk: Sequence[Record]) -> tuple[IngestReport, Decision]:
+    def _ingest_decided(
+        self, chunk: Sequence[Record], source_of: Callable[[Record], Source]
+    ) -> tuple[IngestReport, Decision]:
         now = self.clock()
 
         def decider(known: set[str], orders: dict[str, OrderView]) -> Decision:
@@ -224,6 +257,7 @@ class Engine:
                 rules=self.rules,
                 now=now,
                 due_adjuster=self.config.due_adjuster,
+                future_tolerance=self.config.future_tolerance,
             )
 
         result = self.store.ingest(chunk, decider)
@@ -243,6 +277,8 @@ class Engine:
             ),
             created_keys=list(result.created),
         )
+        if decision.future_dated:
+            self._report_future_dated(decision, source_of, report)
         for notice in decision.notices:
             if notice.key in created and notice.status is NoticeStatus.CANCELLED:
                 log.info("notice %s not sent: %s", notice.key, notice.reason)
@@ -252,6 +288,17 @@ class Engine:
             )
         self.observer.ingested(report)
         return report, decision
+
+    def _report_future_dated(
+        self, decision: Decision, source_of: Callable[[Record], Source], report: IngestReport
+    ) -> None:
+        report.future_dated = tally(
+            (source_of(record), skew) for record, skew in decision.future_dated
+        )
+        for name, counted in report.future_dated.items():
+            if name not in self._warned_sources:
+                self._warned_sources.add(name)
+                log.warning("%s", warning(name, counted))
 
     # --- deliver --------------------------------------------------------------------------
 

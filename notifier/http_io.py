@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 from starlette.requests import ClientDisconnect
 
 from notifier.engine import IngestReport
+from notifier.future_dated import SENDER_CLOCK_HINT, describe_skew
 from notifier.models import Record
 from notifier.records import Rejection
 from notifier.redact import mask_email
@@ -34,6 +35,13 @@ class IngestAccepted(BaseModel):
     accepted: int = Field(description="records stored (including stale ones)")
     duplicates: int = Field(description="records already received before: ignored")
     stale: int = Field(description="stored, but older than what is known: fire nothing")
+    # Only present when some were: the usual answer stays the three counts.
+    future_dated: int | None = Field(
+        default=None,
+        description="stored, but dated later than received by more than the tolerance:"
+        " taken as received now (check the sender's clock); present only when some were",
+    )
+    note: str | None = Field(default=None, description="why future_dated records were re-timed")
 
 
 class RecordError(BaseModel):
@@ -207,4 +215,12 @@ def accepted(report: IngestReport, *, status: int) -> Response:
         report.duplicates,
         report.stale,
     )
+    if report.future_dated:
+        largest = max(counted.largest for counted in report.future_dated.values())
+        note = (
+            f"occurred_at is up to {describe_skew(largest)} later than the time received:"
+            f" taken as received now; {SENDER_CLOCK_HINT}"
+        )
+        extra = {"future_dated": report.future_dated_count, "note": note}
+        body = body[:-1] + b"," + json.dumps(extra)[1:].encode()
     return Response(body, status_code=status, media_type="application/json")

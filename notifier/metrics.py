@@ -84,6 +84,13 @@ class Metrics:
             self.records.labels(outcome)
             for outcome in ("accepted", "duplicate", "stale", "rejected")
         )
+        self.future_dated = Counter(
+            "notifier_future_dated_records",
+            "Records dated later than received by more than the tolerance, taken as received"
+            " now, by source (a wrong `timezone` or a fast clock at the sender)",
+            ["source"],
+            registry=self.registry,
+        )
         self.notices_created = Counter(
             "notifier_notices_created", "Notices created by ingestion", registry=self.registry
         )
@@ -132,6 +139,8 @@ class Metrics:
         self._duplicates.inc(report.duplicates)
         self._stale.inc(report.stale)
         self.notices_created.inc(report.notices_created)
+        for source, counted in report.future_dated.items():
+            self.future_dated.labels(source).inc(counted.count)
 
     def completed(self, status: NoticeStatus, *, seconds: float, ambiguous: bool) -> None:
         self.sends.labels(status.value).inc()

@@ -6,7 +6,7 @@ import enum
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 
@@ -94,7 +94,11 @@ class Record:
 
     @property
     def effective_at(self) -> datetime:
-        """When the change happened: as reported, else when it was received."""
+        """When the change happened: as reported, else when it was received.
+
+        This is the record's own time, kept in its audit copy and its dedup key; ordering
+        goes by `ordering_time`, which distrusts a time in the future.
+        """
         return self.occurred_at or self.received_at
 
     dedup_key: str = field(init=False, repr=False, compare=False)
@@ -141,6 +145,27 @@ class Record:
         return data
 
 
+# How far past its receipt a record may be dated before it is taken as future-dated: the
+# usual clock drift between a sender and us is seconds, a wrong time zone is hours.
+DEFAULT_FUTURE_TOLERANCE = timedelta(minutes=5)
+
+
+def future_skew(record: Record, tolerance: timedelta) -> timedelta | None:
+    """How far ahead of its receipt the record is dated, if by more than `tolerance`."""
+    if record.occurred_at is None:
+        return None
+    skew = record.occurred_at - record.received_at
+    return skew if skew > tolerance else None
+
+
+def ordering_time(record: Record, tolerance: timedelta) -> tuple[datetime, bool]:
+    """When the record's change counts as having happened, and whether that is its receipt
+    standing in for a future date (DESIGN.md §8: taken as received now)."""
+    if future_skew(record, tolerance) is not None:
+        return record.received_at, True
+    return record.effective_at, False
+
+
 @dataclass(frozen=True, slots=True)
 class FulfillmentState:
     """What the engine knows of one fulfillment: its latest status and shipping details."""
@@ -153,6 +178,10 @@ class FulfillmentState:
     carrier: str | None = None
     shipped_at: str | None = None
     delivered_at: str | None = None
+    # occurred_at is when a future-dated record was received, not when its change happened
+    # (which is unknown): a record received later may be dated a little earlier and still
+    # be the newer news (notifier.decide.apply_record).
+    occurred_at_clamped: bool = False
 
 
 class NoticeStatus(enum.StrEnum):

@@ -187,7 +187,7 @@ class NotifierScheduler(AsyncIOScheduler):  # type: ignore[misc]
 
     def _run_source(self, spec: JobSpec) -> int:
         if isinstance(spec.options, DropFolderOptions):
-            folder = DropFolder(spec.options, clock=self.engine.clock)
+            folder = DropFolder(spec.options, clock=self.engine.clock, name=spec.name)
             outcomes = folder.run(self.engine, stopping=lambda: self._stopping)
             return sum(outcome.notices_created for outcome in outcomes)
         assert isinstance(spec.options, KonnektiveOptions)

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import AfterValidator, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from notifier.durations import parse_duration
 from notifier.errors import ConfigError
+
+
+def _duration(value: str) -> str:
+    parse_duration(value)  # a bad one is refused at start-up, naming the variable
+    return value
+
+
+# "5m", "1h30m", as in rule files; kept as written so the settings print back as given.
+Duration = Annotated[str, AfterValidator(_duration)]
 
 
 class Settings(BaseSettings):
@@ -37,6 +47,8 @@ class Settings(BaseSettings):
     # SQLite; 60 s on PostgreSQL, where LISTEN/NOTIFY wakes workers at once.
     poll_seconds: float | None = Field(default=None, gt=0)
     log_level: str = "WARNING"
+    # A record dated later than its receipt by more than this is taken as received now.
+    future_tolerance: Duration = "5m"
     # The preview page (/preview) is off unless this is set, and then requires it.
     preview_token: SecretStr | None = None
     # Scheduled runs (README "Scheduled runs"): the config file, and jobs from the environment.

@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from notifier.engine import Engine, IngestReport
 from notifier.errors import ConfigError, StoreError
+from notifier.future_dated import POSTBACK, WEBHOOK, Source
 from notifier.group_commit import GroupCommitter
 from notifier.http_io import (
     Health,
@@ -72,6 +73,14 @@ MAX_RECORDS_INLINE = 100
 
 
 # --- configuration ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """One request's records and the entry point they came in by (for the skew count)."""
+
+    source: Source
+    records: Sequence[Record]
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,10 +274,12 @@ def create_app(
         metrics = engine.observer if isinstance(engine.observer, Metrics) else Metrics()
     metrics.watch_store(engine.store, engine.clock)
     # Concurrent requests share a transaction (group commit); the worker wakes on new notices.
-    committer: GroupCommitter[Sequence[Record], IngestReport] = GroupCommitter(
-        lambda groups: engine.ingest_groups(groups)[1],
+    committer: GroupCommitter[Arrival, IngestReport] = GroupCommitter(
+        lambda arrivals: engine.ingest_groups(
+            [a.records for a in arrivals], sources=[a.source for a in arrivals]
+        )[1],
         max_size=MAX_RECORDS_PER_COMMIT,
-        size=len,
+        size=lambda arrival: len(arrival.records),
         own_thread="notifier-commit",
         # ingest_groups writes one transaction, as try_now requires.
         try_inline=lambda write: engine.store.try_now(write),
@@ -311,9 +322,9 @@ def create_app(
             log.info("%s %s refused: %d %s", request.method, request.url.path, exc.status, exc)
         return exc.response()
 
-    async def ingest(records: list[Record]) -> IngestReport:
+    async def ingest(records: list[Record], source: Source) -> IngestReport:
         try:
-            report = await committer.submit(records)
+            report = await committer.submit(Arrival(source, records))
         except StoreError as exc:
             log.error("ingest failed: %s", exc)
             raise HttpProblem(
@@ -363,7 +374,7 @@ def create_app(
         except HttpProblem as problem:
             reject(len(problem.errors))
             raise
-        return accepted(await ingest(records), status=202)
+        return accepted(await ingest(records, WEBHOOK), status=202)
 
     async def postback(request: Request, token: str | None, header_token: str | None) -> Response:
         params: list[tuple[str, Any]] = list(request.query_params.multi_items())
@@ -385,7 +396,7 @@ def create_app(
                 "the record was rejected; nothing was stored",
                 errors=[RecordError(index=0, reason=str(exc))],
             ) from None
-        return accepted(await ingest([record]), status=200)
+        return accepted(await ingest([record], POSTBACK), status=200)
 
     postback_doc: dict[str, Any] = {
         "response_model": IngestAccepted,

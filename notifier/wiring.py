@@ -9,6 +9,7 @@ from datetime import timedelta
 from notifier.campaigns import Campaign, load_campaigns
 from notifier.compose import Composer
 from notifier.config_file import load_config
+from notifier.durations import parse_duration
 from notifier.engine import Engine, EngineConfig, Observer
 from notifier.errors import ConfigError
 from notifier.rendering import Renderer
@@ -57,6 +58,7 @@ def engine_config(
         claim_batch=max(16, settings.smtp_connections * 16),
         due_adjuster=quiet_hours if quiet_hours.enabled else None,
         max_in_flight=settings.smtp_connections,
+        future_tolerance=parse_duration(settings.future_tolerance),
     )
 
 

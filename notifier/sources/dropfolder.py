@@ -27,6 +27,7 @@ from datetime import UTC, timedelta
 from pathlib import Path
 
 from notifier.engine import Clock, Engine, utc_now
+from notifier.future_dated import job_source
 from notifier.models import Record
 from notifier.records import Rejection, read_path
 
@@ -59,9 +60,12 @@ class FileOutcome:
 
 
 class DropFolder:
-    def __init__(self, options: DropFolderOptions, *, clock: Clock = utc_now) -> None:
+    def __init__(
+        self, options: DropFolderOptions, *, clock: Clock = utc_now, name: str = "dropfolder"
+    ) -> None:
         self.options = options
         self.clock = clock
+        self.source = job_source(name)
 
     @property
     def path(self) -> Path:
@@ -123,7 +127,7 @@ class DropFolder:
                     Rejection(str(path), f"byte {exc.start}", "not UTF-8 text; stopped reading")
                 )
 
-        report = engine.ingest(records())
+        report = engine.ingest(records(), source=self.source)
         # Everything is committed: only now may the file leave the folder.
         stamp = received_at.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
         target_dir = self.path / (REJECTED if rejections else PROCESSED)

@@ -33,6 +33,7 @@ import httpx
 
 from notifier.engine import Clock, Engine, utc_now
 from notifier.errors import NotifierError
+from notifier.future_dated import TIMEZONE_HINT, job_source
 from notifier.models import Record
 from notifier.records import RecordInvalid, Rejection, parse_record
 
@@ -265,7 +266,7 @@ class KonnektivePoller:
                     report.rejections.append(item)
                 else:
                     records.append(item)
-        ingest = engine.ingest(records)
+        ingest = engine.ingest(records, source=job_source(self.name, hint=TIMEZONE_HINT))
         report.accepted += ingest.accepted
         report.duplicates += ingest.duplicates
         report.notices_created += ingest.notices_created

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     Column,
     DateTime,
     Dialect,
@@ -15,6 +16,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
     text,
 )
 from sqlalchemy.types import TypeDecorator
@@ -77,6 +79,8 @@ fulfillments = Table(
     Column("carrier", String(255)),
     Column("shipped_at", String(255)),
     Column("delivered_at", String(255)),
+    # occurred_at is the receipt of a future-dated record (FulfillmentState.occurred_at_clamped).
+    Column("occurred_at_clamped", Boolean, nullable=False, server_default=false()),
     Index("ix_fulfillments_order", "order_id"),
 )
 

@@ -74,6 +74,7 @@ _FULFILLMENT_COLUMNS = (
     "carrier",
     "shipped_at",
     "delivered_at",
+    "occurred_at_clamped",
 )
 _NOTICE_COLUMNS = (
     "key",
@@ -361,6 +362,7 @@ class SqlStore:
                         state.carrier,
                         state.shipped_at,
                         state.delivered_at,
+                        state.occurred_at_clamped,
                     )
                     for state in decision.states.values()
                 ],
@@ -764,7 +766,8 @@ class SqlStore:
 
 def _state(row: Sequence[Any]) -> FulfillmentState:
     """A fulfillments row, its columns in _FULFILLMENT_COLUMNS order."""
-    fulfillment_id, order_id, status, occurred_at, tracking, carrier, shipped, delivered = row
+    fulfillment_id, order_id, status, occurred_at, tracking, carrier, shipped, delivered = row[:8]
+    clamped = row[8]
     return FulfillmentState(
         fulfillment_id=fulfillment_id,
         order_id=order_id,
@@ -774,6 +777,7 @@ def _state(row: Sequence[Any]) -> FulfillmentState:
         carrier=carrier,
         shipped_at=shipped,
         delivered_at=delivered,
+        occurred_at_clamped=bool(clamped),
     )
 
 
