@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     # How often an idle worker looks for due notices it was not told about. Default: 5 s on
     # SQLite; 60 s on PostgreSQL, where LISTEN/NOTIFY wakes workers at once.
     poll_seconds: float | None = Field(default=None, gt=0)
+    # After SIGTERM/SIGINT, how long `serve`, `worker` and `schedule` give the requests, jobs
+    # and sends in hand to finish (notifier.lifecycle). Below the 30 s most supervisors wait
+    # before SIGKILL, so the claims are released in time.
+    shutdown_grace: float = Field(default=25.0, ge=0)
     log_level: str = "WARNING"
     # The preview page (/preview) is off unless this is set, and then requires it.
     preview_token: SecretStr | None = None
