@@ -15,7 +15,6 @@ import pytest
 from support.project import smtp_settings
 from support.webhook import shipment
 
-from notifier.engine import Engine
 from notifier.lifecycle import run_until_stopped
 from notifier.models import NoticeStatus
 from notifier.records import parse_record
@@ -24,35 +23,40 @@ from notifier.worker import DeliveryWorker
 
 
 @pytest.fixture
-def silent_port() -> Iterator[int]:
+def silent() -> Iterator[socket.socket]:
     """An SMTP server that accepts connections and never greets: every send hangs."""
-    silent = socket.create_server(("127.0.0.1", 0))
+    server = socket.create_server(("127.0.0.1", 0))
     try:
-        yield silent.getsockname()[1]
+        yield server
     finally:
-        silent.close()
+        server.close()
 
 
-async def claimed(engine: Engine) -> None:
-    """Return once the worker holds the notice (its send is in flight)."""
-    deadline = time.monotonic() + 5
-    while not await asyncio.to_thread(engine.store.notices, status=NoticeStatus.SENDING):
-        assert time.monotonic() < deadline, "the worker never claimed the notice"
-        await asyncio.sleep(0.02)
+async def sending(silent: socket.socket, held: list[socket.socket]) -> None:
+    """Return once the worker's send is in flight: it connected, and waits for a greeting."""
+    connection, _ = await asyncio.to_thread(silent.accept)
+    held.append(connection)  # closed by the test, once the send was cut off
 
 
 def test_a_hung_send_is_cancelled_after_the_grace_and_its_claim_released(
-    tmp_path: Path, silent_port: int
+    tmp_path: Path, silent: socket.socket
 ) -> None:
     """The work ends while a send hangs: stop waits `grace`, then the notice is pending again."""
-    settings = smtp_settings(tmp_path, "127.0.0.1", silent_port, smtp_timeout=30.0)
+    settings = smtp_settings(tmp_path, "127.0.0.1", silent.getsockname()[1], smtp_timeout=30.0)
     with open_engine(settings) as engine:
         engine.ingest([parse_record(shipment(1), received_at=datetime.now(UTC))])
 
         async def main() -> float:
             worker = DeliveryWorker(engine, poll_interval=0.1)
             started = time.monotonic()
-            await run_until_stopped(engine, worker, grace=0.3, until=lambda: claimed(engine))
+            held: list[socket.socket] = []
+            try:
+                await run_until_stopped(
+                    engine, worker, grace=0.3, until=lambda: sending(silent, held)
+                )
+            finally:
+                for connection in held:
+                    connection.close()
             return time.monotonic() - started
 
         took = asyncio.run(main())
@@ -63,18 +67,21 @@ def test_a_hung_send_is_cancelled_after_the_grace_and_its_claim_released(
     assert notice.attempts == 0
 
 
-def test_a_second_signal_cuts_the_grace_short(tmp_path: Path, silent_port: int) -> None:
+def test_a_second_signal_cuts_the_grace_short(tmp_path: Path, silent: socket.socket) -> None:
     """SIGTERM, then SIGINT during a 30 s grace: the hung send is cancelled at once and
     released; the helper returns normally and leaves no signal handler behind."""
-    settings = smtp_settings(tmp_path, "127.0.0.1", silent_port, smtp_timeout=30.0)
+    settings = smtp_settings(tmp_path, "127.0.0.1", silent.getsockname()[1], smtp_timeout=30.0)
     with open_engine(settings) as engine:
         engine.ingest([parse_record(shipment(1), received_at=datetime.now(UTC))])
 
         async def signal_twice() -> None:
-            await claimed(engine)
+            held: list[socket.socket] = []
+            await sending(silent, held)
             os.kill(os.getpid(), signal.SIGTERM)
             await asyncio.sleep(0.3)  # the grace has begun; the send still hangs
             os.kill(os.getpid(), signal.SIGINT)
+            await asyncio.sleep(0.1)  # the cut-off send lets go of its connection first
+            held[0].close()
 
         async def main() -> float:
             worker = DeliveryWorker(engine, poll_interval=0.1)
