@@ -43,10 +43,9 @@ PATH = "/v1/status-changes"
 
 def serve_bare() -> None:
     """A FastAPI endpoint that does no work, under the same uvicorn settings as serve."""
-    import uvicorn
     from fastapi import FastAPI
 
-    from notifier.serve import REQUEST_GRACE_SECONDS, GracefulServer
+    from notifier.serve import HttpServer, http_config
 
     app = FastAPI()
 
@@ -54,17 +53,8 @@ def serve_bare() -> None:
     async def bare() -> dict[str, int]:
         return {"accepted": 1, "duplicates": 0, "stale": 0}
 
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=0,
-        access_log=False,
-        log_config=None,
-        lifespan="on",
-        timeout_graceful_shutdown=REQUEST_GRACE_SECONDS,
-        server_header=False,
-    )
-    GracefulServer(config, announce=_announce).run()
+    config = http_config(app, host="127.0.0.1", port=0, grace=25)
+    HttpServer(config, announce=_announce).run()
 
 
 def serve_webhook(folder: Path) -> None:

@@ -390,6 +390,7 @@ def serve(
     config = settings()
     if config.webhook_secret is None and not insecure:
         raise fail(MISSING_SECRET)  # before loading the web stack: refusing is instant
+    from notifier.config_file import load_config
     from notifier.serve import serve as run_server
     from notifier.serve import standard_extras
 
@@ -400,12 +401,14 @@ def serve(
             highlight=False,
         )
     try:
+        notifier_config = load_config(config)
         run_server(
             config,
             host=host or config.serve_host,
             port=config.serve_port if port is None else port,
             insecure=insecure,
-            extras=standard_extras(config),
+            notifier_config=notifier_config,
+            extras=standard_extras(config, notifier_config),
             announce=lambda url: err.print(
                 f"notifier serve listening on {url}", highlight=False, soft_wrap=True
             ),
@@ -483,16 +486,14 @@ def schedule(ctx: typer.Context) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from notifier.config_file import load_config
-    from notifier.scheduler import run_until_stopped
-    from notifier.wiring import open_engine
+    from notifier.scheduler import run_schedule
 
     config = settings()
     try:
         jobs = load_config(config)
-        with open_engine(config) as engine:
-            names = ", ".join(f"{j.name} ({j.when})" for j in jobs.jobs) or "no jobs configured"
-            err.print(f"scheduler running: {names}; SIGTERM or Ctrl-C stops", highlight=False)
-            asyncio.run(run_until_stopped(jobs, engine=engine, settings=config))
+        names = ", ".join(f"{j.name} ({j.when})" for j in jobs.jobs) or "no jobs configured"
+        err.print(f"scheduler running: {names}; SIGTERM or Ctrl-C stops", highlight=False)
+        asyncio.run(run_schedule(jobs, settings=config))
     except NotifierError as exc:
         raise fail(str(exc)) from None
     err.print("stopped: running jobs finished, nothing in flight", highlight=False)
@@ -552,7 +553,7 @@ def schedule_run(
         if spec is None:
             known = ", ".join(j.name for j in jobs.jobs) or "none configured"
             raise fail(f"no job named {job!r} (jobs: {known})")
-        with open_engine(config) as engine:
+        with open_engine(config, notifier_config=jobs) as engine:
             scheduler = build_scheduler(jobs, engine=engine, wake=lambda: None, start=False)
             try:
                 created = scheduler.run_job(spec)

@@ -307,8 +307,9 @@ class Engine:
     ) -> DeliveryReport:
         """Deliver every notice due now (at most `limit`), batch by batch, until none is left.
 
-        `stopping` is asked before each new batch: a shutting-down worker finishes the batch
-        it holds and claims no more.
+        `stopping` is asked before each new batch and before each send: a shutting-down
+        worker finishes the sends it has handed to the transport and starts no others; the
+        notices it claimed but never started stay claimed for its caller to release.
         """
         report = DeliveryReport()
         await self.take_over_orphans()
@@ -321,7 +322,7 @@ class Engine:
             claimed = await self.claim(batch)
             if not claimed:
                 break
-            report.add(await self.deliver_claimed(claimed))
+            report.add(await self.deliver_claimed(claimed, stopping=stopping))
         return report
 
     async def claim(self, limit: int) -> list[Notice]:
@@ -402,7 +403,9 @@ class Engine:
         )
         return new_key, await self.deliver_keys([new_key])
 
-    async def deliver_claimed(self, claimed: Sequence[Notice]) -> DeliveryReport:
+    async def deliver_claimed(
+        self, claimed: Sequence[Notice], *, stopping: Callable[[], bool] | None = None
+    ) -> DeliveryReport:
         orders = await asyncio.to_thread(self.store.orders, {n.order_id for n in claimed})
         suppressed = await asyncio.to_thread(
             self.store.suppressed, [n.recipient for n in claimed if n.recipient]
@@ -411,11 +414,11 @@ class Engine:
         in_flight = asyncio.Semaphore(self.config.max_in_flight)
         results = await asyncio.gather(
             *(
-                self._deliver_one(notice, orders[notice.order_id], suppressed, in_flight)
+                self._deliver_one(notice, orders[notice.order_id], suppressed, in_flight, stopping)
                 for notice in claimed
             )
         )
-        for completion, kept in results:
+        for completion, kept in filter(None, results):
             if kept:
                 report.counts[completion.status] += 1
                 report.ambiguous += completion.ambiguous
@@ -429,10 +432,13 @@ class Engine:
         order: OrderView,
         suppressed: Mapping[str, str],
         in_flight: asyncio.Semaphore,
-    ) -> tuple[Completion, bool]:
+        stopping: Callable[[], bool] | None = None,
+    ) -> tuple[Completion, bool] | None:
         # Sending and recording hold one slot together, so sends never race ahead of the
         # ledger: at a crash, at most max_in_flight sent notices are not yet recorded.
         async with in_flight:
+            if stopping is not None and stopping():
+                return None  # shutting down: a shutdown waits for one send, not a whole batch
             started = self.clock()
             completion = await self._attempt(notice, order, suppressed)
             kept = await self._record(notice, completion)

@@ -7,19 +7,14 @@ was busy collapse into one. Runs missed while the process was down are caught up
 run at start (each job's last run is kept in the store). A job that created notices wakes
 the delivery worker, which then delivers them as soon as they are due.
 
-Inside `notifier serve` (one call, event loop running):
-
-    scheduler = start_scheduler(settings, engine=engine, wake=worker.wake)
-    ...
-    await scheduler.aclose()
+`notifier serve` and `notifier schedule` run the jobs as a `ScheduledJobs` service under
+notifier.lifecycle, which stops it (running jobs finish their file or page) with the rest.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,14 +24,17 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from notifier.config_file import JobSpec, NotifierConfig, load_config
+from notifier.config_file import JobSpec, NotifierConfig
 from notifier.durations import format_duration
 from notifier.engine import Engine
 from notifier.errors import NotifierError
+from notifier.lifecycle import run_until_stopped
 from notifier.settings import Settings
 from notifier.sources.dropfolder import DropFolder, DropFolderOptions
 from notifier.sources.konnektive import KonnektiveOptions, KonnektivePoller
 from notifier.store.base import Store
+from notifier.wiring import open_engine
+from notifier.worker_process import delivery_worker_for
 
 log = logging.getLogger("notifier.scheduler")
 
@@ -230,38 +228,28 @@ def build_scheduler(
     return scheduler
 
 
-def start_scheduler(
-    settings: Settings, *, engine: Engine, wake: Callable[[], None]
-) -> NotifierScheduler:
-    """The one call `serve` makes: read notifier.toml, build and start the scheduler."""
-    return build_scheduler(load_config(settings), engine=engine, wake=wake)
+class ScheduledJobs:
+    """The configured jobs as a service of a long-running process (notifier.lifecycle)."""
+
+    def __init__(self, config: NotifierConfig, *, engine: Engine, wake: Callable[[], None]) -> None:
+        self.config = config
+        self.engine = engine
+        self.wake = wake
+        self.scheduler: NotifierScheduler | None = None
+
+    async def start(self) -> None:
+        self.scheduler = build_scheduler(self.config, engine=self.engine, wake=self.wake)
+        jobs = ", ".join(f"{j.name} ({j.when})" for j in self.config.jobs) or "no jobs"
+        log.info("scheduler started: %s", jobs)
+
+    async def stop(self) -> None:
+        if self.scheduler is not None:
+            await self.scheduler.aclose()
 
 
-async def run_until_stopped(
-    config: NotifierConfig,
-    *,
-    engine: Engine,
-    settings: Settings,
-    stop: asyncio.Event | None = None,
-) -> None:
-    """`notifier schedule`: the scheduler and a delivery worker until SIGTERM/SIGINT."""
-    from notifier.worker_process import delivery_worker_for
-
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    worker = delivery_worker_for(engine, settings)
-    worker.start()
-    scheduler = build_scheduler(config, engine=engine, wake=worker.wake)
-    jobs = ", ".join(f"{j.name} ({j.when})" for j in config.jobs) or "no jobs"
-    log.info("scheduler started: %s", jobs)
-    try:
-        await stop.wait()
-    finally:
-        log.info("stopping: finishing running jobs and the delivery in flight")
-        await scheduler.aclose()
-        await worker.stop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(Exception):
-                loop.remove_signal_handler(signum)
+async def run_schedule(config: NotifierConfig, *, settings: Settings) -> None:
+    """`notifier schedule`: the jobs and a delivery worker until SIGTERM/SIGINT."""
+    with open_engine(settings, notifier_config=config) as engine:
+        worker = delivery_worker_for(engine, settings)
+        jobs = ScheduledJobs(config, engine=engine, wake=worker.wake)
+        await run_until_stopped(engine, worker, grace=settings.shutdown_grace, services=[jobs])

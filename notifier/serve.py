@@ -1,13 +1,16 @@
 """`notifier serve`: the webhook app under uvicorn, with the delivery worker in-process.
 
-SIGTERM (or Ctrl-C): uvicorn stops accepting connections and lets in-flight requests
-finish; the app's lifespan then lets the worker finish its in-flight sends and releases
-any claim still held; the process exits 0. Nothing answered 202 is lost: it was committed
+It runs under notifier.lifecycle like `worker` and `schedule`: on SIGTERM (or Ctrl-C)
+uvicorn stops accepting connections and answers the requests in flight, the scheduler (if
+any) finishes its running jobs, the worker finishes its sends in flight; the claims still
+held are released and the process exits 0. Nothing answered 202 is lost: it was committed
 before the answer, and the next start (or another instance) delivers what is left.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Generator, Sequence
 from contextlib import contextmanager
@@ -16,38 +19,38 @@ from dataclasses import dataclass
 import uvicorn
 from fastapi import APIRouter
 
+from notifier.config_file import NotifierConfig
 from notifier.engine import Engine
 from notifier.gc_tuning import settle_after_startup
+from notifier.lifecycle import Service, run_until_stopped
 from notifier.metrics import Metrics
 from notifier.settings import Settings
-from notifier.webhook import Hook, WebhookConfig, create_app
+from notifier.webhook import WebhookConfig, create_app
 from notifier.wiring import open_engine
 from notifier.worker import DeliveryWorker
 from notifier.worker_process import delivery_worker_for
 
 log = logging.getLogger("notifier.serve")
 
-# How long uvicorn waits for open requests after SIGTERM before cancelling them.
-REQUEST_GRACE_SECONDS = 30
 
+class HttpServer(uvicorn.Server):
+    """uvicorn as a service of notifier.lifecycle.
 
-class GracefulServer(uvicorn.Server):
-    """uvicorn, except that a graceful stop on SIGTERM/SIGINT exits 0.
-
-    uvicorn re-raises the signal after shutting down, so the process would die of it
-    (exit 143) even though every request and send was finished; supervisors read that as
-    a crash.
+    It installs no signal handlers of its own: the lifecycle owns SIGTERM/SIGINT and tells
+    it `should_exit`, so uvicorn's graceful shutdown (in-flight requests answered) is kept
+    and the process exits 0 instead of dying of the re-raised signal. It announces where it
+    listens once it does.
     """
 
     def __init__(self, config: uvicorn.Config, *, announce: Callable[[str], None]) -> None:
         super().__init__(config)
         self.announce = announce
+        self._listening = asyncio.Event()
+        self._serving: asyncio.Task[None] | None = None
 
     @contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
-        with super().capture_signals():
-            yield
-            self._captured_signals.clear()
+        yield
 
     async def startup(self, sockets: list[object] | None = None) -> None:  # type: ignore[override]
         await super().startup(sockets)  # type: ignore[arg-type]
@@ -57,16 +60,47 @@ class GracefulServer(uvicorn.Server):
                 for sock in server.sockets:
                     host, port = sock.getsockname()[:2]
                     self.announce(f"http://{host}:{port}")
+            self._listening.set()
+
+    async def start(self) -> None:
+        """Listen; OSError if uvicorn could not (it logged why, e.g. the port is taken)."""
+        self._serving = asyncio.create_task(self._serve_or_fail(), name="notifier-http")
+        listening = asyncio.ensure_future(self._listening.wait())
+        await asyncio.wait([self._serving, listening], return_when=asyncio.FIRST_COMPLETED)
+        listening.cancel()
+        if not self.started:
+            await self._serving  # raises why it did not start
+
+    async def _serve_or_fail(self) -> None:
+        try:
+            await self.serve()
+        except SystemExit:  # how uvicorn reports a failed start-up
+            raise OSError(f"could not serve on {self.config.host}:{self.config.port}") from None
+        if not self.started:
+            raise OSError(f"could not serve on {self.config.host}:{self.config.port}")
+
+    async def stop(self) -> None:
+        """Stop accepting, answer the requests in hand; cancelled: drop them."""
+        self.should_exit = True
+        if self._serving is None:
+            return
+        try:
+            await asyncio.shield(self._serving)
+        finally:
+            if not self._serving.done():
+                self.force_exit = True
+                self._serving.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._serving
 
 
 @dataclass(frozen=True, slots=True)
 class Extras:
-    """What other features add to the server: routes (e.g. /preview), lifespan hooks
-    (e.g. start and stop a scheduler). Built from the process's engine and worker."""
+    """What other features add to the server: routes (e.g. /preview) and services run
+    beside it (e.g. the scheduler). Built from the process's engine and worker."""
 
     routers: Sequence[APIRouter] = ()
-    on_startup: Sequence[Hook] = ()
-    on_shutdown: Sequence[Hook] = ()
+    services: Sequence[Service] = ()
 
 
 def serve(
@@ -76,49 +110,57 @@ def serve(
     port: int,
     insecure: bool = False,
     announce: Callable[[str], None] = print,
+    notifier_config: NotifierConfig | None = None,
     extras: Callable[[Engine, DeliveryWorker], Extras] | None = None,
 ) -> None:
     """Run until SIGTERM/SIGINT. Raises ConfigError (before listening) on bad settings."""
     WebhookConfig.from_settings(settings, insecure=insecure)  # refuse before opening anything
     metrics = Metrics()
-    with open_engine(settings, observer=metrics) as engine:
+    with open_engine(settings, notifier_config=notifier_config, observer=metrics) as engine:
         worker = delivery_worker_for(engine, settings)
         added = extras(engine, worker) if extras is not None else Extras()
         app = create_app(
             settings=settings,
             engine=engine,
-            worker=worker,
+            wake=worker.wake,
             routers=added.routers,
-            on_startup=added.on_startup,
-            on_shutdown=added.on_shutdown,
             metrics=metrics,
             insecure=insecure,
         )
-        config = uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            # uvicorn's access log prints query strings: postback tokens, customer addresses.
-            access_log=False,
-            log_config=None,
-            lifespan="on",
-            timeout_graceful_shutdown=REQUEST_GRACE_SECONDS,
-            server_header=False,
+        config = http_config(app, host=host, port=port, grace=settings.shutdown_grace)
+        server = HttpServer(config, announce=announce)
+        asyncio.run(
+            run_until_stopped(
+                engine,
+                worker,
+                grace=settings.shutdown_grace,
+                services=[*added.services, server],
+            )
         )
-        server = GracefulServer(config, announce=announce)
-        server.run()
-        if not server.started:
-            # e.g. the port is taken: uvicorn logged why; make it an error, not exit 0.
-            raise OSError(f"could not serve on {host}:{port}")
 
 
-def standard_extras(settings: Settings) -> Callable[[Engine, DeliveryWorker], Extras]:
+def http_config(app: object, *, host: str, port: int, grace: float) -> uvicorn.Config:
+    """uvicorn's settings for `serve` (and the benchmark's bare endpoint, to compare alike)."""
+    return uvicorn.Config(
+        app,  # type: ignore[arg-type]
+        host=host,
+        port=port,
+        # uvicorn's access log prints query strings: postback tokens, customer addresses.
+        access_log=False,
+        log_config=None,
+        lifespan="on",
+        # Requests get the whole grace; the lifecycle cancels what outlives it.
+        timeout_graceful_shutdown=max(1, round(grace)),
+        server_header=False,
+    )
+
+
+def standard_extras(
+    settings: Settings, notifier_config: NotifierConfig
+) -> Callable[[Engine, DeliveryWorker], Extras]:
     """What `notifier serve` adds to the webhook: the /preview page (when
     NOTIFIER_PREVIEW_TOKEN is set) and the scheduler (when notifier.toml or the
-    environment defines jobs). Both are read from the settings once, at start."""
-    from notifier.config_file import load_config
-
-    config = load_config(settings)
+    environment defines jobs). Both come from what the entry point read once, at start."""
 
     def build(engine: Engine, worker: DeliveryWorker) -> Extras:
         routers = []
@@ -133,19 +175,11 @@ def standard_extras(settings: Settings) -> Callable[[Engine, DeliveryWorker], Ex
                     token=settings.preview_token.get_secret_value(),
                 )
             )
-        if not config.jobs:
+        if not notifier_config.jobs:
             return Extras(routers=routers)
-        from notifier.scheduler import NotifierScheduler, build_scheduler
+        from notifier.scheduler import ScheduledJobs
 
-        running: list[NotifierScheduler] = []
-
-        async def start() -> None:
-            running.append(build_scheduler(config, engine=engine, wake=worker.wake))
-
-        async def stop() -> None:
-            for scheduler in running:
-                await scheduler.aclose()
-
-        return Extras(routers=routers, on_startup=[start], on_shutdown=[stop])
+        jobs = ScheduledJobs(notifier_config, engine=engine, wake=worker.wake)
+        return Extras(routers=routers, services=[jobs])
 
     return build

@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     # How often an idle worker looks for due notices it was not told about. Default: 5 s on
     # SQLite; 60 s on PostgreSQL, where LISTEN/NOTIFY wakes workers at once.
     poll_seconds: float | None = Field(default=None, gt=0)
+    # After SIGTERM/SIGINT, how long `serve`, `worker` and `schedule` give the requests, jobs
+    # and sends in hand to finish (notifier.lifecycle). Below the 30 s most supervisors wait
+    # before SIGKILL, so the claims are released in time.
+    shutdown_grace: float = Field(default=25.0, ge=0)
     log_level: str = "WARNING"
     # A record dated later than its receipt by more than this is taken as received now.
     future_tolerance: Duration = "5m"

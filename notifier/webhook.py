@@ -46,7 +46,7 @@ from notifier.http_io import (
     redact,
 )
 from notifier.metrics import CONTENT_TYPE, Metrics
-from notifier.models import NoticeStatus, Record
+from notifier.models import Record
 from notifier.postbacks import TOKEN_HEADER, TOKEN_PARAM, PostbackFields
 from notifier.records import RecordInvalid, parse_json_body, parse_record
 from notifier.settings import Settings
@@ -57,7 +57,6 @@ from notifier.signing import (
     split_secrets,
     verify,
 )
-from notifier.worker import DeliveryWorker
 
 log = logging.getLogger("notifier.webhook")
 http_log = logging.getLogger("notifier.http")
@@ -92,7 +91,6 @@ class WebhookConfig:
     postback_token: str | None
     postback_fields: PostbackFields
     insecure: bool = False  # accept unsigned requests and token-less postbacks
-    shutdown_grace: float = 30.0  # seconds in-flight sends get before they are cancelled
 
     @classmethod
     def from_settings(cls, settings: Settings, *, insecure: bool = False) -> WebhookConfig:
@@ -187,34 +185,6 @@ TokenHeader = Annotated[
 ]
 
 
-# --- shutdown -------------------------------------------------------------------------------
-
-
-def release_own_claims(engine: Engine) -> int:
-    """Give back notices this process still holds `sending` (sends cut off at shutdown)."""
-    held = [
-        notice.key
-        for notice in engine.store.notices(status=NoticeStatus.SENDING)
-        if notice.claim_token == engine.worker_id
-    ]
-    return engine.store.release(held, token=engine.worker_id, now=engine.clock()) if held else 0
-
-
-async def stop_worker(worker: DeliveryWorker, engine: Engine, grace: float) -> None:
-    """Finish in-flight sends (up to `grace` seconds), then release any claim still held."""
-    try:
-        await asyncio.wait_for(worker.stop(), timeout=grace)
-    except TimeoutError:
-        log.error("in-flight sends did not finish within %.0f s: cancelled", grace)
-    try:
-        released = await asyncio.to_thread(release_own_claims, engine)
-    except StoreError:
-        log.exception("could not release claims; their leases will expire instead")
-        return
-    if released:
-        log.warning("released %d claimed notice(s): due again for the next worker", released)
-
-
 # --- middleware -----------------------------------------------------------------------------
 
 
@@ -256,7 +226,7 @@ def create_app(
     *,
     settings: Settings,
     engine: Engine,
-    worker: DeliveryWorker | None = None,
+    wake: Callable[[], None] | None = None,
     routers: Sequence[APIRouter] = (),
     on_startup: Sequence[Hook] = (),
     on_shutdown: Sequence[Hook] = (),
@@ -266,8 +236,10 @@ def create_app(
 ) -> FastAPI:
     """The app: ingestion endpoints, /healthz, /metrics, plus `routers` (e.g. /preview).
 
-    The lifespan runs `on_startup` hooks, starts `worker`; at shutdown it runs `on_shutdown`
-    hooks (in reverse), lets the worker finish its in-flight sends and releases any claim.
+    `wake` is called when a request created notices (the delivery worker's wake-up). The
+    lifespan runs `on_startup` hooks, and `on_shutdown` hooks in reverse at shutdown (an
+    in-process host, e.g. a test client, starts its worker there; `notifier serve` runs it
+    under notifier.lifecycle instead).
     """
     config = WebhookConfig.from_settings(settings, insecure=insecure)
     if metrics is None:
@@ -290,18 +262,14 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         for hook in on_startup:
             await hook()
-        if worker is not None:
-            worker.start()
         try:
             yield
         finally:
             for hook in reversed(on_shutdown):
                 try:
                     await hook()
-                except Exception:  # the worker must still stop cleanly
+                except Exception:  # the others must still run
                     log.exception("shutdown hook %r failed", hook)
-            if worker is not None:
-                await stop_worker(worker, engine, config.shutdown_grace)
             committer.close()
 
     app = FastAPI(
@@ -332,8 +300,8 @@ def create_app(
                 "the store is unavailable; nothing was stored, retry later",
                 headers={"Retry-After": STORE_RETRY_AFTER},
             ) from None
-        if report.notices_created and worker is not None:
-            worker.wake()
+        if report.notices_created and wake is not None:
+            wake()
         return report
 
     def reject(count: int) -> None:

@@ -8,10 +8,11 @@ from datetime import timedelta
 
 from notifier.campaigns import Campaign, load_campaigns
 from notifier.compose import Composer
-from notifier.config_file import load_config
+from notifier.config_file import NotifierConfig, load_config
 from notifier.durations import parse_duration
 from notifier.engine import Engine, EngineConfig, Observer
 from notifier.errors import ConfigError
+from notifier.quiet_hours import QuietHours
 from notifier.rendering import Renderer
 from notifier.rules import load_rules
 from notifier.settings import Settings
@@ -37,9 +38,16 @@ def make_transport(settings: Settings) -> Transport:
 
 
 def engine_config(
-    settings: Settings, *, campaigns: Mapping[str, Campaign] | None = None
+    settings: Settings,
+    *,
+    campaigns: Mapping[str, Campaign] | None = None,
+    quiet_hours: QuietHours | None = None,
 ) -> EngineConfig:
-    """The engine's configuration; `campaigns` defaults to the templates' campaign files."""
+    """The engine's configuration; `campaigns` defaults to the templates' campaign files.
+
+    Without `quiet_hours` (notifier.toml's, read by the caller) notices are due when their
+    rule says: rendering (preview, check) does not need them.
+    """
     store_info = {
         "name": settings.store_name,
         "support_email": settings.support_email,
@@ -48,7 +56,6 @@ def engine_config(
     # Read once here, like the settings: templates/<campaign_id>/campaign.toml.
     if campaigns is None:
         campaigns = load_campaigns(settings.templates_dir)
-    quiet_hours = load_config(settings).quiet_hours  # notifier.toml; off unless configured
     return EngineConfig(
         mail_from=settings.mail_from,
         store_info=store_info,
@@ -56,7 +63,7 @@ def engine_config(
         campaign_store_info={cid: c.store_info(store_info) for cid, c in campaigns.items()},
         lease=timedelta(seconds=settings.lease_seconds),
         claim_batch=max(16, settings.smtp_connections * 16),
-        due_adjuster=quiet_hours if quiet_hours.enabled else None,
+        due_adjuster=quiet_hours if quiet_hours is not None and quiet_hours.enabled else None,
         max_in_flight=settings.smtp_connections,
         future_tolerance=parse_duration(settings.future_tolerance),
     )
@@ -76,8 +83,19 @@ def make_composer(settings: Settings) -> Composer:
 
 
 @contextmanager
-def open_engine(settings: Settings, *, observer: Observer | None = None) -> Iterator[Engine]:
-    """An engine on the configured store; the caller closes the transport (it is async)."""
+def open_engine(
+    settings: Settings,
+    *,
+    notifier_config: NotifierConfig | None = None,
+    observer: Observer | None = None,
+) -> Iterator[Engine]:
+    """An engine on the configured store; the caller closes the transport (it is async).
+
+    `notifier_config` is notifier.toml as the entry point read it; without it the file is
+    read here, so that a process that also needs its jobs reads it once and passes it.
+    """
+    if notifier_config is None:
+        notifier_config = load_config(settings)
     rules = load_rules(settings.rules_dir)
     renderer = make_renderer(settings)
     store = SqlStore(settings.database_url)
@@ -87,7 +105,7 @@ def open_engine(settings: Settings, *, observer: Observer | None = None) -> Iter
             transport=make_transport(settings),
             rules=rules,
             renderer=renderer,
-            config=engine_config(settings),
+            config=engine_config(settings, quiet_hours=notifier_config.quiet_hours),
             observer=observer,
         )
     finally:

@@ -2,20 +2,20 @@
 
 Each process claims batches of due notices (FOR UPDATE SKIP LOCKED on PostgreSQL, so
 workers never share a notice), delivers them and records the outcome. SIGTERM or SIGINT
-finishes the batch in flight and exits. On PostgreSQL, LISTEN/NOTIFY wakes it as soon as
-any instance creates notices; a dead worker's claims come back when their lease runs out.
+finishes the sends in flight, releases the other claims and exits 0 (notifier.lifecycle).
+On PostgreSQL, LISTEN/NOTIFY wakes it as soon as any instance creates notices; a dead
+worker's claims come back when their lease runs out.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from notifier.engine import DeliveryReport, Engine
+from notifier.lifecycle import run_until_stopped
 from notifier.models import NoticeStatus
 from notifier.settings import Settings
 from notifier.store.base import Store
@@ -74,25 +74,12 @@ async def run_worker(
             store = getattr(engine.store, "safe_url", type(engine.store).__name__)
             listening = worker.waker is not None
             announce(WorkerStarted(engine.worker_id, store, listening, worker.poll_interval))
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        signals = (signal.SIGTERM, signal.SIGINT)
-        for signum in signals:
-            loop.add_signal_handler(signum, stop.set)
-        try:
-            running = worker.start()
-            waits = [asyncio.ensure_future(stop.wait()), running]
-            if until_idle:
-                waits.append(asyncio.ensure_future(wait_until_idle(engine)))
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            await worker.stop()  # finishes the batch in flight, claims no more
-            for waiting in waits:
-                waiting.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await waiting
-        finally:
-            for signum in signals:
-                loop.remove_signal_handler(signum)
+        await run_until_stopped(
+            engine,
+            worker,
+            grace=settings.shutdown_grace,
+            until=(lambda: wait_until_idle(engine)) if until_idle else None,
+        )
     return total
 
 

@@ -31,12 +31,23 @@ POSTBACK = "/v1/postbacks/konnektive"
 
 @contextmanager
 def client_for(settings: Settings, **app_options: Any) -> Iterator[tuple[TestClient, Engine]]:
-    """The app (with its delivery worker) on a fresh ledger, lifespan running."""
+    """The app (with its delivery worker, started and stopped by the lifespan) on a fresh
+    ledger, lifespan running."""
     metrics = Metrics()
     with open_engine(settings, observer=metrics) as engine:
         worker = DeliveryWorker(engine, poll_interval=0.5)
+
+        async def start_worker() -> None:
+            worker.start()
+
         app = create_app(
-            settings=settings, engine=engine, worker=worker, metrics=metrics, **app_options
+            settings=settings,
+            engine=engine,
+            wake=worker.wake,
+            metrics=metrics,
+            on_startup=[start_worker, *app_options.pop("on_startup", ())],
+            on_shutdown=[worker.stop, *app_options.pop("on_shutdown", ())],
+            **app_options,
         )
         with TestClient(app) as client:
             yield client, engine

@@ -65,6 +65,10 @@ class SmtpSink:
         """Connections accepted since the sink was made."""
         self.quits = 0
         """QUIT commands received since the sink was made."""
+        self.data_begun = 0
+        """DATA commands received (each message's content is being sent) since made."""
+        self.data_seconds = 0.0
+        """How long the sink takes over each message's content before replying."""
         self._deliveries: list[Delivery] = []
         self._faults: list[_Fault] = []
         self._live: set[_SinkSMTP] = set()
@@ -183,7 +187,19 @@ class SmtpSink:
                 )
             return [delivery.message for delivery in self._deliveries]
 
+    def wait_for_data(self, count: int, timeout: float = 5.0) -> None:
+        """Wait until at least ``count`` DATA commands arrived (replied to or not)."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self.data_begun >= count, timeout):
+                raise TimeoutError(
+                    f"expected {count} DATA within {timeout}s, got {self.data_begun}"
+                )
+
     # --- fault injection ---------------------------------------------------
+
+    def slow_down(self, seconds: float) -> None:
+        """Take ``seconds`` over each message's content before replying: sends stay in flight."""
+        self.data_seconds = seconds
 
     def reply_with(
         self,
@@ -298,6 +314,11 @@ class SmtpSink:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        with self._cond:
+            self.data_begun += 1
+            self._cond.notify_all()
+        if self.data_seconds:
+            await asyncio.sleep(self.data_seconds)
         fault = self._take_fault("data", tuple(envelope.rcpt_tos))
         if fault is None or fault.keep:
             self._record(envelope)
