@@ -10,7 +10,7 @@ from support.cli import notifier, tna_key, tna_record, write_records
 from support.project import smtp_settings
 from support.smtp_sink import SmtpSink
 
-from notifier import cli
+from notifier.cli import root as cli
 from notifier.models import NoticeStatus
 from notifier.settings import Settings
 from notifier.store.sql import SqlStore

@@ -1,7 +1,6 @@
 """Operator commands for delivery: deliver, retry, resend, suppress. Thin: parse, wire, delegate.
 
-Registered on the main `notifier` app by notifier.cli (imported at its end). Every send
-goes through the Engine; these commands only pick which notices, and report.
+Every send goes through the Engine; these commands only pick which notices, and report.
 """
 
 from __future__ import annotations
@@ -18,9 +17,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from notifier.cli import EXIT_REJECTED, app, err, fail, out, settings
+from notifier.cli.root import EXIT_REJECTED, app, deliver_and_close, err, fail, out, settings
 from notifier.engine import DeliveryReport, Engine
-from notifier.errors import NotifierError
 from notifier.models import NoticeStatus
 from notifier.store.sql import SqlStore
 
@@ -35,14 +33,9 @@ _ADDRESS = re.compile(r"[^\s@\x00-\x1f\x7f<>]+@[^\s@\x00-\x1f\x7f<>]+")
 @contextmanager
 def _store() -> Iterator[SqlStore]:
     config = settings()
-    try:
-        store = SqlStore(config.database_url)
-    except NotifierError as exc:
-        raise fail(str(exc)) from None
+    store = SqlStore(config.database_url)
     try:
         yield store
-    except NotifierError as exc:
-        raise fail(str(exc)) from None
     finally:
         store.close()
 
@@ -85,19 +78,9 @@ def deliver(
     from notifier.wiring import open_engine
 
     config = settings()
-
-    async def once(engine: Engine) -> DeliveryReport:
-        try:
-            return await engine.deliver_due(limit=limit)
-        finally:
-            await engine.transport.close()
-
-    try:
-        with open_engine(config) as engine:
-            report = asyncio.run(once(engine))
-            waiting = _waiting(engine)
-    except NotifierError as exc:
-        raise fail(str(exc)) from None
+    with open_engine(config) as engine:
+        report = asyncio.run(deliver_and_close(engine, limit=limit))
+        waiting = _waiting(engine)
     print_delivery(report, title="notifier deliver")
     if waiting:
         out.print(waiting, highlight=False, soft_wrap=True)
@@ -187,12 +170,9 @@ def resend(
         finally:
             await engine.transport.close()
 
-    try:
-        with open_engine(config) as engine:
-            new_key, _ = asyncio.run(once(engine))
-            copy = engine.store.notice(new_key)
-    except NotifierError as exc:
-        raise fail(str(exc)) from None
+    with open_engine(config) as engine:
+        new_key, _ = asyncio.run(once(engine))
+        copy = engine.store.notice(new_key)
     assert copy is not None
     if copy.status is NoticeStatus.SENT:
         out.print(
