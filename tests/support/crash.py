@@ -4,8 +4,10 @@ The SMTP sink lives in the test process, so it survives every kill and sees ever
 Kill points are chosen two ways: at a random time after start (start-up, migration,
 ingest, the first claims), or at a random moment of the delivery phase (after the run's
 first message reached the sink, within about twice the run's share of what remains).
-A kill that lands after the server said 250 and before the ledger recorded `sent` leaves
-a notice "in flight": the restart sends it again, with the same Message-ID.
+A kill that lands after a notice's send started (marked in the ledger) and before its
+outcome was recorded leaves it "in flight": it may have arrived, so the next claim counts
+it as an ambiguous attempt and sends it again only after the retry backoff, with the same
+Message-ID, and never a third time on its own.
 """
 
 from __future__ import annotations
@@ -55,6 +57,13 @@ def sending_notices(database: Path) -> dict[str, str]:
         return {key: token for key, token in rows}
 
 
+def send_started(database: Path) -> set[str]:
+    """The keys of the notices whose send had started with no outcome recorded (read-only)."""
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30) as connection:
+        rows = connection.execute("SELECT key FROM notices WHERE send_started_at IS NOT NULL")
+        return {key for (key,) in rows}
+
+
 def kill_and_restart(
     command: Sequence[str],
     *,
@@ -67,11 +76,14 @@ def kill_and_restart(
     message_id: Callable[[str], str],
     rng: random.Random,
     max_delay: float = 1.5,
+    before_start: Callable[[], None] | None = None,
 ) -> KillReport:
     """Start `command`, kill it at a random point, restart; until it was killed `kills` times.
 
     A restart that finishes before its kill point does not count as a kill (at most
-    `3 * kills` starts in all).
+    `3 * kills` starts in all). `before_start` runs before each start (e.g. to end the
+    retry backoff of notices a kill interrupted, so that they are sent, and maybe cut off,
+    again at once: a crash loop's worst case).
     """
     report = KillReport()
     seconds_per_message = 0.03  # refined from what each run shows
@@ -79,6 +91,8 @@ def kill_and_restart(
         if report.kills == kills:
             break
         kills_left = kills - report.kills
+        if before_start is not None:
+            before_start()
         before = received_ids(sink)
         remaining = max(total - len(before), 0)
         process = subprocess.Popen(
