@@ -53,7 +53,12 @@ def received_ids(sink: SmtpSink) -> Counter[str]:
 def sending_notices(database: Path) -> dict[str, str]:
     """Key -> claim token of the notices the ledger holds `sending` (read-only)."""
     with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30) as connection:
-        rows = connection.execute("SELECT key, claim_token FROM notices WHERE status = 'sending'")
+        try:
+            rows = connection.execute(
+                "SELECT key, claim_token FROM notices WHERE status = 'sending'"
+            ).fetchall()
+        except sqlite3.OperationalError:  # killed before the migration made the table
+            return {}
         return {key: token for key, token in rows}
 
 
@@ -76,14 +81,11 @@ def kill_and_restart(
     message_id: Callable[[str], str],
     rng: random.Random,
     max_delay: float = 1.5,
-    before_start: Callable[[], None] | None = None,
 ) -> KillReport:
     """Start `command`, kill it at a random point, restart; until it was killed `kills` times.
 
     A restart that finishes before its kill point does not count as a kill (at most
-    `3 * kills` starts in all). `before_start` runs before each start (e.g. to end the
-    retry backoff of notices a kill interrupted, so that they are sent, and maybe cut off,
-    again at once: a crash loop's worst case).
+    `3 * kills` starts in all).
     """
     report = KillReport()
     seconds_per_message = 0.03  # refined from what each run shows
@@ -91,8 +93,6 @@ def kill_and_restart(
         if report.kills == kills:
             break
         kills_left = kills - report.kills
-        if before_start is not None:
-            before_start()
         before = received_ids(sink)
         remaining = max(total - len(before), 0)
         process = subprocess.Popen(
@@ -137,9 +137,13 @@ def _wait(process: subprocess.Popen[bytes], *, until: float) -> None:
         time.sleep(0.002)
 
 
-def _wait_for_count(process: subprocess.Popen[bytes], sink: SmtpSink, count: int) -> float:
-    """When the sink reached `count` messages (or now, if the process ended first)."""
-    while process.poll() is None:
+def _wait_for_count(
+    process: subprocess.Popen[bytes], sink: SmtpSink, count: int, *, at_most: float = 20.0
+) -> float:
+    """When the sink reached `count` messages (or now, if the process ended first, or after
+    `at_most` seconds: a worker may have nothing to send until a retry backoff ends)."""
+    deadline = time.monotonic() + at_most
+    while process.poll() is None and time.monotonic() < deadline:
         try:
             sink.wait_for(count, timeout=0.05)
         except TimeoutError:
