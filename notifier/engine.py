@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import islice
@@ -150,6 +150,14 @@ class DeliveryReport:
         return sum(self.counts.values())
 
 
+class SendInterrupted(AmbiguousSendError):
+    """interrupted by a crash during its send (may have arrived)"""
+
+
+class _ClaimLost(Exception):
+    """Another worker holds this notice now: it must not be sent from here."""
+
+
 def _chunks(items: Iterable[Record], size: int) -> Iterator[list[Record]]:
     iterator = iter(items)
     while chunk := list(islice(iterator, size)):
@@ -187,6 +195,12 @@ class Engine:
         )
         # Sources already warned about future-dated records: one warning each per process.
         self._warned_sources: set[str] = set()
+        # "About to hand these to the transport" marks, group-committed the same way: the
+        # sends that start together (up to max_in_flight) share one transaction.
+        self._send_marks: GroupCommitter[str, bool] = GroupCommitter(
+            lambda keys: self.store.mark_send_started(keys, token=self.worker_id, now=self.clock()),
+            try_inline=lambda write: self.store.try_now(write),
+        )
 
     # --- ingest ---------------------------------------------------------------------------
 
@@ -338,8 +352,10 @@ class Engine:
     async def take_over_orphans(self) -> int:
         """Make notices claimed by a crashed process on this machine due now (no lease wait).
 
-        Those whose SMTP transaction was in flight at the crash may have arrived: they are
-        sent again with the same Message-ID. Holders on other machines wait for the lease.
+        Those whose send had started at the crash (marked in the ledger) may have arrived:
+        when claimed, each counts as one ambiguous attempt and waits for the retry backoff,
+        or fails after the second (Engine._deliver_one), as after a lease running out.
+        Holders on other machines wait for the lease.
         """
         holders = await asyncio.to_thread(self.store.claim_holders)
         dead = [
@@ -353,7 +369,7 @@ class Engine:
         if taken:
             log.warning(
                 "took over %d notice(s) claimed by %d crashed process(es) on this machine;"
-                " any that were in flight are sent again with the same Message-ID",
+                " any whose send had started count as an ambiguous attempt (may have arrived)",
                 taken,
                 len(dead),
             )
@@ -434,14 +450,33 @@ class Engine:
         in_flight: asyncio.Semaphore,
         stopping: Callable[[], bool] | None = None,
     ) -> tuple[Completion, bool] | None:
-        # Sending and recording hold one slot together, so sends never race ahead of the
-        # ledger: at a crash, at most max_in_flight sent notices are not yet recorded.
-        async with in_flight:
-            if stopping is not None and stopping():
-                return None  # shutting down: a shutdown waits for one send, not a whole batch
+        if notice.send_started_at is not None:
+            # Its last send was cut off (a crash, a lease run out) after it was handed to
+            # the transport: it may have arrived. Sent again at once, a crash loop would
+            # multiply it; so it is one ambiguous attempt, like a connection dropped after
+            # DATA, and waits for the backoff (or, the second time, stops for the operator).
             started = self.clock()
-            completion = await self._attempt(notice, order, suppressed)
+            completion = self._retry(notice, SendInterrupted(), ambiguous=True)
+            log.warning(
+                "notice %s: its send at %s was interrupted (may have arrived): %s",
+                notice.key,
+                notice.send_started_at.isoformat(),
+                completion.status.value,
+            )
             kept = await self._record(notice, completion)
+        else:
+            # Sending and recording hold one slot together, so sends never race ahead of the
+            # ledger: at a crash, at most max_in_flight notices are marked as sending.
+            async with in_flight:
+                if stopping is not None and stopping():
+                    return None  # shutting down: a shutdown waits for one send, not a batch
+                started = self.clock()
+                try:
+                    completion = await self._attempt(notice, order, suppressed)
+                except _ClaimLost:
+                    log.warning("notice %s: claim lost before its send", notice.key)
+                    return Completion(NoticeStatus.SENDING, at=self.clock()), False
+                kept = await self._record(notice, completion)
         if not kept:
             log.warning("notice %s: claim lost to another worker (lease expired?)", notice.key)
         seconds = (self.clock() - started).total_seconds()
@@ -455,21 +490,34 @@ class Engine:
         out, so this keeps trying for up to half the lease (no other worker takes the
         notice meanwhile) before giving up.
         """
+        return await self._persist(
+            lambda: self._completions.submit((notice.key, completion)),
+            f"notice {notice.key}: could not record that it is {completion.status.value}",
+        )
+
+    async def _mark_send_started(self, notice: Notice) -> None:
+        """Write (committed) that this notice is being handed to the transport, so a crash
+        before its outcome is recorded counts as an attempt; raise _ClaimLost if another
+        worker holds it now (it must not be sent from here)."""
+        kept = await self._persist(
+            lambda: self._send_marks.submit(notice.key),
+            f"notice {notice.key}: could not record that its send starts",
+        )
+        if not kept:
+            raise _ClaimLost(notice.key)
+
+    async def _persist(self, write: Callable[[], Awaitable[bool]], failing: str) -> bool:
+        """Run a ledger write, trying again while the store is locked or away, for up to
+        half the lease (no other worker takes the notice meanwhile)."""
         deadline = time.monotonic() + self.config.lease.total_seconds() / 2
         delay = 0.25
         while True:
             try:
-                return await self._completions.submit((notice.key, completion))
+                return await write()
             except StoreError as exc:
                 if time.monotonic() + delay > deadline:
                     raise
-                log.warning(
-                    "notice %s: could not record that it is %s, trying again in %.2f s: %s",
-                    notice.key,
-                    completion.status.value,
-                    delay,
-                    exc,
-                )
+                log.warning("%s, trying again in %.2f s: %s", failing, delay, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
@@ -495,6 +543,7 @@ class Engine:
             log.exception("notice %s: could not build the message", notice.key)
             reason = f"could not build the message: {type(exc).__name__}: {exc}"
             return Completion(NoticeStatus.FAILED, at=now, reason=reason)
+        await self._mark_send_started(notice)
         try:
             await self.transport.send(message)
         except PermanentSendError as exc:

@@ -246,6 +246,8 @@ class Notice:
     lease_until: datetime | None = None
     first_attempt_at: datetime | None = None
     ambiguous_attempts: int = 0
+    # When its last send started, if no outcome was recorded after it (a crash mid-send).
+    send_started_at: datetime | None = None
 
 
 def message_id_for(notice_key: str, domain: str) -> str:

@@ -65,6 +65,13 @@ class Store(Protocol):
         """`complete` for several notices in one transaction; one answer per notice."""
         ...
 
+    def mark_send_started(self, keys: Sequence[str], *, token: str, now: datetime) -> list[bool]:
+        """Record, in one transaction, that these claimed notices are about to be handed to
+        the transport; False for one whose claim is no longer this token's. The mark stays
+        until the notice's outcome is recorded: a notice claimed again with its mark still
+        set was interrupted in its send (a crash) and may have arrived."""
+        ...
+
     def release(self, keys: Collection[str], *, token: str, now: datetime) -> int:
         """Give claimed notices back (shutting down): they are due again at once."""
         ...

@@ -175,7 +175,9 @@ class MemoryStore:
                 due_at=lease,
                 lease_until=lease,
                 claim_token=token,
-                attempts=notice.attempts + 1,
+                # Claimed with its send mark still set, a notice is not attempted again now:
+                # the engine records the interrupted send as the attempt (as SqlStore).
+                attempts=notice.attempts + (1 if notice.send_started_at is None else 0),
                 first_attempt_at=notice.first_attempt_at or _utc(now),
             )
         return [self.notices_by_key[key] for key in keys]
@@ -213,10 +215,28 @@ class MemoryStore:
             sent_at=_utc(completion.at) if sent else notice.sent_at,
             message_id=completion.message_id or notice.message_id,
             ambiguous_attempts=notice.ambiguous_attempts + (1 if completion.ambiguous else 0),
+            send_started_at=None,
         )
         if completion.suppress_reason and notice.recipient:
             self._suppress(notice.recipient, completion.suppress_reason, completion.at)
         return True
+
+    def mark_send_started(self, keys: Sequence[str], *, token: str, now: datetime) -> list[bool]:
+        _check_aware(now, doing="recording that sends started")
+        with self._lock:
+            marked = []
+            for key in keys:
+                notice = self.notices_by_key.get(key)
+                held = (
+                    notice is not None
+                    and notice.status is NoticeStatus.SENDING
+                    and notice.claim_token == token
+                )
+                if held:
+                    assert notice is not None
+                    self.notices_by_key[key] = replace(notice, send_started_at=_utc(now))
+                marked.append(held)
+            return marked
 
     def release(self, keys: Collection[str], *, token: str, now: datetime) -> int:
         _check_aware(now, doing="releasing claims")
@@ -234,7 +254,9 @@ class MemoryStore:
                     due_at=_utc(now),
                     lease_until=None,
                     claim_token=None,
-                    attempts=notice.attempts - 1,
+                    # A send cut off at shutdown was an attempt (its mark stays: the next
+                    # claim counts it as ambiguous); a notice never handed over was not.
+                    attempts=notice.attempts - (1 if notice.send_started_at is None else 0),
                 )
                 released += 1
             return released

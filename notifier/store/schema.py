@@ -114,6 +114,9 @@ notices = Table(
     Column("message_id", String(255)),
     Column("reason", Text),
     Column("claim_token", String(64)),
+    # Set just before the notice is handed to the transport, cleared by its outcome: still
+    # set when the notice is claimed again, its last send was interrupted (may have arrived).
+    Column("send_started_at", UtcDateTime),
     Column("fulfillment_ids", Text, nullable=False),
     Column("record", Text, nullable=False),
     Index("ix_notices_due", "status", "due_at"),

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     Row,
+    case,
     create_engine,
     delete,
     event,
@@ -414,7 +415,7 @@ class SqlStore:
             f"UPDATE notices SET status = {mark}, reason = {mark}, claim_token = NULL,"
             f" due_at = {mark}, sent_at = coalesce({mark}, sent_at),"
             f" message_id = coalesce({mark}, message_id),"
-            f" ambiguous_attempts = ambiguous_attempts + {mark}"
+            f" ambiguous_attempts = ambiguous_attempts + {mark}, send_started_at = NULL"
             f" WHERE key = {mark} AND claim_token = {mark}"
             f" AND status = '{NoticeStatus.SENDING.value}'"
         )
@@ -481,6 +482,19 @@ class SqlStore:
                 self._suppress(conn, recipient, completion.suppress_reason, completion.at)
         return bool(done.rowcount)
 
+    def mark_send_started(self, keys: Sequence[str], *, token: str, now: datetime) -> list[bool]:
+        """Record that these claimed notices are being handed to the transport (one
+        transaction); False where the claim is no longer this token's."""
+        mark = param_mark(self.dialect)
+        sql = (
+            f"UPDATE notices SET send_started_at = {mark}"
+            f" WHERE key = {mark} AND claim_token = {mark}"
+            f" AND status = '{NoticeStatus.SENDING.value}'"
+        )
+        stamp = self._stamp(now)
+        with self._driver_tx("recording that sends started") as tx:
+            return [bool(tx.run(sql, (stamp, key, token))) for key in keys]
+
     def release(self, keys: Collection[str], *, token: str, now: datetime) -> int:
         if not keys:
             return 0
@@ -496,7 +510,10 @@ class SqlStore:
                     status=NoticeStatus.PENDING.value,
                     due_at=now,
                     claim_token=None,
-                    attempts=notices.c.attempts - 1,
+                    # A send cut off at shutdown was an attempt (its mark stays: the next
+                    # claim counts it as ambiguous); a notice never handed over was not.
+                    attempts=notices.c.attempts
+                    - case((notices.c.send_started_at.is_(None), 1), else_=0),
                 )
             )
             if done.rowcount:
@@ -578,7 +595,10 @@ class SqlStore:
                 status=NoticeStatus.SENDING.value,
                 due_at=lease_until,
                 claim_token=token,
-                attempts=notices.c.attempts + 1,
+                # Claimed with its send mark still set, a notice is not attempted again now:
+                # the engine records the interrupted send as the attempt (Engine._deliver_one).
+                attempts=notices.c.attempts
+                + case((notices.c.send_started_at.is_(None), 1), else_=0),
                 first_attempt_at=func.coalesce(notices.c.first_attempt_at, now),
             )
         )
@@ -804,4 +824,5 @@ def _notice(row: Row[Any]) -> Notice:
         lease_until=row.due_at if status is NoticeStatus.SENDING else None,
         first_attempt_at=row.first_attempt_at,
         ambiguous_attempts=row.ambiguous_attempts,
+        send_started_at=row.send_started_at,
     )

@@ -4,8 +4,10 @@ The SMTP sink lives in the test process, so it survives every kill and sees ever
 Kill points are chosen two ways: at a random time after start (start-up, migration,
 ingest, the first claims), or at a random moment of the delivery phase (after the run's
 first message reached the sink, within about twice the run's share of what remains).
-A kill that lands after the server said 250 and before the ledger recorded `sent` leaves
-a notice "in flight": the restart sends it again, with the same Message-ID.
+A kill that lands after a notice's send started (marked in the ledger) and before its
+outcome was recorded leaves it "in flight": it may have arrived, so the next claim counts
+it as an ambiguous attempt and sends it again only after the retry backoff, with the same
+Message-ID, and never a third time on its own.
 """
 
 from __future__ import annotations
@@ -51,8 +53,20 @@ def received_ids(sink: SmtpSink) -> Counter[str]:
 def sending_notices(database: Path) -> dict[str, str]:
     """Key -> claim token of the notices the ledger holds `sending` (read-only)."""
     with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30) as connection:
-        rows = connection.execute("SELECT key, claim_token FROM notices WHERE status = 'sending'")
+        try:
+            rows = connection.execute(
+                "SELECT key, claim_token FROM notices WHERE status = 'sending'"
+            ).fetchall()
+        except sqlite3.OperationalError:  # killed before the migration made the table
+            return {}
         return {key: token for key, token in rows}
+
+
+def send_started(database: Path) -> set[str]:
+    """The keys of the notices whose send had started with no outcome recorded (read-only)."""
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30) as connection:
+        rows = connection.execute("SELECT key FROM notices WHERE send_started_at IS NOT NULL")
+        return {key for (key,) in rows}
 
 
 def kill_and_restart(
@@ -123,9 +137,13 @@ def _wait(process: subprocess.Popen[bytes], *, until: float) -> None:
         time.sleep(0.002)
 
 
-def _wait_for_count(process: subprocess.Popen[bytes], sink: SmtpSink, count: int) -> float:
-    """When the sink reached `count` messages (or now, if the process ended first)."""
-    while process.poll() is None:
+def _wait_for_count(
+    process: subprocess.Popen[bytes], sink: SmtpSink, count: int, *, at_most: float = 20.0
+) -> float:
+    """When the sink reached `count` messages (or now, if the process ended first, or after
+    `at_most` seconds: a worker may have nothing to send until a retry backoff ends)."""
+    deadline = time.monotonic() + at_most
+    while process.poll() is None and time.monotonic() < deadline:
         try:
             sink.wait_for(count, timeout=0.05)
         except TimeoutError:
