@@ -80,8 +80,8 @@ def notifier_delivery(
     port: int, count: int, connections: int, workdir: Path
 ) -> tuple[float, list[EmailMessage]]:
     """Seconds to deliver `count` due notices, and the messages notifier sent."""
-    from notifier.records import parse_json_body
-    from notifier.wiring import open_engine
+    from notifier.core.records import parse_json_body
+    from notifier.processes.wiring import open_engine
 
     settings = bench_settings(
         workdir,

@@ -67,8 +67,8 @@ def child_baseline(path: Path) -> dict[str, float]:
 
 
 def child_ingest(path: Path, workdir: Path) -> dict[str, float]:
-    from notifier.records import Record, read_path
-    from notifier.wiring import open_engine
+    from notifier.core.records import Record, read_path
+    from notifier.processes.wiring import open_engine
 
     settings = bench_settings(workdir)
     with open_engine(settings) as engine:

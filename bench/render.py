@@ -16,13 +16,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from notifier import carriers
-from notifier.compose import Composer
+from notifier.authoring.preview import preview_message, preview_notice, sample_records
+from notifier.core import carriers
+from notifier.core.models import Record
+from notifier.core.rules import Rule, load_rules
 from notifier.engine import EngineConfig
-from notifier.models import Record
-from notifier.preview import preview_message, preview_notice, sample_records
-from notifier.rendering import PARTS, Renderer
-from notifier.rules import Rule, load_rules
+from notifier.rendering.compose import Composer
+from notifier.rendering.renderer import PARTS, Renderer
 
 ROOT = Path(__file__).resolve().parents[1]
 NUMBERS_DIR = ROOT.parent / "shared" / "testdata" / "tracking_numbers"

@@ -26,12 +26,12 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from bench import bench_settings
+from notifier.core.records import Record, read_path
 from notifier.engine import Engine
-from notifier.records import Record, read_path
+from notifier.processes.wiring import open_engine
 from notifier.settings import Settings
 from notifier.sources.dropfolder import DropFolder, DropFolderOptions
 from notifier.sources.konnektive import KonnektiveOptions, KonnektivePoller
-from notifier.wiring import open_engine
 
 
 def settings(folder: Path) -> Settings:

@@ -45,7 +45,7 @@ def serve_bare() -> None:
     """A FastAPI endpoint that does no work, under the same uvicorn settings as serve."""
     from fastapi import FastAPI
 
-    from notifier.serve import HttpServer, http_config
+    from notifier.processes.serve import HttpServer, http_config
 
     app = FastAPI()
 
@@ -59,7 +59,7 @@ def serve_bare() -> None:
 
 def serve_webhook(folder: Path) -> None:
     """The real `notifier serve` path on a fresh SQLite ledger (file transport)."""
-    from notifier.serve import serve
+    from notifier.processes.serve import serve
 
     settings = bench_settings(folder, webhook_secret=SECRET)
     serve(settings, host="127.0.0.1", port=0, announce=_announce)
@@ -73,7 +73,7 @@ def _announce(url: str) -> None:
 
 
 def request_bytes(n: int, kind: str, stamp: int) -> bytes:
-    from notifier.signing import sign
+    from notifier.http.signing import sign
 
     record: dict[str, str] = {
         "order_id": f"B-{n}",

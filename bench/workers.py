@@ -39,11 +39,11 @@ from psycopg import sql
 from sqlalchemy import func, select, update
 
 from bench import ROOT, bench_settings, blackhole
-from notifier.models import NoticeStatus, Record
-from notifier.records import parse_record
+from notifier.core.models import NoticeStatus, Record
+from notifier.core.records import parse_record
+from notifier.processes.wiring import open_engine
 from notifier.store.schema import notices
 from notifier.store.sql import SqlStore
-from notifier.wiring import open_engine
 
 _TOMORROW = datetime.now(UTC) + timedelta(days=1)
 ADMIN_URL = os.environ.get(

@@ -12,14 +12,14 @@ import typer
 from rich.markup import escape
 
 from notifier.cli.root import app, err, fail, open_records, out, settings
+from notifier.core.models import Record
 from notifier.errors import TemplateError
-from notifier.models import Record
 
 
 @app.command()
 def check() -> None:
     """Load every rule and render every template against a sample record; report all problems."""
-    from notifier.checks import check_all
+    from notifier.authoring.checks import check_all
 
     config = settings()
     problems, checked = check_all(config)
@@ -62,9 +62,9 @@ def preview(
     ] = False,
 ) -> None:
     """Render a rule's notice exactly as delivery would; sends nothing, writes no store."""
-    from notifier import preview as previews
-    from notifier.rules import load_rules
-    from notifier.wiring import make_composer
+    from notifier.authoring import preview as previews
+    from notifier.core.rules import load_rules
+    from notifier.processes.wiring import make_composer
 
     config = settings()
     try:
@@ -91,7 +91,7 @@ def preview(
 
 
 def _preview_records(source: str) -> list[Record]:
-    from notifier.preview import accepted_records
+    from notifier.authoring.preview import accepted_records
 
     return accepted_records(open_records(source, received_at=datetime.now(UTC)))
 
@@ -105,7 +105,7 @@ def carrier(
     ] = None,
 ) -> None:
     """Show which carrier a tracking number belongs to and its tracking link."""
-    from notifier.carriers import identify
+    from notifier.core.carriers import identify
 
     found = identify(number, declared)
     for note in found.notes:

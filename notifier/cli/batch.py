@@ -20,10 +20,10 @@ from notifier.cli.root import (
     out,
     settings,
 )
+from notifier.core.future_dated import batch_source, describe_skew
+from notifier.core.models import NoticeStatus, Record
+from notifier.core.records import Rejection
 from notifier.engine import DeliveryReport, IngestReport
-from notifier.future_dated import batch_source, describe_skew
-from notifier.models import NoticeStatus, Record
-from notifier.records import Rejection
 
 
 class BatchReader:
@@ -56,7 +56,7 @@ def run(
     ],
 ) -> None:
     """Ingest status changes, deliver the notices that are due, print a summary."""
-    from notifier.wiring import open_engine
+    from notifier.processes.wiring import open_engine
 
     config = settings()
     reader = BatchReader(files)

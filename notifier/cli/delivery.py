@@ -18,8 +18,8 @@ import typer
 from rich.table import Table
 
 from notifier.cli.root import EXIT_REJECTED, app, deliver_and_close, err, fail, out, settings
+from notifier.core.models import NoticeStatus
 from notifier.engine import DeliveryReport, Engine
-from notifier.models import NoticeStatus
 from notifier.store.sql import SqlStore
 
 suppress_app = typer.Typer(
@@ -75,7 +75,7 @@ def deliver(
     ] = None,
 ) -> None:
     """One delivery pass over the notices due now (for cron), then a summary. Exit 0."""
-    from notifier.wiring import open_engine
+    from notifier.processes.wiring import open_engine
 
     config = settings()
     with open_engine(config) as engine:
@@ -155,7 +155,7 @@ def resend(
     The copy goes through the same delivery path (suppressed addresses and cancelled
     fulfillments still stop it) and stays in the ledger as a record of the resend.
     """
-    from notifier.wiring import open_engine
+    from notifier.processes.wiring import open_engine
 
     config = settings()
     if not force:

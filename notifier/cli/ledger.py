@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from notifier.cli.root import app, out, settings
-from notifier.models import Notice, NoticeStatus
+from notifier.core.models import Notice, NoticeStatus
 
 
 def notice_json(notice: Notice) -> dict[str, Any]:

@@ -27,14 +27,14 @@ def serve(
     ] = False,
 ) -> None:
     """Receive status changes over HTTP (webhook, Konnektive postbacks); deliver at once."""
-    from notifier.signing import MISSING_SECRET
+    from notifier.http.signing import MISSING_SECRET
 
     config = settings()
     if config.webhook_secret is None and not insecure:
         raise fail(MISSING_SECRET)  # before loading the web stack: refusing is instant
-    from notifier.config_file import load_config
-    from notifier.serve import serve as run_server
-    from notifier.serve import standard_extras
+    from notifier.processes.serve import serve as run_server
+    from notifier.processes.serve import standard_extras
+    from notifier.settings.project_file import load_config
 
     if insecure and config.webhook_secret is None:
         err.print(
@@ -67,7 +67,7 @@ def worker_command(
     ] = False,
 ) -> None:
     """Deliver due notices until stopped; no HTTP. SIGTERM/SIGINT finish the batch in flight."""
-    from notifier.worker_process import WorkerStarted, run_worker
+    from notifier.processes.worker import WorkerStarted, run_worker
 
     config = settings()
 
@@ -98,8 +98,8 @@ def schedule(ctx: typer.Context) -> None:
     """Run the scheduled jobs and the delivery worker until SIGTERM or Ctrl-C."""
     if ctx.invoked_subcommand is not None:
         return
-    from notifier.config_file import load_config
-    from notifier.scheduler import run_schedule
+    from notifier.processes.scheduler import run_schedule
+    from notifier.settings.project_file import load_config
 
     config = settings()
     jobs = load_config(config)
@@ -112,8 +112,8 @@ def schedule(ctx: typer.Context) -> None:
 @schedule_app.command("list")
 def schedule_list() -> None:
     """Show each scheduled job, when it runs, its last run and its next run."""
-    from notifier.config_file import load_config
-    from notifier.scheduler import job_table
+    from notifier.processes.scheduler import job_table
+    from notifier.settings.project_file import load_config
     from notifier.store.sql import SqlStore
 
     config = settings()
@@ -149,9 +149,9 @@ def schedule_run(
     job: Annotated[str, typer.Argument(help="The job's name in notifier.toml.")],
 ) -> None:
     """Run one job now (honouring its lock), deliver what is due, and exit: for cron or by hand."""
-    from notifier.config_file import load_config
-    from notifier.scheduler import build_scheduler
-    from notifier.wiring import open_engine
+    from notifier.processes.scheduler import build_scheduler
+    from notifier.processes.wiring import open_engine
+    from notifier.settings.project_file import load_config
 
     config = settings()
     jobs = load_config(config)

@@ -14,13 +14,13 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
 
+from notifier.core.records import Rejection, read_path, read_records
 from notifier.errors import NotifierError
-from notifier.records import Rejection, read_path, read_records
 from notifier.settings import Settings, load_settings
 
 if TYPE_CHECKING:
+    from notifier.core.models import Record
     from notifier.engine import DeliveryReport, Engine
-    from notifier.models import Record
 
 EXIT_REJECTED = 1
 EXIT_USAGE = 2

@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, timedelta
 from pathlib import Path
 
+from notifier.core.future_dated import job_source
+from notifier.core.models import Record
+from notifier.core.records import Rejection, read_path
 from notifier.engine import Clock, Engine, utc_now
-from notifier.future_dated import job_source
-from notifier.models import Record
-from notifier.records import Rejection, read_path
 
 log = logging.getLogger("notifier.dropfolder")
 

@@ -31,11 +31,11 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+from notifier.core.future_dated import TIMEZONE_HINT, job_source
+from notifier.core.models import Record
+from notifier.core.records import RecordInvalid, Rejection, parse_record
 from notifier.engine import Clock, Engine, utc_now
 from notifier.errors import NotifierError
-from notifier.future_dated import TIMEZONE_HINT, job_source
-from notifier.models import Record
-from notifier.records import RecordInvalid, Rejection, parse_record
 
 log = logging.getLogger("notifier.konnektive")
 

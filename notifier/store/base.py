@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, TypeVar
 
-from notifier.decide import Decision, OrderView
-from notifier.models import FulfillmentState, Notice, NoticeStatus, Record
+from notifier.core.decide import Decision, OrderView
+from notifier.core.models import FulfillmentState, Notice, NoticeStatus, Record
 
 T = TypeVar("T")
 

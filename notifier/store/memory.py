@@ -21,9 +21,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from notifier.decide import Decision, OrderView, Outcome
+from notifier.core.decide import Decision, OrderView, Outcome
+from notifier.core.models import FulfillmentState, NewNotice, Notice, NoticeStatus, Record
 from notifier.errors import StoreError
-from notifier.models import FulfillmentState, NewNotice, Notice, NoticeStatus, Record
 from notifier.store.base import Completion, Decider, IngestResult, Store, T
 
 _DUE_STATUSES = frozenset({NoticeStatus.PENDING, NoticeStatus.RETRY, NoticeStatus.SENDING})

@@ -34,15 +34,15 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.pool import PoolProxiedConnection
 
-from notifier.decide import Decision, OrderView
-from notifier.errors import StoreError
-from notifier.models import (
+from notifier.core.decide import Decision, OrderView
+from notifier.core.models import (
     FulfillmentState,
     Notice,
     NoticeStatus,
     Scope,
     Status,
 )
+from notifier.errors import StoreError
 from notifier.store import migrate, postgres
 from notifier.store.base import Completion, Decider, IngestResult, T
 from notifier.store.driver import DriverTx, param_mark

@@ -19,8 +19,8 @@ from email.headerregistry import AddressHeader
 from email.message import EmailMessage
 from pathlib import Path
 
+from notifier.core.mime import WireMessage
 from notifier.errors import PermanentSendError, TransientSendError
-from notifier.mime import WireMessage
 
 _ADDRESS_HEADERS = ("From", "Sender", "Reply-To", "To", "Cc", "Bcc")
 

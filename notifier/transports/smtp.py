@@ -35,13 +35,13 @@ from typing import Literal
 
 import aiosmtplib
 
+from notifier.core.mime import WireMessage
 from notifier.errors import (
     AmbiguousSendError,
     PermanentSendError,
     SendError,
     TransientSendError,
 )
-from notifier.mime import WireMessage
 
 TlsMode = Literal["none", "starttls", "tls"]
 

@@ -12,12 +12,12 @@ import pytest
 from support.project import smtp_settings
 from support.smtp_sink import SmtpSink
 
+from notifier.core.models import NoticeStatus
+from notifier.core.records import parse_json_body
 from notifier.engine import DeliveryReport, Engine, IngestReport
-from notifier.models import NoticeStatus
-from notifier.records import parse_json_body
+from notifier.processes.wiring import open_engine
 from notifier.settings import Settings
 from notifier.store.sql import SqlStore
-from notifier.wiring import open_engine
 
 UPS = "1Z999AA10123456784"
 USPS = "9400111206206406260787"

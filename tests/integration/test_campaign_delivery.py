@@ -10,10 +10,10 @@ from pathlib import Path
 from support.project import ROOT, smtp_settings
 from support.smtp_sink import SmtpSink
 
+from notifier.core.models import Record
+from notifier.core.records import parse_json_body
 from notifier.engine import Engine
-from notifier.models import Record
-from notifier.records import parse_json_body
-from notifier.wiring import open_engine
+from notifier.processes.wiring import open_engine
 
 
 def record(order: str, campaign: str | None) -> dict[str, str]:

@@ -30,10 +30,10 @@ from support.crash import (
 from support.project import ROOT, env_for, smtp_settings
 from support.smtp_sink import SmtpSink
 
-from notifier.claimant import Claimant, holder_is_gone, this_process
+from notifier.core.models import NoticeStatus, Record, message_id_for
 from notifier.engine import EngineConfig
+from notifier.engine.claimant import Claimant, holder_is_gone, this_process
 from notifier.errors import StoreError
-from notifier.models import NoticeStatus, Record, message_id_for
 from notifier.settings import Settings
 from notifier.store.sql import SqlStore
 
@@ -324,8 +324,8 @@ def test_long_running_worker_survives_kill_9_while_notices_arrive(
 
 def feed(settings: Settings, notices: int) -> None:
     """Notices arriving over time, as webhooks would bring them (25 every 50 ms)."""
-    from notifier.records import parse_json_body
-    from notifier.wiring import open_engine
+    from notifier.core.records import parse_json_body
+    from notifier.processes.wiring import open_engine
 
     batch = [json.loads(line) for line in write_batch_lines(notices)]
     with open_engine(settings) as engine:
@@ -364,11 +364,11 @@ def postgres_url() -> Iterator[str]:
 @pytest.mark.postgres
 def test_takeover_and_resend_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
     """On PostgreSQL too: a dead local holder's claims are taken at once; resend is a new row."""
+    from notifier.core.records import parse_json_body
+    from notifier.core.rules import load_rules
     from notifier.engine import Engine
-    from notifier.records import parse_json_body
-    from notifier.rules import load_rules
+    from notifier.processes.wiring import engine_config, make_renderer
     from notifier.transports import MemoryTransport
-    from notifier.wiring import engine_config, make_renderer
 
     settings = smtp_settings(tmp_path, "127.0.0.1", 25, database_url=postgres_url)
     store = SqlStore(postgres_url)

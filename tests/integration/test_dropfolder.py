@@ -17,12 +17,12 @@ from typing import Any
 from support.project import env_for, settings_for, smtp_settings, write_jsonl
 from support.smtp_sink import SmtpSink
 
-from notifier.config_file import JobSpec, NotifierConfig
-from notifier.models import NoticeStatus
-from notifier.scheduler import build_scheduler
+from notifier.core.models import NoticeStatus
+from notifier.engine.worker import DeliveryWorker
+from notifier.processes.scheduler import build_scheduler
+from notifier.processes.wiring import open_engine
+from notifier.settings.project_file import JobSpec, NotifierConfig
 from notifier.sources.dropfolder import DropFolder, DropFolderOptions
-from notifier.wiring import open_engine
-from notifier.worker import DeliveryWorker
 
 UPS = "1Z999AA10123456784"
 

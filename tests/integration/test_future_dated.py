@@ -20,11 +20,11 @@ from support.project import settings_for, smtp_settings, write_jsonl
 from support.smtp_sink import SmtpSink
 from support.webhook import SECRET, TOKEN, body_of, shipment, signed
 
-from notifier.metrics import Metrics
+from notifier.http.metrics import Metrics
+from notifier.http.webhook import create_app
+from notifier.processes.wiring import open_engine
 from notifier.sources.dropfolder import DropFolder, DropFolderOptions
 from notifier.store.sql import SqlStore
-from notifier.webhook import create_app
-from notifier.wiring import open_engine
 
 UPS = "1Z999AA10123456784"
 AHEAD = timedelta(hours=5)

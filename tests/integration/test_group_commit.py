@@ -16,12 +16,12 @@ from support.project import settings_for
 from support.server import ServeProcess
 from support.webhook import SECRET, body_of, shipment, signed
 
+from notifier.core.models import Record
+from notifier.core.records import parse_record
 from notifier.engine import IngestReport
-from notifier.group_commit import GroupCommitter
-from notifier.models import Record
-from notifier.records import parse_record
+from notifier.engine.group_commit import GroupCommitter
+from notifier.processes.wiring import open_engine
 from notifier.store.sql import SqlStore
-from notifier.wiring import open_engine
 
 NOW = datetime.now(UTC)
 URL = "/v1/status-changes"

@@ -17,13 +17,13 @@ from hypothesis import strategies as st
 from support.project import settings_for
 from support.reliability import EXAMPLES, example_ran, report_examples
 
-from notifier.decide import OrderView
+from notifier.core.decide import OrderView
+from notifier.core.models import FulfillmentState, Notice, NoticeStatus, Record, Scope
+from notifier.core.records import RecordInvalid, parse_record
+from notifier.core.rules import load_rules
 from notifier.engine import Engine
-from notifier.models import FulfillmentState, Notice, NoticeStatus, Record, Scope
-from notifier.records import RecordInvalid, parse_record
-from notifier.rules import load_rules
+from notifier.processes.wiring import engine_config, make_renderer, open_engine
 from notifier.transports import MemoryTransport
-from notifier.wiring import engine_config, make_renderer, open_engine
 
 NOW = datetime.now(UTC)  # notices are due at the change's time: not in the future
 MARK = "<zz-injected>"

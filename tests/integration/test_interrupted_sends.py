@@ -16,9 +16,9 @@ import pytest
 from support.ledger import engine_on, tracking_records
 from support.smtp_sink import SmtpSink
 
-from notifier.claimant import Claimant, machine_id
+from notifier.core.models import Notice, NoticeStatus, message_id_for
 from notifier.engine import DeliveryReport, Engine
-from notifier.models import Notice, NoticeStatus, message_id_for
+from notifier.engine.claimant import Claimant, machine_id
 from notifier.store.base import Completion
 from notifier.store.sql import SqlStore
 from notifier.transports.smtp import SmtpTransport

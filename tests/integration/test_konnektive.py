@@ -16,9 +16,9 @@ from support.project import settings_for, smtp_settings
 from support.smtp_sink import SmtpSink
 
 from notifier.engine import Engine
+from notifier.processes.wiring import open_engine
 from notifier.settings import Settings
 from notifier.sources.konnektive import KonnektiveError, KonnektiveOptions, KonnektivePoller
-from notifier.wiring import open_engine
 
 PASSWORD = "s3cr3t-Pa55word"
 NY = ZoneInfo("America/New_York")
@@ -316,8 +316,8 @@ def test_the_scheduler_runs_a_konnektive_job_and_keeps_its_backoff(
     tmp_path: Path, clock: Clock
 ) -> None:
     """A configured konnektive job polls through the scheduler; its poller persists between runs."""
-    from notifier.config_file import JobSpec, NotifierConfig
-    from notifier.scheduler import build_scheduler
+    from notifier.processes.scheduler import build_scheduler
+    from notifier.settings.project_file import JobSpec, NotifierConfig
 
     orders = [
         order("O-1", "2026-11-27 09:00:00", ful("F1", "PENDING_SHIPMENT", UPS, "UPS")),

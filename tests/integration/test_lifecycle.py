@@ -21,7 +21,7 @@ from support.project import ROOT, env_for, smtp_settings
 from support.smtp_sink import SmtpSink
 from support.webhook import SECRET
 
-from notifier.models import NoticeStatus
+from notifier.core.models import NoticeStatus
 from notifier.settings import Settings
 from notifier.store.sql import SqlStore
 

@@ -24,9 +24,9 @@ from support.ledger import engine_on, tracking_records
 from support.project import ROOT, env_for, smtp_settings
 from support.smtp_sink import SmtpSink
 
-from notifier.models import NoticeStatus, message_id_for
+from notifier.core.models import NoticeStatus, message_id_for
+from notifier.processes.wiring import engine_config
 from notifier.store.sql import SqlStore
-from notifier.wiring import engine_config
 
 NOTICES = int(os.environ.get("NOTIFIER_SOAK_NOTICES", "600"))
 WORKERS = 4

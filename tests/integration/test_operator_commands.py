@@ -11,7 +11,7 @@ from support.project import smtp_settings
 from support.smtp_sink import SmtpSink
 
 from notifier.cli import root as cli
-from notifier.models import NoticeStatus
+from notifier.core.models import NoticeStatus
 from notifier.settings import Settings
 from notifier.store.sql import SqlStore
 

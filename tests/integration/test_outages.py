@@ -22,14 +22,14 @@ from support.crash import notifier_command
 from support.project import env_for, settings_for, smtp_settings
 from support.smtp_sink import SmtpSink
 
+from notifier.core.models import NoticeStatus, message_id_for
+from notifier.core.records import Record, parse_json_body
 from notifier.engine import DeliveryReport, Engine
-from notifier.models import NoticeStatus, message_id_for
-from notifier.records import Record, parse_json_body
+from notifier.processes.wiring import open_engine
 from notifier.settings import Settings
 from notifier.store import sql
 from notifier.store.sql import SqlStore
 from notifier.transports import Transport
-from notifier.wiring import open_engine
 
 
 def parsed(records: list[dict[str, object]]) -> list[Record]:
@@ -321,7 +321,7 @@ def test_worker_keeps_going_while_the_store_is_locked(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A delivery worker whose pass fails on a locked store logs it and delivers afterwards."""
-    from notifier.worker import DeliveryWorker
+    from notifier.engine.worker import DeliveryWorker
 
     monkeypatch.setattr(sql, "_SQLITE_BUSY_MS", 100)
     settings = smtp_settings(tmp_path, smtp_sink.host, smtp_sink.port)

@@ -19,9 +19,9 @@ from fastapi import FastAPI
 from support.live_uvicorn import LiveServer
 from support.project import settings_for
 
-from notifier.preview_web import include_preview
-from notifier.rules import load_rules
-from notifier.wiring import make_composer
+from notifier.core.rules import load_rules
+from notifier.http.preview import include_preview
+from notifier.processes.wiring import make_composer
 
 TOKEN = "browser-test-token-81d0"
 CHROMIUM = os.environ.get("NOTIFIER_TEST_CHROMIUM") or shutil.which("chromium") or ""

@@ -12,14 +12,14 @@ from fastapi import FastAPI
 from support.live_uvicorn import LiveServer
 from support.project import settings_for
 
-from notifier.preview_web import (
+from notifier.core.rules import load_rules
+from notifier.http.preview import (
     COOKIE,
     include_preview,
     include_preview_from_settings,
     preview_router,
 )
-from notifier.rules import load_rules
-from notifier.wiring import make_composer
+from notifier.processes.wiring import make_composer
 
 TOKEN = "preview-token-3f9c2a"
 RECORD = {
@@ -242,7 +242,7 @@ def test_mounting_from_settings_follows_the_token(tmp_path: Path) -> None:
 
 def test_only_safe_links_are_listed() -> None:
     """The page lists the email's http(s) and mailto links, never script or data URLs."""
-    from notifier.preview_pages import links
+    from notifier.http.preview_pages import links
 
     html = (
         '<a href="https://www.ups.com/track?tracknum=1Z">t</a><a href="javascript:alert(1)">x</a>'

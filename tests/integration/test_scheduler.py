@@ -19,11 +19,11 @@ from support.smtp_sink import SmtpSink
 from typer.testing import CliRunner
 
 from notifier.cli import app
-from notifier.config_file import JobSpec, NotifierConfig
-from notifier.scheduler import build_scheduler, last_run_cursor
+from notifier.processes.scheduler import build_scheduler, last_run_cursor
+from notifier.processes.wiring import open_engine
+from notifier.settings.project_file import JobSpec, NotifierConfig
 from notifier.sources.dropfolder import DropFolderOptions
 from notifier.store.sql import SqlStore
-from notifier.wiring import open_engine
 
 RECORD = {
     "order_id": "O-1",

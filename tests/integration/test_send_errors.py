@@ -27,11 +27,11 @@ from support.filesystems import Refusal, full_folder, read_only_folder
 from support.project import ROOT, env_for, settings_for, smtp_settings
 from support.smtp_sink import SmtpSink
 
+from notifier.core.models import Notice, NoticeStatus
+from notifier.core.records import Record, parse_record
 from notifier.engine import DeliveryReport, Engine
-from notifier.models import Notice, NoticeStatus
-from notifier.records import Record, parse_record
+from notifier.processes.wiring import open_engine
 from notifier.transports import MemoryTransport
-from notifier.wiring import open_engine
 
 UPS = "1Z999AA10123456784"
 

@@ -15,11 +15,11 @@ from support.server import ServeProcess
 from support.smtp_sink import SmtpSink
 from support.webhook import SECRET, TOKEN, body_of, shipment, signed
 
+from notifier.core.models import NoticeStatus
 from notifier.engine import Engine
-from notifier.models import NoticeStatus
+from notifier.processes.wiring import open_engine
 from notifier.settings import Settings
 from notifier.store.sql import SqlStore
-from notifier.wiring import open_engine
 
 URL = "/v1/status-changes"
 

@@ -15,11 +15,11 @@ import pytest
 from support.project import smtp_settings
 from support.webhook import shipment
 
-from notifier.lifecycle import run_until_stopped
-from notifier.models import NoticeStatus
-from notifier.records import parse_record
-from notifier.wiring import open_engine
-from notifier.worker import DeliveryWorker
+from notifier.core.models import NoticeStatus
+from notifier.core.records import parse_record
+from notifier.engine.worker import DeliveryWorker
+from notifier.processes.lifecycle import run_until_stopped
+from notifier.processes.wiring import open_engine
 
 
 @pytest.fixture

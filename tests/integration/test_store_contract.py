@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from support.ledger import engine_on, tracking_records
 
-from notifier.decide import Decision, OrderView
+from notifier.core.decide import Decision, OrderView
+from notifier.core.models import NoticeStatus
+from notifier.core.records import parse_record
 from notifier.errors import StoreError
-from notifier.models import NoticeStatus
-from notifier.records import parse_record
 from notifier.store.base import Completion
 from notifier.store.memory import MemoryStore
 from notifier.store.sql import SqlStore

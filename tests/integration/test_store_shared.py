@@ -17,10 +17,10 @@ import pytest
 from sqlalchemy import inspect
 from support.ledger import engine_on, tracking_records
 
+from notifier.core.models import NoticeStatus
+from notifier.core.records import parse_record
+from notifier.core.rules import load_rules
 from notifier.errors import StoreError
-from notifier.models import NoticeStatus
-from notifier.records import parse_record
-from notifier.rules import load_rules
 from notifier.store import migrate
 from notifier.store.sql import SqlStore
 

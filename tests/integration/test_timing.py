@@ -15,10 +15,10 @@ from typing import Any
 from support.project import RULES, settings_for, smtp_settings
 from support.smtp_sink import SmtpSink
 
-from notifier.models import Record
-from notifier.records import parse_record
-from notifier.wiring import open_engine
-from notifier.worker import DeliveryWorker
+from notifier.core.models import Record
+from notifier.core.records import parse_record
+from notifier.engine.worker import DeliveryWorker
+from notifier.processes.wiring import open_engine
 
 UPS = "1Z999AA10123456784"
 

@@ -16,14 +16,14 @@ from support.project import settings_for
 from support.webhook import SECRET, TOKEN, body_of, shipment, signed
 
 from notifier.engine import Engine
+from notifier.engine.worker import DeliveryWorker
 from notifier.errors import StoreError
-from notifier.metrics import Metrics
+from notifier.http.metrics import Metrics
+from notifier.http.signing import sign
+from notifier.http.webhook import create_app
+from notifier.processes.wiring import open_engine
 from notifier.settings import Settings
-from notifier.signing import sign
 from notifier.store.sql import SqlStore
-from notifier.webhook import create_app
-from notifier.wiring import open_engine
-from notifier.worker import DeliveryWorker
 
 URL = "/v1/status-changes"
 POSTBACK = "/v1/postbacks/konnektive"

@@ -16,8 +16,8 @@ from schemathesis.checks import (
 )
 from support.project import settings_for
 
-from notifier.webhook import create_app
-from notifier.wiring import open_engine
+from notifier.http.webhook import create_app
+from notifier.processes.wiring import open_engine
 
 
 def _app_on_a_temporary_ledger() -> object:

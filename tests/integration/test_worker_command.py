@@ -19,13 +19,13 @@ from support.postgres import PgDatabases
 from support.project import ROOT, env_for, settings_for, smtp_settings
 from support.smtp_sink import SmtpSink
 
-from notifier.claimant import Claimant
-from notifier.models import NoticeStatus
+from notifier.core.models import NoticeStatus
+from notifier.engine.claimant import Claimant
+from notifier.engine.worker import DeliveryWorker
 from notifier.store import migrate
 from notifier.store.postgres import DueListener
 from notifier.store.sql import SqlStore
 from notifier.transports.memory import MemoryTransport
-from notifier.worker import DeliveryWorker
 
 
 def start_worker(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
@@ -77,7 +77,7 @@ def test_worker_delivers_new_notices_and_stops_cleanly_on_sigterm(
             worker.wait()
     assert worker.returncode == 0, errors
     assert "worker stopped: 3 sent" in out
-    # The id it announces is its claim token, naming this process (notifier.claimant).
+    # The id it announces is its claim token, naming this process (notifier.engine.claimant).
     claimant = Claimant.parse(worker_id)
     assert claimant is not None and claimant.pid == worker.pid
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
+from notifier.core.models import Record
+from notifier.core.records import parse_record
+from notifier.core.rules import Rule, load_rules
 from notifier.engine import Clock, Engine, EngineConfig, utc_now
-from notifier.models import Record
-from notifier.records import parse_record
-from notifier.rendering import Renderer
-from notifier.rules import Rule, load_rules
+from notifier.rendering.renderer import Renderer
 from notifier.store.base import Store
 from notifier.transports import Transport
 from notifier.transports.memory import MemoryTransport

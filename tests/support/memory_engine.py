@@ -11,12 +11,12 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
-from notifier.decide import DueAdjuster
+from notifier.core.decide import DueAdjuster
+from notifier.core.models import Notice, Record
+from notifier.core.records import parse_record
+from notifier.core.rules import Rule, load_rules, parse_rule
 from notifier.engine import DeliveryReport, Engine, EngineConfig
-from notifier.models import Notice, Record
-from notifier.records import parse_record
-from notifier.rendering import Renderer
-from notifier.rules import Rule, load_rules, parse_rule
+from notifier.rendering.renderer import Renderer
 from notifier.store.memory import MemoryStore
 from notifier.transports.memory import MemoryTransport
 from support.project import RULES, TEMPLATES

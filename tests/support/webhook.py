@@ -6,7 +6,7 @@ import json
 import time
 from typing import Any
 
-from notifier.signing import SIGNATURE_HEADER, sign
+from notifier.http.signing import SIGNATURE_HEADER, sign
 
 SECRET = "test-webhook-secret"
 TOKEN = "test-postback-token"

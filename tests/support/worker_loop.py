@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 
-from notifier.lifecycle import run_until_stopped
+from notifier.engine.worker import DeliveryWorker
+from notifier.processes.lifecycle import run_until_stopped
+from notifier.processes.wiring import open_engine
 from notifier.settings import load_settings
-from notifier.wiring import open_engine
-from notifier.worker import DeliveryWorker
 
 
 async def main() -> None:

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from notifier.campaigns import Campaign, load_campaigns, parse_campaign
 from notifier.errors import ConfigError
+from notifier.processes.wiring import engine_config
+from notifier.rendering.campaigns import Campaign, load_campaigns, parse_campaign
 from notifier.settings import Settings
-from notifier.wiring import engine_config
 
 
 def write(folder: Path, text: str) -> Path:

@@ -8,7 +8,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 
 import pytest
 
-from notifier.carriers import (
+from notifier.core.carriers import (
     Carrier,
     carrier_name,
     detect,

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from notifier.config_file import load_config, parse_config
 from notifier.errors import ConfigError
 from notifier.settings import Settings
+from notifier.settings.project_file import load_config, parse_config
 from notifier.sources.dropfolder import DropFolderOptions
 from notifier.sources.konnektive import KonnektiveOptions
 

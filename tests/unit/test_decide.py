@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from notifier.decide import Decision, OrderView, Outcome, decide, order_reached
-from notifier.models import NoticeStatus, Record, Status
-from notifier.rules import Rule, load_rules, parse_rule
+from notifier.core.decide import Decision, OrderView, Outcome, decide, order_reached
+from notifier.core.models import NoticeStatus, Record, Status
+from notifier.core.rules import Rule, load_rules, parse_rule
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -104,7 +104,7 @@ def test_cancelled_sibling_does_not_hold_the_order_back(rules: tuple[Rule, ...])
 
 def test_all_cancelled_is_not_shipped() -> None:
     """An order whose fulfillments are all cancelled has not shipped."""
-    from notifier.models import FulfillmentState
+    from notifier.core.models import FulfillmentState
 
     order = OrderView("O1", {"F1": FulfillmentState("F1", "O1", Status.CANCELLED, T0)})
     assert not order_reached(order, Status.SHIPPED)

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from notifier.campaigns import load_campaigns
-from notifier.compose import Composer
+from notifier.authoring.html_check import email_html_problems
+from notifier.authoring.preview import preview_notice, render_preview, sample_records
+from notifier.core.rules import load_rules
 from notifier.engine import EngineConfig
 from notifier.errors import TemplateError
-from notifier.html_check import email_html_problems
-from notifier.preview import preview_notice, render_preview, sample_records
-from notifier.rendering import Renderer, format_date
-from notifier.rules import load_rules
+from notifier.rendering.campaigns import load_campaigns
+from notifier.rendering.compose import Composer
+from notifier.rendering.renderer import Renderer, format_date
 
 html5lib = pytest.importorskip("html5lib", reason="html5lib is in the dev extra")
 

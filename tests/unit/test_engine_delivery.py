@@ -12,14 +12,14 @@ from datetime import timedelta
 import pytest
 from support.memory_engine import START, Clock, change, rig, shipped_rule, tna_key, tracking
 
-from notifier.claimant import Claimant, this_process
+from notifier.core.models import NoticeStatus, message_id_for
+from notifier.engine.claimant import Claimant, this_process
 from notifier.errors import (
     AmbiguousSendError,
     NotifierError,
     PermanentSendError,
     TransientSendError,
 )
-from notifier.models import NoticeStatus, message_id_for
 
 BUSY = TransientSendError("451 4.3.0 mailbox busy", code=451)
 

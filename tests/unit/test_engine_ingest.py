@@ -16,8 +16,8 @@ from support.memory_engine import (
     tracking,
 )
 
-from notifier.decide import Outcome
-from notifier.models import NoticeStatus, Status
+from notifier.core.decide import Outcome
+from notifier.core.models import NoticeStatus, Status
 
 DAY = timedelta(days=1)
 EARLIER = START - 5 * DAY  # when the changes of these scenarios happened

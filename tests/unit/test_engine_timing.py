@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from support.memory_engine import Clock, rig, shipped_rule, tna_key, tracking
 
-from notifier.models import NoticeStatus
-from notifier.quiet_hours import QuietHours, QuietWindow
+from notifier.core.models import NoticeStatus
+from notifier.core.quiet_hours import QuietHours, QuietWindow
 
 CHANGED = datetime(2026, 11, 27, 15, 0, tzinfo=UTC)  # 10:00 in New York
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from notifier.decide import Decision, OrderView, Outcome, apply_record, decide
-from notifier.future_dated import (
+from notifier.core.decide import Decision, OrderView, Outcome, apply_record, decide
+from notifier.core.future_dated import (
     BATCH,
     FutureDated,
     Source,
@@ -22,8 +22,8 @@ from notifier.future_dated import (
     tally,
     warning,
 )
-from notifier.models import Record, Status, future_skew, ordering_time
-from notifier.rules import Rule, load_rules
+from notifier.core.models import Record, Status, future_skew, ordering_time
+from notifier.core.rules import Rule, load_rules
 
 ROOT = Path(__file__).resolve().parents[2]
 # Any moment will do: the core reads no clock, it is handed `now` and each receipt.

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from notifier.gc_tuning import YOUNG_THRESHOLD, settle_after_startup
+from notifier.processes.gc_tuning import YOUNG_THRESHOLD, settle_after_startup
 
 
 @pytest.fixture

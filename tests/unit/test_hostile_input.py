@@ -15,8 +15,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from support.reliability import EXAMPLES, example_ran, report_examples
 
-from notifier.errors import RuleError
-from notifier.records import (
+from notifier.core.records import (
     ALIASES,
     KNOWN_FIELDS,
     MAX_FIELD_LENGTH,
@@ -25,7 +24,8 @@ from notifier.records import (
     parse_record,
     read_records,
 )
-from notifier.rules import Rule, parse_rule
+from notifier.core.rules import Rule, parse_rule
+from notifier.errors import RuleError
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 PROPERTY = settings(

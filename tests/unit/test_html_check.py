@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from notifier.html_check import email_html_problems, standalone_problems
+from notifier.authoring.html_check import email_html_problems, standalone_problems
 
 GOOD = (
     '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>Shipped</title>'

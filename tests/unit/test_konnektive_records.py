@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from notifier.models import Record, Status
-from notifier.records import Rejection
+from notifier.core.models import Record, Status
+from notifier.core.records import Rejection
 from notifier.sources.konnektive import KonnektiveOptions, crm_time, order_records, query_window
 
 NY = ZoneInfo("America/New_York")

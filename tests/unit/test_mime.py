@@ -9,8 +9,8 @@ from email.message import EmailMessage
 
 import pytest
 
-from notifier.mime import WireMessage
-from notifier.rendering import RenderedEmail, build_message
+from notifier.core.mime import WireMessage
+from notifier.rendering.renderer import RenderedEmail, build_message
 
 WHEN = datetime(2026, 11, 27, 8, 30, tzinfo=UTC)
 

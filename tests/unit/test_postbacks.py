@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from notifier.core.models import Status
+from notifier.core.records import RecordInvalid, parse_record
 from notifier.errors import ConfigError
-from notifier.models import Status
-from notifier.postbacks import PostbackFields
-from notifier.records import RecordInvalid, parse_record
+from notifier.sources.postbacks import PostbackFields
 
 NOW = datetime(2026, 11, 27, tzinfo=UTC)
 

@@ -10,11 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from notifier import preview as previews
-from notifier.compose import Composer
-from notifier.engine import EngineConfig
-from notifier.models import Record, Scope, Status
-from notifier.preview import (
+from notifier.authoring import preview as previews
+from notifier.authoring.preview import (
     RecordsRejectedError,
     UnknownRuleError,
     accepted_records,
@@ -23,9 +20,12 @@ from notifier.preview import (
     render_preview,
     sample_records,
 )
-from notifier.records import Rejection
-from notifier.rendering import Renderer
-from notifier.rules import load_rules
+from notifier.core.models import Record, Scope, Status
+from notifier.core.records import Rejection
+from notifier.core.rules import load_rules
+from notifier.engine import EngineConfig
+from notifier.rendering.compose import Composer
+from notifier.rendering.renderer import Renderer
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = {rule.id: rule for rule in load_rules(ROOT / "rules")}

@@ -7,10 +7,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from notifier.decide import decide
-from notifier.models import Record, Status
-from notifier.quiet_hours import QuietHours, QuietWindow, parse_time_of_day
-from notifier.rules import parse_rule
+from notifier.core.decide import decide
+from notifier.core.models import Record, Status
+from notifier.core.quiet_hours import QuietHours, QuietWindow, parse_time_of_day
+from notifier.core.rules import parse_rule
 
 NY = ZoneInfo("America/New_York")
 NIGHT = QuietWindow(tz=NY, start=time(21), end=time(8))

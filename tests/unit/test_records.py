@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from notifier.models import Record, Status
-from notifier.records import Rejection, parse_record, read_records
+from notifier.core.models import Record, Status
+from notifier.core.records import Rejection, parse_record, read_records
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from notifier.compose import Composer
+from notifier.authoring.preview import preview_message, sample_records
+from notifier.core.models import message_id_for
+from notifier.core.rules import load_rules
 from notifier.engine import EngineConfig
 from notifier.errors import TemplateError
-from notifier.models import message_id_for
-from notifier.preview import preview_message, sample_records
-from notifier.rendering import Renderer, format_date
-from notifier.rules import load_rules
+from notifier.rendering.compose import Composer
+from notifier.rendering.renderer import Renderer, format_date
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = EngineConfig(
@@ -143,7 +143,7 @@ def test_date_header_is_the_send_time() -> None:
     """Date is the time of composing, in RFC 5322 form."""
     composer = Composer(Renderer(ROOT / "templates"), CONFIG)
     rule = load_rules(ROOT / "rules")[0]
-    from notifier.preview import preview_notice
+    from notifier.authoring.preview import preview_notice
 
     notice, order = preview_notice(rule, sample_records(rule))
     when = datetime(2026, 11, 27, 8, 30, tzinfo=UTC)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from notifier.core.models import Scope, Status
+from notifier.core.rules import load_rules, parse_rule
 from notifier.errors import RuleError
-from notifier.models import Scope, Status
-from notifier.rules import load_rules, parse_rule
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = 'id = "r"\nname = "R"\non = "Shipped"\ntemplate = "t"\n'

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from notifier.signing import SignatureInvalid, sign, signature, split_secrets, verify
+from notifier.http.signing import SignatureInvalid, sign, signature, split_secrets, verify
 
 BODY = b'{"order_id":"1","fulfillment_id":"F1","status":"Shipped"}'
 NOW = 1_800_000_000

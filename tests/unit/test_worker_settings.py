@@ -6,8 +6,8 @@ from pathlib import Path
 
 from support.project import settings_for
 
+from notifier.processes.worker import poll_seconds_for
 from notifier.store.postgres import due_listener, is_postgres_url, libpq_url
-from notifier.worker_process import poll_seconds_for
 
 
 def test_libpq_url_drops_the_driver_and_keeps_credentials_and_options() -> None:

@@ -2,7 +2,7 @@
 
 A record dated hours ahead of its receipt (a wrong time zone at the sender) is ordered as
 received now; the state must remember that its time is a receipt, so that a record received
-later but dated a little earlier still applies (notifier.decide.apply_record).
+later but dated a little earlier still applies (notifier.core.decide.apply_record).
 
 Revision ID: 0003
 Revises: 0002

@@ -19,7 +19,7 @@ from typing import Protocol
 
 from notifier.engine import DeliveryReport, Engine
 
-log = logging.getLogger("notifier.worker")
+log = logging.getLogger("notifier.engine.worker")
 
 
 class Waker(Protocol):

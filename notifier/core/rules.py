@@ -15,10 +15,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from notifier.durations import parse_duration
+from notifier.core.durations import parse_duration
+from notifier.core.models import OPTIONAL_TEXT_FIELDS, Record, Scope, Status
+from notifier.core.toml_files import parse_toml
 from notifier.errors import RuleError
-from notifier.models import OPTIONAL_TEXT_FIELDS, Record, Scope, Status
-from notifier.toml_files import parse_toml
 
 # Record fields a rule may require, filter on, or add to its dedup key.
 RECORD_FIELDS = ("order_id", "fulfillment_id", *OPTIONAL_TEXT_FIELDS)

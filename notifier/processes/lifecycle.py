@@ -27,12 +27,12 @@ import signal
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
+from notifier.core.models import NoticeStatus
 from notifier.engine import Engine
+from notifier.engine.worker import DeliveryWorker
 from notifier.errors import StoreError
-from notifier.models import NoticeStatus
-from notifier.worker import DeliveryWorker
 
-log = logging.getLogger("notifier.lifecycle")
+log = logging.getLogger("notifier.processes.lifecycle")
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 

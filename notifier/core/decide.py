@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from notifier.models import (
+from notifier.core.models import (
     DEFAULT_FUTURE_TOLERANCE,
     SHIPPED_STATUSES,
     FulfillmentState,
@@ -23,7 +23,7 @@ from notifier.models import (
     future_skew,
     ordering_time,
 )
-from notifier.rules import Rule, applies_to, missing_fields, notice_key, rules_on
+from notifier.core.rules import Rule, applies_to, missing_fields, notice_key, rules_on
 
 # Moves a notice's due time (e.g. out of a campaign's quiet hours): (due_at, campaign_id) -> due_at.
 DueAdjuster = Callable[[datetime, str | None], datetime]

@@ -6,16 +6,16 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import timedelta
 
-from notifier.campaigns import Campaign, load_campaigns
-from notifier.compose import Composer
-from notifier.config_file import NotifierConfig, load_config
-from notifier.durations import parse_duration
+from notifier.core.durations import parse_duration
+from notifier.core.quiet_hours import QuietHours
+from notifier.core.rules import load_rules
 from notifier.engine import Engine, EngineConfig, Observer
 from notifier.errors import ConfigError
-from notifier.quiet_hours import QuietHours
-from notifier.rendering import Renderer
-from notifier.rules import load_rules
+from notifier.rendering.campaigns import Campaign, load_campaigns
+from notifier.rendering.compose import Composer
+from notifier.rendering.renderer import Renderer
 from notifier.settings import Settings
+from notifier.settings.project_file import NotifierConfig, load_config
 from notifier.store.sql import SqlStore
 from notifier.transports import Transport
 from notifier.transports.file import FileTransport

@@ -23,8 +23,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from notifier.core.toml_files import parse_toml
 from notifier.errors import ConfigError
-from notifier.toml_files import parse_toml
 
 CAMPAIGN_FILE = "campaign.toml"
 

@@ -24,19 +24,19 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from notifier.config_file import JobSpec, NotifierConfig
-from notifier.durations import format_duration
+from notifier.core.durations import format_duration
 from notifier.engine import Engine
 from notifier.errors import NotifierError
-from notifier.lifecycle import run_until_stopped
+from notifier.processes.lifecycle import run_until_stopped
+from notifier.processes.wiring import open_engine
+from notifier.processes.worker import delivery_worker_for
 from notifier.settings import Settings
+from notifier.settings.project_file import JobSpec, NotifierConfig
 from notifier.sources.dropfolder import DropFolder, DropFolderOptions
 from notifier.sources.konnektive import KonnektiveOptions, KonnektivePoller
 from notifier.store.base import Store
-from notifier.wiring import open_engine
-from notifier.worker_process import delivery_worker_for
 
-log = logging.getLogger("notifier.scheduler")
+log = logging.getLogger("notifier.processes.scheduler")
 
 SWEEP_JOB = "sweep"
 
@@ -229,7 +229,7 @@ def build_scheduler(
 
 
 class ScheduledJobs:
-    """The configured jobs as a service of a long-running process (notifier.lifecycle)."""
+    """The configured jobs as a service of a long-running process (notifier.processes.lifecycle)."""
 
     def __init__(self, config: NotifierConfig, *, engine: Engine, wake: Callable[[], None]) -> None:
         self.config = config

@@ -2,7 +2,7 @@
 
 Each process claims batches of due notices (FOR UPDATE SKIP LOCKED on PostgreSQL, so
 workers never share a notice), delivers them and records the outcome. SIGTERM or SIGINT
-finishes the sends in flight, releases the other claims and exits 0 (notifier.lifecycle).
+finishes the sends in flight, releases the other claims and exits 0 (notifier.processes.lifecycle).
 On PostgreSQL, LISTEN/NOTIFY wakes it as soon as any instance creates notices; a dead
 worker's claims come back when their lease runs out.
 """
@@ -14,14 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from notifier.core.models import NoticeStatus
 from notifier.engine import DeliveryReport, Engine
-from notifier.lifecycle import run_until_stopped
-from notifier.models import NoticeStatus
+from notifier.engine.worker import DeliveryWorker
+from notifier.processes.lifecycle import run_until_stopped
+from notifier.processes.wiring import open_engine
 from notifier.settings import Settings
 from notifier.store.base import Store
 from notifier.store.postgres import due_listener, is_postgres_url
-from notifier.wiring import open_engine
-from notifier.worker import DeliveryWorker
 
 SQLITE_POLL_SECONDS = 5.0
 LISTENING_POLL_SECONDS = 60.0

@@ -25,9 +25,9 @@ import css_inline
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from notifier import carriers
+from notifier.core import carriers
+from notifier.core.mime import write_message
 from notifier.errors import TemplateError
-from notifier.mime import write_message
 
 PARTS = ("subject.txt", "body.txt", "body.html")
 _SPACES = re.compile(r"\s+")
@@ -313,7 +313,7 @@ def build_message(
 ) -> EmailMessage:
     """A multipart (text + HTML) message with Date and the notice's Message-ID.
 
-    Written as bytes once (notifier.mime) and parsed back for everyone who reads headers;
+    Written as bytes once (notifier.core.mime) and parsed back for everyone who reads headers;
     the SMTP transport sends those very bytes. An internationalised address takes the
     stdlib path, which writes the SMTPUTF8 headers it needs.
     """

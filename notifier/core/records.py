@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from notifier.models import Record, Status
+from notifier.core.models import Record, Status
 
 # Konnektive (and camelCase) spellings -> our field names.
 ALIASES: dict[str, str] = {

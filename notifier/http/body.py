@@ -18,11 +18,11 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.requests import ClientDisconnect
 
+from notifier.core.future_dated import SENDER_CLOCK_HINT, describe_skew
+from notifier.core.models import Record
+from notifier.core.records import Rejection
+from notifier.core.redact import mask_email
 from notifier.engine import IngestReport
-from notifier.future_dated import SENDER_CLOCK_HINT, describe_skew
-from notifier.models import Record
-from notifier.records import Rejection
-from notifier.redact import mask_email
 
 MAX_JSON_DEPTH = 32  # a batch of records with structured extras needs a handful
 MAX_RECORDS = 5000  # per request

@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from notifier.core.records import ALIASES, KNOWN_FIELDS, RecordInvalid
 from notifier.errors import ConfigError
-from notifier.records import ALIASES, KNOWN_FIELDS, RecordInvalid
 
 # Parameters that authenticate the call and are never part of the record.
 TOKEN_PARAM = "token"

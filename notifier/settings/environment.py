@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from notifier.durations import parse_duration
+from notifier.core.durations import parse_duration
 from notifier.errors import ConfigError
 
 
@@ -47,8 +47,8 @@ class Settings(BaseSettings):
     # SQLite; 60 s on PostgreSQL, where LISTEN/NOTIFY wakes workers at once.
     poll_seconds: float | None = Field(default=None, gt=0)
     # After SIGTERM/SIGINT, how long `serve`, `worker` and `schedule` give the requests, jobs
-    # and sends in hand to finish (notifier.lifecycle). Below the 30 s most supervisors wait
-    # before SIGKILL, so the claims are released in time.
+    # and sends in hand to finish (notifier.processes.lifecycle). Below the 30 s most
+    # supervisors wait before SIGKILL, so the claims are released in time.
     shutdown_grace: float = Field(default=25.0, ge=0)
     log_level: str = "WARNING"
     # A record dated later than its receipt by more than this is taken as received now.

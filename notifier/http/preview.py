@@ -23,13 +23,19 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from notifier.compose import Composer
+from notifier.authoring.preview import (
+    Preview,
+    accepted_records,
+    find_rule,
+    render_preview,
+    sample_records,
+)
+from notifier.core.models import Record
+from notifier.core.records import parse_json_body
+from notifier.core.rules import Rule
 from notifier.errors import NotifierError, TemplateError
-from notifier.models import Record
-from notifier.preview import Preview, accepted_records, find_rule, render_preview, sample_records
-from notifier.preview_pages import DENIED, LIST, RULE, links, page, secure
-from notifier.records import parse_json_body
-from notifier.rules import Rule
+from notifier.http.preview_pages import DENIED, LIST, RULE, links, page, secure
+from notifier.rendering.compose import Composer
 from notifier.settings import Settings
 
 __all__ = ["COOKIE", "include_preview", "include_preview_from_settings", "preview_router"]
@@ -55,8 +61,8 @@ def include_preview_from_settings(app: FastAPI, settings: Settings) -> bool:
     Rules, templates and campaign files are read now, once, like the rest of the settings."""
     if settings.preview_token is None or not settings.preview_token.get_secret_value():
         return False
-    from notifier.rules import load_rules
-    from notifier.wiring import make_composer
+    from notifier.core.rules import load_rules
+    from notifier.processes.wiring import make_composer
 
     return include_preview(
         app,

@@ -16,9 +16,21 @@ from datetime import UTC, datetime, timedelta
 from itertools import islice
 from typing import Any, Protocol
 
-from notifier.claimant import holder_is_gone, this_process
-from notifier.compose import Composer
-from notifier.decide import Decision, DueAdjuster, OrderView, Outcome, decide
+from notifier.core.decide import Decision, DueAdjuster, OrderView, Outcome, decide
+from notifier.core.future_dated import BATCH, FutureDated, Source, merge_into, tally, warning
+from notifier.core.mime import envelope_address
+from notifier.core.models import (
+    DEFAULT_FUTURE_TOLERANCE,
+    Notice,
+    NoticeStatus,
+    Record,
+    message_id_for,
+)
+from notifier.core.redact import mask_email
+from notifier.core.retry_policy import RetryPolicy
+from notifier.core.rules import Rule
+from notifier.engine.claimant import holder_is_gone, this_process
+from notifier.engine.group_commit import GroupCommitter
 from notifier.errors import (
     AmbiguousSendError,
     NotifierError,
@@ -28,20 +40,8 @@ from notifier.errors import (
     TemplateError,
     TransientSendError,
 )
-from notifier.future_dated import BATCH, FutureDated, Source, merge_into, tally, warning
-from notifier.group_commit import GroupCommitter
-from notifier.mime import envelope_address
-from notifier.models import (
-    DEFAULT_FUTURE_TOLERANCE,
-    Notice,
-    NoticeStatus,
-    Record,
-    message_id_for,
-)
-from notifier.redact import mask_email
-from notifier.rendering import Renderer
-from notifier.retry_policy import RetryPolicy
-from notifier.rules import Rule
+from notifier.rendering.compose import Composer
+from notifier.rendering.renderer import Renderer
 from notifier.store.base import Completion, Store
 from notifier.transports import Transport
 
@@ -185,7 +185,7 @@ class Engine:
         self.clock = clock
         self.observer: Observer = observer or NullObserver()
         # The claim token names this process, so that after a crash a restart on the same
-        # machine takes its notices over at once (notifier.claimant).
+        # machine takes its notices over at once (notifier.engine.claimant).
         self.claimant = this_process()
         self.worker_id = self.claimant.token
         # Outcomes finishing together share one transaction (group commit).

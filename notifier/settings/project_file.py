@@ -18,9 +18,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from notifier.durations import format_duration, parse_duration
+from notifier.core.durations import format_duration, parse_duration
+from notifier.core.quiet_hours import QuietHours, QuietWindow, parse_time_of_day
 from notifier.errors import ConfigError
-from notifier.quiet_hours import QuietHours, QuietWindow, parse_time_of_day
 from notifier.settings import Settings
 from notifier.sources.dropfolder import DropFolderOptions
 from notifier.sources.konnektive import KonnektiveOptions

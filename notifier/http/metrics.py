@@ -21,11 +21,11 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from notifier.core.models import NoticeStatus
 from notifier.engine import IngestReport
-from notifier.models import NoticeStatus
 from notifier.store.base import Store
 
-log = logging.getLogger("notifier.metrics")
+log = logging.getLogger("notifier.http.metrics")
 
 # `*_created` timestamps double the exposition and no dashboard here uses them.
 disable_created_metrics()  # type: ignore[no-untyped-call]

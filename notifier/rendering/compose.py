@@ -6,10 +6,10 @@ from datetime import datetime
 from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
 
-from notifier.decide import OrderView
-from notifier.models import Notice, Scope
-from notifier.rendering import Renderer, build_context, build_message, fulfillment_view
-from notifier.rules import Rule
+from notifier.core.decide import OrderView
+from notifier.core.models import Notice, Scope
+from notifier.core.rules import Rule
+from notifier.rendering.renderer import Renderer, build_context, build_message, fulfillment_view
 
 if TYPE_CHECKING:
     from notifier.engine import EngineConfig

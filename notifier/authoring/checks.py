@@ -10,15 +10,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from notifier.campaigns import CAMPAIGN_FILE, load_campaigns
-from notifier.compose import Composer
+from notifier.authoring.html_check import email_html_problems
+from notifier.authoring.preview import preview_message, preview_notice, sample_records
+from notifier.core.rules import Rule, load_rules
 from notifier.errors import NotifierError, RuleError, TemplateError
-from notifier.html_check import email_html_problems
-from notifier.preview import preview_message, preview_notice, sample_records
-from notifier.rendering import PARTS
-from notifier.rules import Rule, load_rules
+from notifier.processes.wiring import engine_config, make_renderer
+from notifier.rendering.campaigns import CAMPAIGN_FILE, load_campaigns
+from notifier.rendering.compose import Composer
+from notifier.rendering.renderer import PARTS
 from notifier.settings import Settings
-from notifier.wiring import engine_config, make_renderer
 
 
 def campaign_overrides(templates_dir: Path, rule: Rule) -> list[str]:

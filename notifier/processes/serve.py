@@ -1,6 +1,6 @@
 """`notifier serve`: the webhook app under uvicorn, with the delivery worker in-process.
 
-It runs under notifier.lifecycle like `worker` and `schedule`: on SIGTERM (or Ctrl-C)
+It runs under notifier.processes.lifecycle like `worker` and `schedule`: on SIGTERM (or Ctrl-C)
 uvicorn stops accepting connections and answers the requests in flight, the scheduler (if
 any) finishes its running jobs, the worker finishes its sends in flight; the claims still
 held are released and the process exits 0. Nothing answered 202 is lost: it was committed
@@ -19,22 +19,22 @@ from dataclasses import dataclass
 import uvicorn
 from fastapi import APIRouter
 
-from notifier.config_file import NotifierConfig
 from notifier.engine import Engine
-from notifier.gc_tuning import settle_after_startup
-from notifier.lifecycle import Service, run_until_stopped
-from notifier.metrics import Metrics
+from notifier.engine.worker import DeliveryWorker
+from notifier.http.metrics import Metrics
+from notifier.http.webhook import WebhookConfig, create_app
+from notifier.processes.gc_tuning import settle_after_startup
+from notifier.processes.lifecycle import Service, run_until_stopped
+from notifier.processes.wiring import open_engine
+from notifier.processes.worker import delivery_worker_for
 from notifier.settings import Settings
-from notifier.webhook import WebhookConfig, create_app
-from notifier.wiring import open_engine
-from notifier.worker import DeliveryWorker
-from notifier.worker_process import delivery_worker_for
+from notifier.settings.project_file import NotifierConfig
 
-log = logging.getLogger("notifier.serve")
+log = logging.getLogger("notifier.processes.serve")
 
 
 class HttpServer(uvicorn.Server):
-    """uvicorn as a service of notifier.lifecycle.
+    """uvicorn as a service of notifier.processes.lifecycle.
 
     It installs no signal handlers of its own: the lifecycle owns SIGTERM/SIGINT and tells
     it `should_exit`, so uvicorn's graceful shutdown (in-flight requests answered) is kept
@@ -165,8 +165,8 @@ def standard_extras(
     def build(engine: Engine, worker: DeliveryWorker) -> Extras:
         routers = []
         if settings.preview_token is not None and settings.preview_token.get_secret_value():
-            from notifier.preview_web import preview_router
-            from notifier.wiring import make_composer
+            from notifier.http.preview import preview_router
+            from notifier.processes.wiring import make_composer
 
             routers.append(
                 preview_router(
@@ -177,7 +177,7 @@ def standard_extras(
             )
         if not notifier_config.jobs:
             return Extras(routers=routers)
-        from notifier.scheduler import ScheduledJobs
+        from notifier.processes.scheduler import ScheduledJobs
 
         jobs = ScheduledJobs(notifier_config, engine=engine, wake=worker.wake)
         return Extras(routers=routers, services=[jobs])

@@ -26,11 +26,13 @@ from fastapi import APIRouter, FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from notifier.core.future_dated import POSTBACK, WEBHOOK, Source
+from notifier.core.models import Record
+from notifier.core.records import RecordInvalid, parse_json_body, parse_record
 from notifier.engine import Engine, IngestReport
+from notifier.engine.group_commit import GroupCommitter
 from notifier.errors import ConfigError, StoreError
-from notifier.future_dated import POSTBACK, WEBHOOK, Source
-from notifier.group_commit import GroupCommitter
-from notifier.http_io import (
+from notifier.http.body import (
     Health,
     HttpProblem,
     IngestAccepted,
@@ -45,20 +47,18 @@ from notifier.http_io import (
     records_or_problem,
     redact,
 )
-from notifier.metrics import CONTENT_TYPE, Metrics
-from notifier.models import Record
-from notifier.postbacks import TOKEN_HEADER, TOKEN_PARAM, PostbackFields
-from notifier.records import RecordInvalid, parse_json_body, parse_record
-from notifier.settings import Settings
-from notifier.signing import (
+from notifier.http.metrics import CONTENT_TYPE, Metrics
+from notifier.http.signing import (
     MISSING_SECRET,
     SIGNATURE_HEADER,
     SignatureInvalid,
     split_secrets,
     verify,
 )
+from notifier.settings import Settings
+from notifier.sources.postbacks import TOKEN_HEADER, TOKEN_PARAM, PostbackFields
 
-log = logging.getLogger("notifier.webhook")
+log = logging.getLogger("notifier.http.webhook")
 http_log = logging.getLogger("notifier.http")
 
 Hook = Callable[[], Awaitable[None]]
@@ -239,7 +239,7 @@ def create_app(
     `wake` is called when a request created notices (the delivery worker's wake-up). The
     lifespan runs `on_startup` hooks, and `on_shutdown` hooks in reverse at shutdown (an
     in-process host, e.g. a test client, starts its worker there; `notifier serve` runs it
-    under notifier.lifecycle instead).
+    under notifier.processes.lifecycle instead).
     """
     config = WebhookConfig.from_settings(settings, insecure=insecure)
     if metrics is None:

@@ -16,12 +16,12 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Literal
 
-from notifier.compose import Composer
-from notifier.decide import OrderView, apply_record, shipped_fulfillment_ids
+from notifier.core.decide import OrderView, apply_record, shipped_fulfillment_ids
+from notifier.core.models import Notice, NoticeStatus, Record, Scope, Status, message_id_for
+from notifier.core.records import Rejection
+from notifier.core.rules import Rule, applies_to, missing_fields, notice_key
 from notifier.errors import ConfigError
-from notifier.models import Notice, NoticeStatus, Record, Scope, Status, message_id_for
-from notifier.records import Rejection
-from notifier.rules import Rule, applies_to, missing_fields, notice_key
+from notifier.rendering.compose import Composer
 
 Format = Literal["text", "html", "eml", "all"]
 FORMATS: tuple[Format, ...] = ("text", "html", "eml", "all")

@@ -180,7 +180,7 @@ class FulfillmentState:
     delivered_at: str | None = None
     # occurred_at is when a future-dated record was received, not when its change happened
     # (which is unknown): a record received later may be dated a little earlier and still
-    # be the newer news (notifier.decide.apply_record).
+    # be the newer news (notifier.core.decide.apply_record).
     occurred_at_clamped: bool = False
 
 
