@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
-from notifier.engine import DeliveryReport, Engine, IngestReport
+from notifier.engine import Clock, DeliveryReport, Engine, IngestReport, utc_now
 from notifier.errors import NotifierError, TemplateError
 from notifier.models import Notice, NoticeStatus, Record
 from notifier.records import Rejection, read_path, read_records
@@ -66,13 +66,14 @@ def settings() -> Settings:
 class BatchReader:
     """Records from files (or `-` for stdin), reporting each rejection on stderr as it goes."""
 
-    def __init__(self, sources: list[str]) -> None:
+    def __init__(self, sources: list[str], *, clock: Clock) -> None:
         self.sources = sources
+        self.clock = clock
         self.read = 0
         self.rejected = 0
 
     def __iter__(self) -> Iterator[Record]:
-        received_at = datetime.now(UTC)
+        received_at = self.clock()
         for source in self.sources:
             yield from self._accept(self._open(source, received_at))
 
@@ -111,9 +112,9 @@ def run(
     from notifier.wiring import open_engine
 
     config = settings()
-    reader = BatchReader(files)
+    reader = BatchReader(files, clock=utc_now)
     try:
-        with open_engine(config) as engine:
+        with open_engine(config, clock=reader.clock) as engine:
             ingest = engine.ingest(_with_progress(reader))
             delivery = asyncio.run(deliver_and_close(engine))
     except NotifierError as exc:
@@ -313,7 +314,7 @@ def preview(
 def _preview_records(source: str) -> list[Record]:
     from notifier.preview import accepted_records
 
-    received_at = datetime.now(UTC)
+    received_at = utc_now()
     if source == "-":
         return accepted_records(read_records(sys.stdin, source="<stdin>", received_at=received_at))
     path = Path(source)
@@ -492,7 +493,7 @@ def schedule_list() -> None:
         jobs = load_config(config)
         store = SqlStore(config.database_url)
         try:
-            rows = job_table(jobs, store, now=datetime.now(UTC))
+            rows = job_table(jobs, store, now=utc_now())
         finally:
             store.close()
     except NotifierError as exc:

@@ -12,14 +12,13 @@ import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from notifier.cli import EXIT_REJECTED, app, err, fail, out, settings
-from notifier.engine import DeliveryReport, Engine
+from notifier.engine import DeliveryReport, Engine, utc_now
 from notifier.errors import NotifierError
 from notifier.models import NoticeStatus
 from notifier.store.sql import SqlStore
@@ -118,7 +117,7 @@ def retry(
     """
     if bool(keys) == all_:
         raise fail("give notice keys, or --all (not both)")
-    now = datetime.now(UTC)
+    now = utc_now()
     problems: list[str] = []
     with _store() as store:
         if all_:
@@ -229,7 +228,7 @@ def suppress_add(
 ) -> None:
     """Never mail these addresses: their notices are cancelled, with the reason."""
     wanted = _addresses(addresses)
-    now = datetime.now(UTC)
+    now = utc_now()
     with _store() as store:
         already = store.suppressed(wanted)
         for address in wanted:

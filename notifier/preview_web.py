@@ -16,7 +16,6 @@ import hashlib
 import hmac
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request
@@ -24,6 +23,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from notifier.compose import Composer
+from notifier.engine import utc_now
 from notifier.errors import NotifierError, TemplateError
 from notifier.models import Record
 from notifier.preview import Preview, accepted_records, find_rule, render_preview, sample_records
@@ -196,7 +196,7 @@ def _pasted_records(text: str) -> list[Record]:
         body = json.loads(text)
     except ValueError as exc:
         raise _BadJsonError(f"pasted text is not JSON: {exc}") from None
-    items = parse_json_body(body, source="pasted records", received_at=datetime.now(UTC))
+    items = parse_json_body(body, source="pasted records", received_at=utc_now())
     return accepted_records(items)
 
 

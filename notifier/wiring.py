@@ -9,7 +9,7 @@ from datetime import timedelta
 from notifier.campaigns import Campaign, load_campaigns
 from notifier.compose import Composer
 from notifier.config_file import load_config
-from notifier.engine import Engine, EngineConfig, Observer
+from notifier.engine import Clock, Engine, EngineConfig, Observer, utc_now
 from notifier.errors import ConfigError
 from notifier.rendering import Renderer
 from notifier.rules import load_rules
@@ -74,7 +74,9 @@ def make_composer(settings: Settings) -> Composer:
 
 
 @contextmanager
-def open_engine(settings: Settings, *, observer: Observer | None = None) -> Iterator[Engine]:
+def open_engine(
+    settings: Settings, *, observer: Observer | None = None, clock: Clock = utc_now
+) -> Iterator[Engine]:
     """An engine on the configured store; the caller closes the transport (it is async)."""
     rules = load_rules(settings.rules_dir)
     renderer = make_renderer(settings)
@@ -87,6 +89,7 @@ def open_engine(settings: Settings, *, observer: Observer | None = None) -> Iter
             renderer=renderer,
             config=engine_config(settings),
             observer=observer,
+            clock=clock,
         )
     finally:
         store.close()
