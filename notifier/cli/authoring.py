@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -13,6 +12,7 @@ from rich.markup import escape
 
 from notifier.cli.root import app, err, fail, open_records, out, settings
 from notifier.core.models import Record
+from notifier.engine import utc_now
 from notifier.errors import TemplateError
 
 
@@ -93,7 +93,7 @@ def preview(
 def _preview_records(source: str) -> list[Record]:
     from notifier.authoring.preview import accepted_records
 
-    return accepted_records(open_records(source, received_at=datetime.now(UTC)))
+    return accepted_records(open_records(source, received_at=utc_now()))
 
 
 @app.command()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -23,19 +22,20 @@ from notifier.cli.root import (
 from notifier.core.future_dated import batch_source, describe_skew
 from notifier.core.models import NoticeStatus, Record
 from notifier.core.records import Rejection
-from notifier.engine import DeliveryReport, IngestReport
+from notifier.engine import Clock, DeliveryReport, IngestReport, utc_now
 
 
 class BatchReader:
     """Records from files (or `-` for stdin), reporting each rejection on stderr as it goes."""
 
-    def __init__(self, sources: list[str]) -> None:
+    def __init__(self, sources: list[str], *, clock: Clock) -> None:
         self.sources = sources
+        self.clock = clock
         self.read = 0
         self.rejected = 0
 
     def __iter__(self) -> Iterator[Record]:
-        received_at = datetime.now(UTC)
+        received_at = self.clock()
         for source in self.sources:
             yield from self._accept(open_records(source, received_at=received_at))
 
@@ -59,8 +59,8 @@ def run(
     from notifier.processes.wiring import open_engine
 
     config = settings()
-    reader = BatchReader(files)
-    with open_engine(config) as engine:
+    reader = BatchReader(files, clock=utc_now)
+    with open_engine(config, clock=reader.clock) as engine:
         ingest = engine.ingest(_with_progress(reader), source=batch_source(files))
         delivery = asyncio.run(deliver_and_close(engine))
     print_summary(reader, ingest, delivery)

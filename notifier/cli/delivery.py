@@ -11,7 +11,6 @@ import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -19,7 +18,7 @@ from rich.table import Table
 
 from notifier.cli.root import EXIT_REJECTED, app, deliver_and_close, err, fail, out, settings
 from notifier.core.models import NoticeStatus
-from notifier.engine import DeliveryReport, Engine
+from notifier.engine import DeliveryReport, Engine, utc_now
 from notifier.store.sql import SqlStore
 
 suppress_app = typer.Typer(
@@ -101,7 +100,7 @@ def retry(
     """
     if bool(keys) == all_:
         raise fail("give notice keys, or --all (not both)")
-    now = datetime.now(UTC)
+    now = utc_now()
     problems: list[str] = []
     with _store() as store:
         if all_:
@@ -209,7 +208,7 @@ def suppress_add(
 ) -> None:
     """Never mail these addresses: their notices are cancelled, with the reason."""
     wanted = _addresses(addresses)
-    now = datetime.now(UTC)
+    now = utc_now()
     with _store() as store:
         already = store.suppressed(wanted)
         for address in wanted:

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from notifier.cli.root import app, deliver_and_close, err, fail, out, settings
+from notifier.engine import utc_now
 
 
 @app.command()
@@ -120,7 +121,7 @@ def schedule_list() -> None:
     jobs = load_config(config)
     store = SqlStore(config.database_url)
     try:
-        rows = job_table(jobs, store, now=datetime.now(UTC))
+        rows = job_table(jobs, store, now=utc_now())
     finally:
         store.close()
     where = str(jobs.source) if jobs.source else "environment only (no notifier.toml)"

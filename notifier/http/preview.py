@@ -16,7 +16,6 @@ import hashlib
 import hmac
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request
@@ -33,6 +32,7 @@ from notifier.authoring.preview import (
 from notifier.core.models import Record
 from notifier.core.records import parse_json_body
 from notifier.core.rules import Rule
+from notifier.engine import utc_now
 from notifier.errors import NotifierError, TemplateError
 from notifier.http.preview_pages import DENIED, LIST, RULE, links, page, secure
 from notifier.rendering.compose import Composer
@@ -202,7 +202,7 @@ def _pasted_records(text: str) -> list[Record]:
         body = json.loads(text)
     except ValueError as exc:
         raise _BadJsonError(f"pasted text is not JSON: {exc}") from None
-    items = parse_json_body(body, source="pasted records", received_at=datetime.now(UTC))
+    items = parse_json_body(body, source="pasted records", received_at=utc_now())
     return accepted_records(items)
 
 

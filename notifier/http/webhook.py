@@ -19,7 +19,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Header, Query, Request
@@ -232,7 +231,6 @@ def create_app(
     on_shutdown: Sequence[Hook] = (),
     metrics: Metrics | None = None,
     insecure: bool = False,
-    wall_clock: Callable[[], float] = time.time,
 ) -> FastAPI:
     """The app: ingestion endpoints, /healthz, /metrics, plus `routers` (e.g. /preview).
 
@@ -327,7 +325,7 @@ def create_app(
         body = await read_body(request, config.max_bytes)
         if config.secrets:
             try:
-                verify(signature, body, config.secrets, now=wall_clock())
+                verify(signature, body, config.secrets, now=engine.clock().timestamp())
             except SignatureInvalid as exc:
                 raise HttpProblem(401, str(exc)) from None
         try:
@@ -335,7 +333,7 @@ def create_app(
         except HttpProblem:
             reject(1)
             raise
-        received = datetime.now(UTC)
+        received = engine.clock()
         items = list(parse_json_body(value, source="request", received_at=received, text=text))
         try:
             records = records_or_problem(items)
@@ -356,7 +354,7 @@ def create_app(
             raise HttpProblem(401, "postbacks are off: set NOTIFIER_POSTBACK_TOKEN")
         try:
             data = config.postback_fields.record_data(params)
-            record = parse_record(data, received_at=datetime.now(UTC))
+            record = parse_record(data, received_at=engine.clock())
         except RecordInvalid as exc:
             reject(1)
             raise HttpProblem(

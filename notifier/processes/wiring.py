@@ -9,7 +9,7 @@ from datetime import timedelta
 from notifier.core.durations import parse_duration
 from notifier.core.quiet_hours import QuietHours
 from notifier.core.rules import load_rules
-from notifier.engine import Engine, EngineConfig, Observer
+from notifier.engine import Clock, Engine, EngineConfig, Observer, utc_now
 from notifier.errors import ConfigError
 from notifier.rendering.campaigns import Campaign, load_campaigns
 from notifier.rendering.compose import Composer
@@ -88,6 +88,7 @@ def open_engine(
     *,
     notifier_config: NotifierConfig | None = None,
     observer: Observer | None = None,
+    clock: Clock = utc_now,
 ) -> Iterator[Engine]:
     """An engine on the configured store; the caller closes the transport (it is async).
 
@@ -107,6 +108,7 @@ def open_engine(
             renderer=renderer,
             config=engine_config(settings, quiet_hours=notifier_config.quiet_hours),
             observer=observer,
+            clock=clock,
         )
     finally:
         store.close()

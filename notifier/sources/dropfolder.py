@@ -3,7 +3,9 @@
 Convention for writers: write to a temporary name (a dotfile, or `*.tmp` / `*.part`), then
 rename to the final `.jsonl`, `.json` or `.csv` name; a rename within one file system is
 atomic. Files younger than `min_age` are left for the next run as well, for writers that
-cannot rename.
+cannot rename. A file's age is read on the file system's clock (a probe file's mtime), not
+the engine's: the times on a network share come from its server, and the engine's clock
+may be a test's or simply another machine's.
 
 Crash safety: a file is moved out of the folder only after every record in it has been
 ingested (each ingest chunk is its own committed transaction). A crash mid-file leaves the
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, timedelta
@@ -76,7 +79,12 @@ class DropFolder:
         if not self.path.is_dir():
             log.warning("drop folder %s does not exist (yet)", self.path)
             return []
-        cutoff = self.clock().timestamp() - self.options.min_age.total_seconds()
+        try:
+            cutoff = self._cutoff()
+        except OSError as exc:
+            # Nothing could be moved out of it either: say so once, take nothing.
+            log.error("drop folder %s: cannot write there (%s); nothing taken", self.path, exc)
+            return []
         ready: list[tuple[float, str, Path]] = []
         for entry in os.scandir(self.path):
             name = entry.name
@@ -90,6 +98,12 @@ class DropFolder:
                 continue  # still being written (or just renamed): next run
             ready.append((mtime, name, Path(entry.path)))
         return [path for _, _, path in sorted(ready)]
+
+    def _cutoff(self) -> float:
+        """Files modified after this (file system time) are too young to read."""
+        if not self.options.min_age:
+            return float("inf")
+        return _file_system_now(self.path) - self.options.min_age.total_seconds()
 
     def run(
         self, engine: Engine, *, stopping: Callable[[], bool] | None = None
@@ -168,6 +182,12 @@ def _report_text(outcome: FileOutcome) -> str:
     ]
     lines += [f"{r.location}: {r.reason}" for r in outcome.rejections]
     return "\n".join(lines) + "\n"
+
+
+def _file_system_now(folder: Path) -> float:
+    """The current time as the folder's file system stamps it on a file written now."""
+    with tempfile.NamedTemporaryFile(dir=folder, prefix=".notifier-clock-") as probe:
+        return os.fstat(probe.fileno()).st_mtime
 
 
 def _free_name(directory: Path, name: str) -> Path:

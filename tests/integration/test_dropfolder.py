@@ -41,7 +41,9 @@ def change(n: int, status: str = "Pending Shipment", **fields: Any) -> dict[str,
 
 
 def age(path: Path, seconds: float) -> Path:
-    then = time.time() - seconds
+    # Relative to the file's own time: file times are the file system's clock, which need
+    # not be the test process's.
+    then = path.stat().st_mtime - seconds
     os.utime(path, (then, then))
     return path
 
@@ -57,11 +59,22 @@ def test_only_complete_record_files_are_picked_up(tmp_path: Path) -> None:
     (drop / "young.jsonl").touch()  # just written
     folder = DropFolder(DropFolderOptions(path=drop, min_age=timedelta(seconds=5)))
     assert [p.name for p in folder.ready_files()] == ["a.jsonl", "b.CSV", "c.json"]
-    later = DropFolder(
-        DropFolderOptions(path=drop, min_age=timedelta(seconds=5)),
-        clock=lambda: datetime.now(UTC) + timedelta(seconds=6),
-    )
-    assert "young.jsonl" in [p.name for p in later.ready_files()]
+    age(drop / "young.jsonl", 6)  # as if six seconds had passed
+    assert "young.jsonl" in [p.name for p in folder.ready_files()]
+
+
+def test_file_age_is_read_on_the_file_systems_clock_not_the_engines(tmp_path: Path) -> None:
+    """An engine clock years ahead or behind neither ripens a fresh file nor holds an old one."""
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "fresh.jsonl").touch()
+    (drop / "old.jsonl").touch()
+    age(drop / "old.jsonl", 60)
+    options = DropFolderOptions(path=drop, min_age=timedelta(seconds=5))
+    for skew in (timedelta(days=730), -timedelta(days=730)):
+        folder = DropFolder(options, clock=lambda skew=skew: datetime.now(UTC) + skew)
+        assert [p.name for p in folder.ready_files()] == ["old.jsonl"]
+    assert sorted(p.name for p in drop.iterdir()) == ["fresh.jsonl", "old.jsonl"]  # no probe left
 
 
 def test_a_file_with_bad_lines_lands_in_rejected_with_a_report(

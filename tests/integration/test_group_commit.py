@@ -65,6 +65,13 @@ def test_concurrent_callers_share_transactions_and_all_commit(tmp_path: Path) ->
 # --- writing on the event loop's thread when the write lock is free ----------------------
 
 
+def commit_after(connection: sqlite3.Connection, seconds: float) -> None:
+    # Not threading.Timer: its timed Event wait never ends on a clock moved by libfaketime
+    # (see support/waiting.py); time.sleep does.
+    time.sleep(seconds)
+    connection.execute("COMMIT")
+
+
 def test_try_now_writes_at_once_when_free_and_writes_nothing_when_locked(
     tmp_path: Path,
 ) -> None:
@@ -85,7 +92,7 @@ def test_try_now_writes_at_once_when_free_and_writes_nothing_when_locked(
 
         # The normal (waiting) path is unchanged: it waits out a short-held lock.
         holder.execute("BEGIN IMMEDIATE")
-        release = threading.Timer(0.3, lambda: holder.execute("COMMIT"))
+        release = threading.Thread(target=commit_after, args=(holder, 0.3))
         release.start()
         assert engine.ingest([record(3)]).accepted == 1
         release.join()

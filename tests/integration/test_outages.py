@@ -21,6 +21,7 @@ from support.cli import notifier, tna_key, tna_record, write_records
 from support.crash import notifier_command
 from support.project import env_for, settings_for, smtp_settings
 from support.smtp_sink import SmtpSink
+from support.waiting import wait_until
 
 from notifier.core.models import NoticeStatus, message_id_for
 from notifier.core.records import Record, parse_json_body
@@ -63,13 +64,16 @@ def write_lock(database: Path, seconds: float | None = None) -> Iterator[threadi
         connection = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
         connection.execute("BEGIN IMMEDIATE")
         held.set()
-        release.wait(seconds)
+        if seconds is None:
+            release.wait()
+        else:
+            wait_until(release.is_set, timeout=seconds)
         connection.execute("ROLLBACK")
         connection.close()
 
     thread = threading.Thread(target=hold, daemon=True)
     thread.start()
-    held.wait(5)
+    wait_until(held.is_set, timeout=5)
     try:
         yield release
     finally:

@@ -49,8 +49,11 @@ RECORD = {
 
 
 @pytest.fixture
-def browser_page() -> Iterator[Any]:
+def browser_page(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """A page in headless Debian Chromium; skips with the reason when it cannot be had."""
+    # The browser and Playwright's driver are other programs: they run on the machine's own
+    # clock, whatever library preloads (a moved clock, say) the test process carries.
+    monkeypatch.delenv("LD_PRELOAD", raising=False)
     sync_api = pytest.importorskip(
         "playwright.sync_api", reason="the playwright package is not installed (dev extra)"
     )

@@ -7,12 +7,12 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from types import TracebackType
 
 from notifier.settings import Settings
 from support.project import ROOT, env_for
+from support.waiting import wait_until
 
 _LISTENING = "notifier serve listening on "
 
@@ -49,10 +49,10 @@ class ServeProcess:
         )
         self._drainer = threading.Thread(target=self._drain, daemon=True)
         self._drainer.start()
-        deadline = time.monotonic() + timeout
-        while not self._listening.wait(0.05):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("notifier serve did not start:\n" + self.output)
+        proc = self.proc
+        wait_until(lambda: self._listening.is_set() or proc.poll() is not None, timeout=timeout)
+        if not self._listening.is_set():
+            raise RuntimeError("notifier serve did not start:\n" + self.output)
         return self
 
     def _drain(self) -> None:

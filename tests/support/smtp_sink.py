@@ -23,6 +23,8 @@ from typing import Any, Literal
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from support.waiting import wait_until
+
 Stage = Literal["connect", "mail", "rcpt", "data"]
 _STAGES = ("connect", "mail", "rcpt", "data")
 _DROP = "drop"
@@ -106,7 +108,7 @@ class SmtpSink:
             target=self._serve, args=(loop, ready, started), name="smtp-sink", daemon=True
         )
         thread.start()
-        if not ready.wait(timeout):
+        if not wait_until(ready.is_set, timeout=timeout):
             raise TimeoutError("the SMTP sink did not start")
         if started[0] is not None:
             thread.join()
@@ -180,11 +182,16 @@ class SmtpSink:
 
     def wait_for(self, count: int, timeout: float = 5.0) -> list[EmailMessage]:
         """Wait until at least ``count`` messages arrived; return all of them."""
+
+        def arrived() -> bool:
+            with self._cond:
+                return len(self._deliveries) >= count
+
+        if not wait_until(arrived, timeout=timeout):
+            raise TimeoutError(
+                f"expected {count} messages within {timeout}s, got {len(self._deliveries)}"
+            )
         with self._cond:
-            if not self._cond.wait_for(lambda: len(self._deliveries) >= count, timeout):
-                raise TimeoutError(
-                    f"expected {count} messages within {timeout}s, got {len(self._deliveries)}"
-                )
             return [delivery.message for delivery in self._deliveries]
 
     def wait_for_data(self, count: int, timeout: float = 5.0) -> None:
