@@ -196,11 +196,14 @@ class SmtpSink:
 
     def wait_for_data(self, count: int, timeout: float = 5.0) -> None:
         """Wait until at least ``count`` DATA commands arrived (replied to or not)."""
-        with self._cond:
-            if not self._cond.wait_for(lambda: self.data_begun >= count, timeout):
-                raise TimeoutError(
-                    f"expected {count} DATA within {timeout}s, got {self.data_begun}"
-                )
+
+        def begun() -> bool:
+            with self._cond:
+                return self.data_begun >= count
+
+        # Polled (support.waiting): a timed thread wait never times out under make test-clock.
+        if not wait_until(begun, timeout=timeout):
+            raise TimeoutError(f"expected {count} DATA within {timeout}s, got {self.data_begun}")
 
     # --- fault injection ---------------------------------------------------
 
