@@ -543,9 +543,13 @@ class Engine:
             log.exception("notice %s: could not build the message", notice.key)
             reason = f"could not build the message: {type(exc).__name__}: {exc}"
             return Completion(NoticeStatus.FAILED, at=now, reason=reason)
-        await self._mark_send_started(notice)
         try:
-            await self.transport.send(message)
+            # Marked as the message is about to leave (for SMTP: envelope accepted, DATA next),
+            # not before connecting: a crash before that point cannot have delivered it, so it
+            # must not cost the notice one of its two ambiguous chances.
+            await self.transport.send(message, before_data=lambda: self._mark_send_started(notice))
+        except (_ClaimLost, StoreError):
+            raise  # from the send mark: not a send error, and nothing was sent
         except PermanentSendError as exc:
             log.warning(
                 "notice %s to %s refused: %s", notice.key, mask_email(notice.recipient), exc

@@ -8,32 +8,16 @@ SMTP driver.
 
 from __future__ import annotations
 
-from email.message import EmailMessage
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from notifier.transports.file import FileTransport
 from notifier.transports.memory import MemoryTransport
+from notifier.transports.protocol import BeforeData, Transport
 
 if TYPE_CHECKING:
     from notifier.transports.smtp import SmtpTransport
 
-__all__ = ["FileTransport", "MemoryTransport", "SmtpTransport", "Transport"]
-
-
-class Transport(Protocol):
-    """Delivers email messages.
-
-    The envelope sender is the ``Sender`` address if the message has one, else the
-    ``From`` address; the recipients are every ``To``, ``Cc`` and ``Bcc`` address.
-    ``send`` returns once the message is accepted, or raises a
-    :class:`~notifier.errors.SendError` saying whether trying again can help: each
-    transport translates its driver's and the OS's errors at its own edge. Anything else
-    it lets escape is a bug the engine still survives, counting it as ambiguous.
-    """
-
-    async def send(self, message: EmailMessage, /) -> None: ...
-
-    async def close(self) -> None: ...
+__all__ = ["BeforeData", "FileTransport", "MemoryTransport", "SmtpTransport", "Transport"]
 
 
 def __getattr__(name: str) -> object:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from notifier.core.mime import WireMessage
 from notifier.errors import PermanentSendError, TransientSendError
+from notifier.transports.protocol import BeforeData
 
 _ADDRESS_HEADERS = ("From", "Sender", "Reply-To", "To", "Cc", "Bcc")
 
@@ -47,7 +48,11 @@ class FileTransport:
             raise ValueError("a message needs a Message-ID to be written to a file")
         return self.directory / f"{_file_stem(str(message_id))}.eml"
 
-    async def send(self, message: EmailMessage, /) -> None:
+    async def send(
+        self, message: EmailMessage, /, *, before_data: BeforeData | None = None
+    ) -> None:
+        if before_data is not None:
+            await before_data()  # outside the OS-error mapping: what it raises passes through
         with _outbox_errors(self.directory):
             target = self.path_for(message)
             if isinstance(message, WireMessage) and message.wire:

@@ -6,6 +6,7 @@ from collections import deque
 from email.message import EmailMessage
 
 from notifier.errors import TransientSendError
+from notifier.transports.protocol import BeforeData
 
 
 class MemoryTransport:
@@ -26,9 +27,13 @@ class MemoryTransport:
             raise ValueError(f"times must be at least 1, not {times}")
         self._failures.extend([exc] * times)
 
-    async def send(self, message: EmailMessage, /) -> None:
+    async def send(
+        self, message: EmailMessage, /, *, before_data: BeforeData | None = None
+    ) -> None:
         if self.closed:
             raise TransientSendError("the memory transport is closed")
+        if before_data is not None:
+            await before_data()
         if self._failures:
             raise self._failures.popleft()
         self.messages.append(message)

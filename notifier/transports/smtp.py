@@ -42,6 +42,7 @@ from notifier.errors import (
     SendError,
     TransientSendError,
 )
+from notifier.transports.protocol import BeforeData
 
 TlsMode = Literal["none", "starttls", "tls"]
 
@@ -112,12 +113,16 @@ class SmtpTransport:
     ) -> None:
         await self.close()
 
-    async def send(self, message: EmailMessage, /) -> None:
-        progress = _Progress()
+    async def send(
+        self, message: EmailMessage, /, *, before_data: BeforeData | None = None
+    ) -> None:
+        progress = _Progress(before_data)
         try:
             await self._send(message, progress)
         except SendError:
             raise
+        except _BeforeDataFailed as failed:
+            raise failed.error from None  # the caller's own error, as it raised it
         except Exception as exc:
             raise _unforeseen(exc, self._server, data_started=progress.data_started) from exc
 
@@ -160,7 +165,9 @@ class SmtpTransport:
         except AmbiguousSendError:
             client.close()
             raise
-        except SendError:
+        except (SendError, _BeforeDataFailed):
+            # Refused, or the caller stopped the send before DATA: the envelope is open on a
+            # live connection; RSET makes it clean for the next send.
             await self._after_refusal(client)
             raise
         except BaseException:
@@ -292,6 +299,11 @@ class SmtpTransport:
                 f"{self._server}: connection failed before the message was sent: {exc}"
             ) from exc
 
+        if progress.before_data is not None:
+            try:
+                await progress.before_data()
+            except Exception as exc:
+                raise _BeforeDataFailed(exc) from exc
         progress.data_started = True
         try:
             await client.data(data)
@@ -342,7 +354,16 @@ class _StaleConnection(Exception):
 class _Progress:
     """How far one send got: mutable, because the edge reads it after an error unwinds."""
 
+    before_data: BeforeData | None = None
     data_started: bool = False
+
+
+class _BeforeDataFailed(Exception):
+    """The caller's before_data hook raised: carried through the transport untranslated."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def _unforeseen(exc: Exception, server: str, *, data_started: bool) -> SendError:

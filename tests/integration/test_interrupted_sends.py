@@ -219,3 +219,33 @@ def test_a_notice_whose_claim_was_lost_is_not_sent(
     assert smtp_sink.messages == []
     notice = store.notice(key)
     assert notice is not None and notice.claim_token == "other" and notice.send_started_at is None
+
+
+def test_a_send_that_never_reached_data_leaves_no_mark(
+    store: SqlStore, engine: Engine, smtp_sink: SmtpSink, clock: Clock
+) -> None:
+    """The mark is written only once the server accepted the envelope: a send refused at
+    RCPT (it cannot have arrived) is an ordinary transient retry, unmarked, and costs the
+    notice none of its two ambiguous chances; a send that reached DATA is marked until its
+    outcome is recorded (then cleared)."""
+    refused, accepted = seed(engine, 2)
+    smtp_sink.reply_with("451 try later", recipient="customer0@example.com")
+    marks_at_data: list[int] = []
+    original = store.mark_send_started
+
+    def watched(keys: list[str], *, token: str, now: datetime) -> list[bool]:
+        marks_at_data.append(smtp_sink.data_begun)
+        return original(keys, token=token, now=now)
+
+    store.mark_send_started = watched  # type: ignore[method-assign]
+
+    report = deliver(engine, smtp_sink)
+
+    assert report.counts == {NoticeStatus.RETRY: 1, NoticeStatus.SENT: 1}
+    retried = store.notice(refused)
+    assert retried is not None and retried.status is NoticeStatus.RETRY
+    assert retried.send_started_at is None and retried.ambiguous_attempts == 0
+    sent = store.notice(accepted)
+    assert sent is not None and sent.status is NoticeStatus.SENT
+    assert sent.send_started_at is None
+    assert marks_at_data == [0]  # one mark, for the accepted envelope, before its content

@@ -30,7 +30,7 @@ from notifier.processes.wiring import open_engine
 from notifier.settings import Settings
 from notifier.store import sql
 from notifier.store.sql import SqlStore
-from notifier.transports import Transport
+from notifier.transports import BeforeData, Transport
 
 
 def parsed(records: list[dict[str, object]]) -> list[Record]:
@@ -268,8 +268,10 @@ class LockAfterSend:
         self.seconds = seconds
         self.locks: list[threading.Thread] = []
 
-    async def send(self, message: EmailMessage, /) -> None:
-        await self.inner.send(message)
+    async def send(
+        self, message: EmailMessage, /, *, before_data: BeforeData | None = None
+    ) -> None:
+        await self.inner.send(message, before_data=before_data)
         held = threading.Event()
 
         def hold() -> None:

@@ -456,3 +456,96 @@ def test_protocol_module_does_not_import_the_smtp_driver() -> None:
         "assert 'aiosmtplib' in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --- before_data: the engine's send mark, at the last moment before the message leaves ---
+
+
+def test_before_data_runs_once_the_envelope_is_accepted_and_before_the_message(
+    smtp_sink: SmtpSink,
+) -> None:
+    """The hook runs once, after MAIL and RCPT were accepted and before the content left."""
+    seen: list[tuple[int, int]] = []
+
+    async def main() -> None:
+        async with smtp(smtp_sink) as transport:
+
+            async def hook() -> None:
+                seen.append((len(smtp_sink.deliveries), smtp_sink.data_begun))
+
+            await transport.send(make_message(), before_data=hook)
+
+    asyncio.run(main())
+    assert seen == [(0, 0)]
+    assert len(smtp_sink.deliveries) == 1
+
+
+def test_a_refused_envelope_never_reaches_before_data(smtp_sink: SmtpSink) -> None:
+    """A recipient refused (for now or for good) means nothing can have arrived: no hook."""
+    calls: list[str] = []
+
+    async def hook() -> None:
+        calls.append("called")
+
+    async def main() -> None:
+        async with smtp(smtp_sink) as transport:
+            smtp_sink.reply_with("450 mailbox busy")
+            with pytest.raises(TransientSendError):
+                await transport.send(make_message(), before_data=hook)
+            smtp_sink.reply_with("550 no such user")
+            with pytest.raises(PermanentSendError):
+                await transport.send(make_message(), before_data=hook)
+
+    asyncio.run(main())
+    assert calls == []
+    assert smtp_sink.deliveries == []
+
+
+def test_what_before_data_raises_passes_through_and_nothing_is_sent(
+    smtp_sink: SmtpSink,
+) -> None:
+    """The hook's own error comes out unchanged, no content is sent, and the connection is
+    reset for the next send (no new connection needed)."""
+    refusal = LookupError("the claim is gone")
+
+    async def refuse() -> None:
+        raise refusal
+
+    async def main() -> None:
+        async with smtp(smtp_sink) as transport:
+            with pytest.raises(LookupError) as info:
+                await transport.send(make_message(), before_data=refuse)
+            assert info.value is refusal
+            assert smtp_sink.deliveries == []
+            await transport.send(make_message())
+
+    asyncio.run(main())
+    assert len(smtp_sink.deliveries) == 1
+    assert smtp_sink.connections_opened == 1
+
+
+def test_file_and_memory_transports_run_before_data_before_writing(tmp_path: Path) -> None:
+    """The outbox file and the memory list are written only after the hook; its error
+    passes through and nothing is written."""
+    order: list[str] = []
+    outbox = tmp_path / "outbox"
+
+    async def hook() -> None:
+        order.append(f"hook, {len(list(outbox.glob('*.eml'))) if outbox.exists() else 0} files")
+
+    async def refuse() -> None:
+        raise LookupError("no")
+
+    async def main() -> None:
+        files = FileTransport(outbox)
+        await files.send(make_message(), before_data=hook)
+        with pytest.raises(LookupError):
+            await files.send(make_message(), before_data=refuse)
+        memory = MemoryTransport()
+        with pytest.raises(LookupError):
+            await memory.send(make_message(), before_data=refuse)
+        assert memory.messages == []
+
+    asyncio.run(main())
+    assert order == ["hook, 0 files"]
+    assert len(list(outbox.glob("*.eml"))) == 1

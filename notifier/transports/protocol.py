@@ -1,0 +1,34 @@
+"""What the engine needs of a transport: one small protocol every transport satisfies."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from email.message import EmailMessage
+from typing import Protocol
+
+# Awaited once per send, when the message is about to leave: see Transport.send.
+BeforeData = Callable[[], Awaitable[None]]
+
+
+class Transport(Protocol):
+    """Delivers email messages.
+
+    The envelope sender is the ``Sender`` address if the message has one, else the
+    ``From`` address; the recipients are every ``To``, ``Cc`` and ``Bcc`` address.
+    ``send`` returns once the message is accepted, or raises a
+    :class:`~notifier.errors.SendError` saying whether trying again can help: each
+    transport translates its driver's and the OS's errors at its own edge. Anything else
+    it lets escape is a bug the engine still survives, counting it as ambiguous.
+
+    ``before_data``, when given, is awaited once, at the last moment before the message
+    itself goes out: for SMTP once the server has accepted the envelope (MAIL, RCPT), just
+    before DATA. What it raises passes through unchanged and the message is not sent. The
+    engine marks the send in the ledger there, so a crash before that point costs the notice
+    nothing: only a send that may really have reached the server counts as ambiguous.
+    """
+
+    async def send(
+        self, message: EmailMessage, /, *, before_data: BeforeData | None = None
+    ) -> None: ...
+
+    async def close(self) -> None: ...
