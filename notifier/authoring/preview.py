@@ -118,7 +118,7 @@ def preview_notice(rule: Rule, records: Sequence[Record]) -> tuple[Notice, Order
 def preview_message(composer: Composer, rule: Rule, records: Sequence[Record]) -> EmailMessage:
     """The exact message delivery would send for these records (raises TemplateError)."""
     notice, order = preview_notice(rule, records)
-    message_id = message_id_for(notice.key, composer.config.message_id_domain)
+    message_id = message_id_for(notice.key, composer.branding.message_id_domain)
     return composer.compose(notice, rule, order, message_id=message_id, now=notice.created_at)
 
 

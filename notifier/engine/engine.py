@@ -14,11 +14,10 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Se
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import islice
-from typing import Any, Protocol
+from typing import Protocol
 
 from notifier.core.decide import Decision, DueAdjuster, OrderView, Outcome, decide
 from notifier.core.future_dated import BATCH, FutureDated, Source, merge_into, tally, warning
-from notifier.core.mime import envelope_address
 from notifier.core.models import (
     DEFAULT_FUTURE_TOLERANCE,
     Notice,
@@ -40,6 +39,7 @@ from notifier.errors import (
     TemplateError,
     TransientSendError,
 )
+from notifier.rendering.branding import Branding
 from notifier.rendering.compose import Composer
 from notifier.rendering.renderer import Renderer
 from notifier.store.base import Completion, Store
@@ -72,12 +72,8 @@ class NullObserver:
 
 @dataclass(frozen=True, slots=True)
 class EngineConfig:
-    mail_from: str
-    store_info: Mapping[str, Any] = field(default_factory=dict)
-    # Per-campaign sender ("Name <address>"), overriding mail_from.
-    senders: Mapping[str, str] = field(default_factory=dict)
-    # Per-campaign `store` template variable (templates/<campaign>/campaign.toml), complete.
-    campaign_store_info: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # Sender and shop details for composing; the engine itself needs its Message-ID domain.
+    branding: Branding
     lease: timedelta = timedelta(minutes=5)
     claim_batch: int = 64
     ingest_chunk: int = 1000
@@ -91,20 +87,6 @@ class EngineConfig:
     max_in_flight: int = 4
     # A record dated later than its receipt by more than this is taken as received now.
     future_tolerance: timedelta = DEFAULT_FUTURE_TOLERANCE
-
-    def sender_for(self, campaign_id: str | None) -> str:
-        if campaign_id is not None and campaign_id in self.senders:
-            return self.senders[campaign_id]
-        return self.mail_from
-
-    def store_info_for(self, campaign_id: str | None) -> Mapping[str, Any]:
-        if campaign_id is not None and campaign_id in self.campaign_store_info:
-            return self.campaign_store_info[campaign_id]
-        return self.store_info
-
-    @property
-    def message_id_domain(self) -> str:
-        return envelope_address(self.mail_from).rpartition("@")[2] or "notifier.invalid"
 
 
 @dataclass(slots=True)
@@ -181,7 +163,7 @@ class Engine:
         self.rules = tuple(rules)
         self.rules_by_id = {rule.id: rule for rule in self.rules}
         self.config = config
-        self.composer = Composer(renderer, config)
+        self.composer = Composer(renderer, config.branding)
         self.clock = clock
         self.observer: Observer = observer or NullObserver()
         # The claim token names this process, so that after a crash a restart on the same
@@ -531,7 +513,7 @@ class Engine:
             log.info("notice %s cancelled: %s", notice.key, reason)
             return Completion(NoticeStatus.CANCELLED, at=now, reason=reason)
         assert rule is not None and notice.recipient is not None
-        message_id = message_id_for(notice.key, self.config.message_id_domain)
+        message_id = message_id_for(notice.key, self.config.branding.message_id_domain)
         try:
             message = self.composer.compose(notice, rule, order, message_id=message_id, now=now)
         except TemplateError as exc:
