@@ -23,7 +23,7 @@ from notifier.cli.root import (
 from notifier.core.future_dated import batch_source, describe_skew
 from notifier.core.models import NoticeStatus, Record
 from notifier.core.records import Rejection
-from notifier.engine import DeliveryReport, IngestReport
+from notifier.engine.reports import DeliveryReport, IngestReport
 
 
 class BatchReader:

@@ -12,12 +12,11 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from itertools import islice
-from typing import Protocol
 
 from notifier.core.decide import Decision, DueAdjuster, OrderView, Outcome, decide
-from notifier.core.future_dated import BATCH, FutureDated, Source, merge_into, tally, warning
+from notifier.core.future_dated import BATCH, FutureDated, Source, tally, warning
 from notifier.core.models import (
     DEFAULT_FUTURE_TOLERANCE,
     Notice,
@@ -30,6 +29,14 @@ from notifier.core.retry_policy import RetryPolicy
 from notifier.core.rules import Rule
 from notifier.engine.claimant import holder_is_gone, this_process
 from notifier.engine.group_commit import GroupCommitter
+from notifier.engine.reports import (
+    Clock,
+    DeliveryReport,
+    IngestReport,
+    NullObserver,
+    Observer,
+    utc_now,
+)
 from notifier.errors import (
     AmbiguousSendError,
     NotifierError,
@@ -46,28 +53,6 @@ from notifier.store.base import Completion, Store
 from notifier.transports import Transport
 
 log = logging.getLogger("notifier.engine")
-
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-class Observer(Protocol):
-    """Hooks for metrics; every method is optional in spirit (NullObserver does nothing)."""
-
-    def ingested(self, report: IngestReport) -> None: ...
-
-    def completed(self, status: NoticeStatus, *, seconds: float, ambiguous: bool) -> None: ...
-
-
-class NullObserver:
-    def ingested(self, report: IngestReport) -> None:
-        pass
-
-    def completed(self, status: NoticeStatus, *, seconds: float, ambiguous: bool) -> None:
-        pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,49 +72,6 @@ class EngineConfig:
     max_in_flight: int = 4
     # A record dated later than its receipt by more than this is taken as received now.
     future_tolerance: timedelta = DEFAULT_FUTURE_TOLERANCE
-
-
-@dataclass(slots=True)
-class IngestReport:
-    accepted: int = 0
-    duplicates: int = 0
-    stale: int = 0
-    repeats: int = 0
-    notices_created: int = 0
-    notices_cancelled: int = 0  # created cancelled: missing data the rule requires
-    created_keys: list[str] = field(default_factory=list)
-    # Accepted records dated past their receipt by more than the tolerance, by source name.
-    future_dated: dict[str, FutureDated] = field(default_factory=dict)
-
-    @property
-    def future_dated_count(self) -> int:
-        return sum(counted.count for counted in self.future_dated.values())
-
-    def add(self, other: IngestReport) -> None:
-        self.accepted += other.accepted
-        self.duplicates += other.duplicates
-        self.stale += other.stale
-        self.repeats += other.repeats
-        self.notices_created += other.notices_created
-        self.notices_cancelled += other.notices_cancelled
-        self.created_keys += other.created_keys
-        merge_into(self.future_dated, other.future_dated)
-
-
-@dataclass(slots=True)
-class DeliveryReport:
-    counts: Counter[NoticeStatus] = field(default_factory=Counter)
-    ambiguous: int = 0
-    lost_claims: int = 0
-
-    def add(self, other: DeliveryReport) -> None:
-        self.counts.update(other.counts)
-        self.ambiguous += other.ambiguous
-        self.lost_claims += other.lost_claims
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
 
 
 class SendInterrupted(AmbiguousSendError):
