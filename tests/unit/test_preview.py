@@ -20,6 +20,7 @@ from notifier.authoring.preview import (
     render_preview,
     sample_records,
 )
+from notifier.core.decide import decide
 from notifier.core.models import Record, Scope, Status
 from notifier.core.records import Rejection
 from notifier.core.rules import load_rules
@@ -201,3 +202,26 @@ def test_records_of_other_orders_are_named_as_ignored() -> None:
     assert shown.notes == (
         "only order KN-2 (the last record's) is rendered; ignored the records of KN-1",
     )
+
+
+@pytest.mark.parametrize("rule_id", sorted(RULES))
+def test_preview_notice_is_the_one_decide_creates(rule_id: str) -> None:
+    """For the same records, preview's notice has decide's key, fulfillments, recipient, record."""
+    rule = RULES[rule_id]
+    records = sample_records(rule)
+    decision = decide(
+        records,
+        orders={},
+        known_record_keys=set(),
+        rules=[rule],
+        now=records[-1].effective_at,
+    )
+    [created] = decision.notices
+    shown, _ = previews.preview_notice(rule, records)
+    assert (shown.key, shown.fulfillment_ids, shown.recipient, shown.record) == (
+        created.key,
+        created.fulfillment_ids,
+        created.recipient,
+        created.record,
+    )
+    assert shown.fulfillment_ids  # the comparison is about something
