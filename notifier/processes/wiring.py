@@ -16,7 +16,7 @@ from notifier.rendering.campaigns import Campaign, load_campaigns
 from notifier.rendering.compose import Composer
 from notifier.rendering.renderer import Renderer
 from notifier.settings import Settings
-from notifier.settings.project_file import NotifierConfig, load_config
+from notifier.settings.project_file import ProjectFile, load_project_file
 from notifier.store.sql import SqlStore
 from notifier.transports import Transport
 from notifier.transports.file import FileTransport
@@ -96,16 +96,16 @@ def make_composer(settings: Settings) -> Composer:
 def open_engine(
     settings: Settings,
     *,
-    notifier_config: NotifierConfig | None = None,
+    project_file: ProjectFile | None = None,
     observer: Observer | None = None,
 ) -> Iterator[Engine]:
     """An engine on the configured store; the caller closes the transport (it is async).
 
-    `notifier_config` is notifier.toml as the entry point read it; without it the file is
+    `project_file` is notifier.toml as the entry point read it; without it the file is
     read here, so that a process that also needs its jobs reads it once and passes it.
     """
-    if notifier_config is None:
-        notifier_config = load_config(settings)
+    if project_file is None:
+        project_file = load_project_file(settings)
     rules = load_rules(settings.rules_dir)
     renderer = make_renderer(settings)
     store = SqlStore(settings.database_url)
@@ -115,7 +115,7 @@ def open_engine(
             transport=make_transport(settings),
             rules=rules,
             renderer=renderer,
-            config=engine_config(settings, quiet_hours=notifier_config.quiet_hours),
+            config=engine_config(settings, quiet_hours=project_file.quiet_hours),
             observer=observer,
         )
     finally:
