@@ -20,7 +20,7 @@ from notifier.authoring.preview import preview_message, preview_notice, sample_r
 from notifier.core import carriers
 from notifier.core.models import Record
 from notifier.core.rules import Rule, load_rules
-from notifier.engine import EngineConfig
+from notifier.rendering.branding import Branding
 from notifier.rendering.compose import Composer
 from notifier.rendering.renderer import PARTS, Renderer
 
@@ -39,11 +39,11 @@ def per_call(fn: Callable[[], object], *, seconds: float = 1.0) -> float:
 
 
 def bench_render() -> None:
-    config = EngineConfig(
+    branding = Branding(
         mail_from="Example Store <orders@example.com>",
-        store_info={"name": "Example Store", "support_email": "help@example.com", "url": None},
+        shop={"name": "Example Store", "support_email": "help@example.com", "url": None},
     )
-    composer = Composer(Renderer(ROOT / "templates"), config)
+    composer = Composer(Renderer(ROOT / "templates"), branding)
     for rule in load_rules(ROOT / "rules"):
         records = sample_records(rule)
         notice, order = preview_notice(rule, records)

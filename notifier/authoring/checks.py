@@ -14,7 +14,7 @@ from notifier.authoring.html_check import email_html_problems
 from notifier.authoring.preview import preview_message, preview_notice, sample_records
 from notifier.core.rules import Rule, load_rules
 from notifier.errors import NotifierError, RuleError, TemplateError
-from notifier.processes.wiring import engine_config, make_renderer
+from notifier.processes.wiring import make_branding, make_renderer
 from notifier.rendering.campaigns import CAMPAIGN_FILE, load_campaigns
 from notifier.rendering.compose import Composer
 from notifier.rendering.renderer import PARTS
@@ -75,7 +75,7 @@ def check_all(settings: Settings) -> tuple[list[str], int]:
         problems += str(exc).splitlines()
         campaigns = {}
     try:
-        composer = Composer(make_renderer(settings), engine_config(settings, campaigns=campaigns))
+        composer = Composer(make_renderer(settings), make_branding(settings, campaigns=campaigns))
     except NotifierError as exc:
         return [*problems, str(exc)], 0
     problems += stray_overrides(settings.templates_dir, rules)

@@ -16,10 +16,10 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Literal
 
-from notifier.core.decide import OrderView, apply_record, shipped_fulfillment_ids
-from notifier.core.models import Notice, NoticeStatus, Record, Scope, Status, message_id_for
+from notifier.core.decide import OrderView, apply_record, build_notice, notice_fulfillment_ids
+from notifier.core.models import Notice, Record, Scope, Status, message_id_for
 from notifier.core.records import Rejection
-from notifier.core.rules import Rule, applies_to, missing_fields, notice_key
+from notifier.core.rules import Rule, applies_to, missing_fields
 from notifier.errors import ConfigError
 from notifier.rendering.compose import Composer
 
@@ -92,33 +92,21 @@ def preview_notice(rule: Rule, records: Sequence[Record]) -> tuple[Notice, Order
             order.fulfillment_ids = record.order_fulfillment_ids
         state, _ = apply_record(order.fulfillments.get(record.fulfillment_id), record)
         order.fulfillments[record.fulfillment_id] = state
-    fulfillment_ids = (
-        shipped_fulfillment_ids(order) or tuple(order.fulfillments)
-        if rule.scope is Scope.ORDER
-        else (last.fulfillment_id,)
+    at = last.effective_at
+    new = build_notice(
+        rule, last, order, notice_fulfillment_ids(rule, last, order), now=at, due_at=at
     )
-    notice = Notice(
-        key=notice_key(rule, last),
-        rule_id=rule.id,
-        scope=rule.scope,
-        order_id=last.order_id,
-        fulfillment_id=last.fulfillment_id if rule.scope is Scope.FULFILLMENT else None,
-        recipient=last.email or "customer@example.com",
-        campaign_id=last.campaign_id,
-        status=NoticeStatus.PENDING,
-        attempts=0,
-        due_at=last.effective_at,
-        created_at=last.effective_at,
-        fulfillment_ids=fulfillment_ids,
-        record=last.to_json(),
-    )
+    notice = new.as_stored()
+    if notice.recipient is None:
+        # A preview still shows the message a record without an address would have made.
+        notice = dataclasses.replace(notice, recipient="customer@example.com")
     return notice, order
 
 
 def preview_message(composer: Composer, rule: Rule, records: Sequence[Record]) -> EmailMessage:
     """The exact message delivery would send for these records (raises TemplateError)."""
     notice, order = preview_notice(rule, records)
-    message_id = message_id_for(notice.key, composer.config.message_id_domain)
+    message_id = message_id_for(notice.key, composer.branding.message_id_domain)
     return composer.compose(notice, rule, order, message_id=message_id, now=notice.created_at)
 
 

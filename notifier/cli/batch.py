@@ -22,7 +22,7 @@ from notifier.cli.root import (
 from notifier.core.future_dated import batch_source, describe_skew
 from notifier.core.models import NoticeStatus, Record
 from notifier.core.records import Rejection
-from notifier.engine import Clock, DeliveryReport, IngestReport, utc_now
+from notifier.engine.reports import Clock, DeliveryReport, IngestReport, utc_now
 
 
 class BatchReader:

@@ -18,7 +18,8 @@ from rich.table import Table
 
 from notifier.cli.root import EXIT_REJECTED, app, deliver_and_close, err, fail, out, settings
 from notifier.core.models import NoticeStatus
-from notifier.engine import DeliveryReport, Engine, utc_now
+from notifier.engine import Engine
+from notifier.engine.reports import DeliveryReport, utc_now
 from notifier.store.sql import SqlStore
 
 suppress_app = typer.Typer(

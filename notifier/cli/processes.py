@@ -35,7 +35,7 @@ def serve(
         raise fail(MISSING_SECRET)  # before loading the web stack: refusing is instant
     from notifier.processes.serve import serve as run_server
     from notifier.processes.serve import standard_extras
-    from notifier.settings.project_file import load_config
+    from notifier.settings.project_file import load_project_file
 
     if insecure and config.webhook_secret is None:
         err.print(
@@ -43,14 +43,14 @@ def serve(
             " Anyone who can reach this server can make it email your customers.[/]",
             highlight=False,
         )
-    notifier_config = load_config(config)
+    project_file = load_project_file(config)
     run_server(
         config,
         host=host or config.serve_host,
         port=config.serve_port if port is None else port,
         insecure=insecure,
-        notifier_config=notifier_config,
-        extras=standard_extras(config, notifier_config),
+        project_file=project_file,
+        extras=standard_extras(config, project_file),
         announce=lambda url: err.print(
             f"notifier serve listening on {url}", highlight=False, soft_wrap=True
         ),
@@ -100,10 +100,10 @@ def schedule(ctx: typer.Context) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from notifier.processes.scheduler import run_schedule
-    from notifier.settings.project_file import load_config
+    from notifier.settings.project_file import load_project_file
 
     config = settings()
-    jobs = load_config(config)
+    jobs = load_project_file(config)
     names = ", ".join(f"{j.name} ({j.when})" for j in jobs.jobs) or "no jobs configured"
     err.print(f"scheduler running: {names}; SIGTERM or Ctrl-C stops", highlight=False)
     asyncio.run(run_schedule(jobs, settings=config))
@@ -114,11 +114,11 @@ def schedule(ctx: typer.Context) -> None:
 def schedule_list() -> None:
     """Show each scheduled job, when it runs, its last run and its next run."""
     from notifier.processes.scheduler import job_table
-    from notifier.settings.project_file import load_config
+    from notifier.settings.project_file import load_project_file
     from notifier.store.sql import SqlStore
 
     config = settings()
-    jobs = load_config(config)
+    jobs = load_project_file(config)
     store = SqlStore(config.database_url)
     try:
         rows = job_table(jobs, store, now=utc_now())
@@ -152,15 +152,15 @@ def schedule_run(
     """Run one job now (honouring its lock), deliver what is due, and exit: for cron or by hand."""
     from notifier.processes.scheduler import build_scheduler
     from notifier.processes.wiring import open_engine
-    from notifier.settings.project_file import load_config
+    from notifier.settings.project_file import load_project_file
 
     config = settings()
-    jobs = load_config(config)
+    jobs = load_project_file(config)
     spec = next((j for j in jobs.jobs if j.name == job), None)
     if spec is None:
         known = ", ".join(j.name for j in jobs.jobs) or "none configured"
         raise fail(f"no job named {job!r} (jobs: {known})")
-    with open_engine(config, notifier_config=jobs) as engine:
+    with open_engine(config, project_file=jobs) as engine:
         scheduler = build_scheduler(jobs, engine=engine, wake=lambda: None, start=False)
         try:
             created = scheduler.run_job(spec)

@@ -20,7 +20,8 @@ from notifier.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from notifier.core.models import Record
-    from notifier.engine import DeliveryReport, Engine
+    from notifier.engine import Engine
+    from notifier.engine.reports import DeliveryReport
 
 EXIT_REJECTED = 1
 EXIT_USAGE = 2

@@ -199,14 +199,14 @@ def decide(
         if outcome is not Outcome.APPLIED:
             continue
         for rule in rules_on(rules, record.status, Scope.FULFILLMENT):
-            own = (record.fulfillment_id,)
+            own = notice_fulfillment_ids(rule, record, order)
             _consider(rule, record, at, order, own, now, decision, due_adjuster)
         if record.status in _ORDER_TRIGGERS:
             for status in (Status.SHIPPED, Status.DELIVERED):
                 order_rules = rules_on(rules, status, Scope.ORDER)
                 if order_rules and order_reached(order, status):
-                    shipped = shipped_fulfillment_ids(order)
                     for rule in order_rules:
+                        shipped = notice_fulfillment_ids(rule, record, order)
                         _consider(rule, record, at, order, shipped, now, decision, due_adjuster)
     return decision
 
@@ -230,27 +230,47 @@ def _consider(
     key = notice_key(rule, record)
     if key in decision.notice_keys:
         return  # an order can reach Shipped, then Delivered, in one batch: one notice
-    missing = missing_fields(rule, record)
     due_at = max(now, at + rule.delay)
     if due_adjuster is not None:
         due_at = due_adjuster(due_at, record.campaign_id)
     decision.notice_keys.add(key)
     decision.notices.append(
-        NewNotice(
-            key=key,
-            rule_id=rule.id,
-            scope=rule.scope,
-            order_id=order.order_id,
-            fulfillment_id=record.fulfillment_id if rule.scope is Scope.FULFILLMENT else None,
-            recipient=record.email,
-            campaign_id=record.campaign_id,
-            due_at=due_at,
-            created_at=now,
-            fulfillment_ids=fulfillment_ids,
-            record=record.to_json(),
-            # Missing data is visible in the ledger as a cancelled notice with the reason.
-            status=NoticeStatus.CANCELLED if missing else NoticeStatus.PENDING,
-            reason=f"missing {', '.join(missing)}" if missing else None,
-            trigger_key=record.dedup_key,
-        )
+        build_notice(rule, record, order, fulfillment_ids, now=now, due_at=due_at)
+    )
+
+
+def notice_fulfillment_ids(rule: Rule, record: Record, order: OrderView) -> tuple[str, ...]:
+    """The fulfillments a notice of this rule is about: its own, or the order's shipped ones."""
+    if rule.scope is Scope.ORDER:
+        return shipped_fulfillment_ids(order)
+    return (record.fulfillment_id,)
+
+
+def build_notice(
+    rule: Rule,
+    record: Record,
+    order: OrderView,
+    fulfillment_ids: tuple[str, ...],
+    *,
+    now: datetime,
+    due_at: datetime,
+) -> NewNotice:
+    """The one place a notice is made from a record: decide and preview both build here."""
+    missing = missing_fields(rule, record)
+    return NewNotice(
+        key=notice_key(rule, record),
+        rule_id=rule.id,
+        scope=rule.scope,
+        order_id=order.order_id,
+        fulfillment_id=record.fulfillment_id if rule.scope is Scope.FULFILLMENT else None,
+        recipient=record.email,
+        campaign_id=record.campaign_id,
+        due_at=due_at,
+        created_at=now,
+        fulfillment_ids=fulfillment_ids,
+        record=record.to_json(),
+        # Missing data is visible in the ledger as a cancelled notice with the reason.
+        status=NoticeStatus.CANCELLED if missing else NoticeStatus.PENDING,
+        reason=f"missing {', '.join(missing)}" if missing else None,
+        trigger_key=record.dedup_key,
     )

@@ -5,8 +5,8 @@ message when it is sent; together that was most of the CPU a delivery cost
 (bench/delivery.py). A notice's message has a fixed shape, so we write its bytes once,
 ASCII-only (RFC 2047 for non-ASCII names and subjects, quoted-printable bodies): valid for
 every SMTP server, with or without 8BITMIME. Internationalised (non-ASCII) addresses need
-SMTPUTF8 headers, which only the stdlib generator writes; `write_wire` refuses them and
-the caller falls back to it.
+SMTPUTF8 headers, which only the stdlib generator writes: `write_message` hands those to
+it, with the same header list (`_notice_headers`), so there is one writer of a notice.
 """
 
 from __future__ import annotations
@@ -87,6 +87,45 @@ def _body(text: str, boundary: str) -> tuple[str, str]:
     return "quoted-printable", encoded.decode("ascii")
 
 
+def _display_mailbox(name: str, address: str) -> str:
+    """`Name <address>`; formataddr quotes the name but refuses non-ASCII (SMTPUTF8) addresses."""
+    shown = formataddr((name, "x@x"))[: -len(" <x@x>")]
+    return f"{shown} <{address}>"
+
+
+def _notice_headers(
+    *,
+    subject: str,
+    sender: str,
+    recipient: str,
+    recipient_name: str | None,
+    reply_to: str | None,
+    date: str,
+    message_id: str,
+    encoded: bool,
+) -> list[tuple[str, str]]:
+    """A notice's own headers, in order: RFC 2047-encoded for the wire (`encoded`, raises
+    UnicodeError for an EAI address), or as given for the stdlib to encode (SMTPUTF8)."""
+    if encoded:
+        shown_subject = _unstructured("Subject", subject)
+        shown_from = address_header(sender)
+        shown_to = mailbox(recipient_name, recipient)
+        shown_reply_to = address_header(reply_to) if reply_to else None
+    else:
+        shown_subject, shown_from, shown_reply_to = subject, sender, reply_to
+        shown_to = _display_mailbox(recipient_name, recipient) if recipient_name else recipient
+    headers = [("Subject", shown_subject), ("From", shown_from), ("To", shown_to)]
+    if shown_reply_to:
+        headers.append(("Reply-To", shown_reply_to))
+    headers += [
+        ("Date", date),
+        ("Message-ID", message_id),
+        # RFC 3834: tells vacation responders not to answer us.
+        ("Auto-Submitted", "auto-generated"),
+    ]
+    return headers
+
+
 def write_message(
     *,
     subject: str,
@@ -99,29 +138,40 @@ def write_message(
     text: str,
     html: str,
     policy: Policy,
-) -> WireMessage:
-    """A text + HTML notice and its RFC 5322 bytes. Raises UnicodeError for EAI addresses.
+) -> EmailMessage:
+    """A text + HTML notice: a WireMessage with its RFC 5322 bytes, or for an
+    internationalised (EAI) address a stdlib message, which writes SMTPUTF8 headers.
 
-    The message model is built with `set_raw`, so no header is parsed until someone reads
-    it; the bytes are what the SMTP transport sends."""
+    The wire message model is built with `set_raw`, so no header is parsed until someone
+    reads it; the bytes are what the SMTP transport sends."""
     for value in (subject, sender, recipient, recipient_name or "", reply_to or "", message_id):
         if "\r" in value or "\n" in value:
             raise ValueError(f"a header value contains CR or LF: {value!r}")
+    headers_of = functools.partial(
+        _notice_headers,
+        subject=subject,
+        sender=sender,
+        recipient=recipient,
+        recipient_name=recipient_name,
+        reply_to=reply_to,
+        date=date,
+        message_id=message_id,
+    )
+    try:
+        headers = headers_of(encoded=True)
+    except UnicodeError:
+        message = EmailMessage(policy=policy)
+        for name, value in headers_of(encoded=False):
+            message[name] = value
+        message.set_content(text)
+        # base64: encoded in C, unlike quoted-printable, and safe for the long lines CSS
+        # inlining makes.
+        message.add_alternative(html, subtype="html", cte="base64")
+        return message
     # Neither body can hold this boundary (see _body); it is derived from the Message-ID so
     # a resend carries the very same bytes.
     boundary = "=_notifier_" + hashlib.sha256(message_id.encode()).hexdigest()[:24]
-    headers = [
-        ("Subject", _unstructured("Subject", subject)),
-        ("From", address_header(sender)),
-        ("To", mailbox(recipient_name, recipient)),
-    ]
-    if reply_to:
-        headers.append(("Reply-To", address_header(reply_to)))
     headers += [
-        ("Date", date),
-        ("Message-ID", message_id),
-        # RFC 3834: tells vacation responders not to answer us.
-        ("Auto-Submitted", "auto-generated"),
         ("MIME-Version", "1.0"),
         ("Content-Type", f'multipart/alternative;\r\n boundary="{boundary}"'),  # folded: < 78
     ]

@@ -221,6 +221,25 @@ class NewNotice:
     # The dedup key of the record whose change created it (to credit the right request).
     trigger_key: str = ""
 
+    def as_stored(self) -> Notice:
+        """The notice as the ledger holds it once created, before any attempt."""
+        return Notice(
+            key=self.key,
+            rule_id=self.rule_id,
+            scope=self.scope,
+            order_id=self.order_id,
+            fulfillment_id=self.fulfillment_id,
+            recipient=self.recipient,
+            campaign_id=self.campaign_id,
+            status=self.status,
+            attempts=0,
+            due_at=self.due_at,
+            created_at=self.created_at,
+            fulfillment_ids=self.fulfillment_ids,
+            record=self.record,
+            reason=self.reason,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Notice:

@@ -1,11 +1,11 @@
 """The public names of notifier.engine (its modules hold the code)."""
 
-from notifier.engine.engine import (
+from notifier.engine.engine import Engine, EngineConfig
+from notifier.engine.reports import (
     Clock,
     DeliveryReport,
-    Engine,
-    EngineConfig,
     IngestReport,
+    NullObserver,
     Observer,
     utc_now,
 )
@@ -16,6 +16,7 @@ __all__ = [
     "Engine",
     "EngineConfig",
     "IngestReport",
+    "NullObserver",
     "Observer",
     "utc_now",
 ]

@@ -12,13 +12,11 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from itertools import islice
-from typing import Any, Protocol
 
 from notifier.core.decide import Decision, DueAdjuster, OrderView, Outcome, decide
-from notifier.core.future_dated import BATCH, FutureDated, Source, merge_into, tally, warning
-from notifier.core.mime import envelope_address
+from notifier.core.future_dated import BATCH, FutureDated, Source, tally, warning
 from notifier.core.models import (
     DEFAULT_FUTURE_TOLERANCE,
     Notice,
@@ -31,6 +29,14 @@ from notifier.core.retry_policy import RetryPolicy
 from notifier.core.rules import Rule
 from notifier.engine.claimant import holder_is_gone, this_process
 from notifier.engine.group_commit import GroupCommitter
+from notifier.engine.reports import (
+    Clock,
+    DeliveryReport,
+    IngestReport,
+    NullObserver,
+    Observer,
+    utc_now,
+)
 from notifier.errors import (
     AmbiguousSendError,
     NotifierError,
@@ -40,6 +46,7 @@ from notifier.errors import (
     TemplateError,
     TransientSendError,
 )
+from notifier.rendering.branding import Branding
 from notifier.rendering.compose import Composer
 from notifier.rendering.renderer import Renderer
 from notifier.store.base import Completion, Store
@@ -47,37 +54,11 @@ from notifier.transports import Transport
 
 log = logging.getLogger("notifier.engine")
 
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-class Observer(Protocol):
-    """Hooks for metrics; every method is optional in spirit (NullObserver does nothing)."""
-
-    def ingested(self, report: IngestReport) -> None: ...
-
-    def completed(self, status: NoticeStatus, *, seconds: float, ambiguous: bool) -> None: ...
-
-
-class NullObserver:
-    def ingested(self, report: IngestReport) -> None:
-        pass
-
-    def completed(self, status: NoticeStatus, *, seconds: float, ambiguous: bool) -> None:
-        pass
-
 
 @dataclass(frozen=True, slots=True)
 class EngineConfig:
-    mail_from: str
-    store_info: Mapping[str, Any] = field(default_factory=dict)
-    # Per-campaign sender ("Name <address>"), overriding mail_from.
-    senders: Mapping[str, str] = field(default_factory=dict)
-    # Per-campaign `store` template variable (templates/<campaign>/campaign.toml), complete.
-    campaign_store_info: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # Sender and shop details for composing; the engine itself needs its Message-ID domain.
+    branding: Branding
     lease: timedelta = timedelta(minutes=5)
     claim_batch: int = 64
     ingest_chunk: int = 1000
@@ -91,63 +72,6 @@ class EngineConfig:
     max_in_flight: int = 4
     # A record dated later than its receipt by more than this is taken as received now.
     future_tolerance: timedelta = DEFAULT_FUTURE_TOLERANCE
-
-    def sender_for(self, campaign_id: str | None) -> str:
-        if campaign_id is not None and campaign_id in self.senders:
-            return self.senders[campaign_id]
-        return self.mail_from
-
-    def store_info_for(self, campaign_id: str | None) -> Mapping[str, Any]:
-        if campaign_id is not None and campaign_id in self.campaign_store_info:
-            return self.campaign_store_info[campaign_id]
-        return self.store_info
-
-    @property
-    def message_id_domain(self) -> str:
-        return envelope_address(self.mail_from).rpartition("@")[2] or "notifier.invalid"
-
-
-@dataclass(slots=True)
-class IngestReport:
-    accepted: int = 0
-    duplicates: int = 0
-    stale: int = 0
-    repeats: int = 0
-    notices_created: int = 0
-    notices_cancelled: int = 0  # created cancelled: missing data the rule requires
-    created_keys: list[str] = field(default_factory=list)
-    # Accepted records dated past their receipt by more than the tolerance, by source name.
-    future_dated: dict[str, FutureDated] = field(default_factory=dict)
-
-    @property
-    def future_dated_count(self) -> int:
-        return sum(counted.count for counted in self.future_dated.values())
-
-    def add(self, other: IngestReport) -> None:
-        self.accepted += other.accepted
-        self.duplicates += other.duplicates
-        self.stale += other.stale
-        self.repeats += other.repeats
-        self.notices_created += other.notices_created
-        self.notices_cancelled += other.notices_cancelled
-        self.created_keys += other.created_keys
-        merge_into(self.future_dated, other.future_dated)
-
-
-@dataclass(slots=True)
-class DeliveryReport:
-    counts: Counter[NoticeStatus] = field(default_factory=Counter)
-    ambiguous: int = 0
-    lost_claims: int = 0
-
-    def add(self, other: DeliveryReport) -> None:
-        self.counts.update(other.counts)
-        self.ambiguous += other.ambiguous
-        self.lost_claims += other.lost_claims
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
 
 
 class SendInterrupted(AmbiguousSendError):
@@ -181,7 +105,7 @@ class Engine:
         self.rules = tuple(rules)
         self.rules_by_id = {rule.id: rule for rule in self.rules}
         self.config = config
-        self.composer = Composer(renderer, config)
+        self.composer = Composer(renderer, config.branding)
         self.clock = clock
         self.observer: Observer = observer or NullObserver()
         # The claim token names this process, so that after a crash a restart on the same
@@ -531,7 +455,7 @@ class Engine:
             log.info("notice %s cancelled: %s", notice.key, reason)
             return Completion(NoticeStatus.CANCELLED, at=now, reason=reason)
         assert rule is not None and notice.recipient is not None
-        message_id = message_id_for(notice.key, self.config.message_id_domain)
+        message_id = message_id_for(notice.key, self.config.branding.message_id_domain)
         try:
             message = self.composer.compose(notice, rule, order, message_id=message_id, now=now)
         except TemplateError as exc:

@@ -22,7 +22,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from notifier.core.models import NoticeStatus
-from notifier.engine import IngestReport
+from notifier.engine.reports import IngestReport
 from notifier.store.base import Store
 
 log = logging.getLogger("notifier.http.metrics")

@@ -31,7 +31,7 @@ from notifier.processes.lifecycle import run_until_stopped
 from notifier.processes.wiring import open_engine
 from notifier.processes.worker import delivery_worker_for
 from notifier.settings import Settings
-from notifier.settings.project_file import JobSpec, NotifierConfig
+from notifier.settings.project_file import JobSpec, ProjectFile
 from notifier.sources.dropfolder import DropFolder, DropFolderOptions
 from notifier.sources.konnektive import KonnektiveOptions, KonnektivePoller
 from notifier.store.base import Store
@@ -45,7 +45,7 @@ def last_run_cursor(name: str) -> str:
     return f"schedule:{name}:last_run"
 
 
-def make_trigger(spec: JobSpec, config: NotifierConfig) -> IntervalTrigger | CronTrigger:
+def make_trigger(spec: JobSpec, config: ProjectFile) -> IntervalTrigger | CronTrigger:
     if spec.interval is not None:
         return IntervalTrigger(seconds=spec.interval.total_seconds(), timezone=config.timezone)
     assert spec.cron is not None
@@ -53,7 +53,7 @@ def make_trigger(spec: JobSpec, config: NotifierConfig) -> IntervalTrigger | Cro
 
 
 def catch_up_run(
-    spec: JobSpec, config: NotifierConfig, last_run: datetime | None, now: datetime
+    spec: JobSpec, config: ProjectFile, last_run: datetime | None, now: datetime
 ) -> datetime | None:
     """`now` if a run is owed (missed while down, or an interval job that never ran), else None.
 
@@ -78,7 +78,7 @@ class JobRow:
     next_run: datetime | None
 
 
-def job_table(config: NotifierConfig, store: Store, *, now: datetime) -> list[JobRow]:
+def job_table(config: ProjectFile, store: Store, *, now: datetime) -> list[JobRow]:
     """Each job with its last and next run, as a started scheduler would run them."""
     rows = []
     for spec in config.jobs:
@@ -105,7 +105,7 @@ def job_table(config: NotifierConfig, store: Store, *, now: datetime) -> list[Jo
 class NotifierScheduler(AsyncIOScheduler):  # type: ignore[misc]
     """An AsyncIOScheduler that knows its jobs' threads and waits for them when closing."""
 
-    def __init__(self, config: NotifierConfig, *, engine: Engine, wake: Callable[[], None]) -> None:
+    def __init__(self, config: ProjectFile, *, engine: Engine, wake: Callable[[], None]) -> None:
         super().__init__(
             timezone=config.timezone,
             job_defaults={
@@ -218,7 +218,7 @@ class NotifierScheduler(AsyncIOScheduler):  # type: ignore[misc]
 
 
 def build_scheduler(
-    config: NotifierConfig, *, engine: Engine, wake: Callable[[], None], start: bool = True
+    config: ProjectFile, *, engine: Engine, wake: Callable[[], None], start: bool = True
 ) -> NotifierScheduler:
     """The scheduler with every configured job, started on the running loop unless start=False."""
     scheduler = NotifierScheduler(config, engine=engine, wake=wake)
@@ -231,7 +231,7 @@ def build_scheduler(
 class ScheduledJobs:
     """The configured jobs as a service of a long-running process (notifier.processes.lifecycle)."""
 
-    def __init__(self, config: NotifierConfig, *, engine: Engine, wake: Callable[[], None]) -> None:
+    def __init__(self, config: ProjectFile, *, engine: Engine, wake: Callable[[], None]) -> None:
         self.config = config
         self.engine = engine
         self.wake = wake
@@ -247,9 +247,9 @@ class ScheduledJobs:
             await self.scheduler.aclose()
 
 
-async def run_schedule(config: NotifierConfig, *, settings: Settings) -> None:
+async def run_schedule(config: ProjectFile, *, settings: Settings) -> None:
     """`notifier schedule`: the jobs and a delivery worker until SIGTERM/SIGINT."""
-    with open_engine(settings, notifier_config=config) as engine:
+    with open_engine(settings, project_file=config) as engine:
         worker = delivery_worker_for(engine, settings)
         jobs = ScheduledJobs(config, engine=engine, wake=worker.wake)
         await run_until_stopped(engine, worker, grace=settings.shutdown_grace, services=[jobs])

@@ -28,7 +28,7 @@ from notifier.processes.lifecycle import Service, run_until_stopped
 from notifier.processes.wiring import open_engine
 from notifier.processes.worker import delivery_worker_for
 from notifier.settings import Settings
-from notifier.settings.project_file import NotifierConfig
+from notifier.settings.project_file import ProjectFile
 
 log = logging.getLogger("notifier.processes.serve")
 
@@ -110,13 +110,13 @@ def serve(
     port: int,
     insecure: bool = False,
     announce: Callable[[str], None] = print,
-    notifier_config: NotifierConfig | None = None,
+    project_file: ProjectFile | None = None,
     extras: Callable[[Engine, DeliveryWorker], Extras] | None = None,
 ) -> None:
     """Run until SIGTERM/SIGINT. Raises ConfigError (before listening) on bad settings."""
     WebhookConfig.from_settings(settings, insecure=insecure)  # refuse before opening anything
     metrics = Metrics()
-    with open_engine(settings, notifier_config=notifier_config, observer=metrics) as engine:
+    with open_engine(settings, project_file=project_file, observer=metrics) as engine:
         worker = delivery_worker_for(engine, settings)
         added = extras(engine, worker) if extras is not None else Extras()
         app = create_app(
@@ -156,7 +156,7 @@ def http_config(app: object, *, host: str, port: int, grace: float) -> uvicorn.C
 
 
 def standard_extras(
-    settings: Settings, notifier_config: NotifierConfig
+    settings: Settings, project_file: ProjectFile
 ) -> Callable[[Engine, DeliveryWorker], Extras]:
     """What `notifier serve` adds to the webhook: the /preview page (when
     NOTIFIER_PREVIEW_TOKEN is set) and the scheduler (when notifier.toml or the
@@ -175,11 +175,11 @@ def standard_extras(
                     token=settings.preview_token.get_secret_value(),
                 )
             )
-        if not notifier_config.jobs:
+        if not project_file.jobs:
             return Extras(routers=routers)
         from notifier.processes.scheduler import ScheduledJobs
 
-        jobs = ScheduledJobs(notifier_config, engine=engine, wake=worker.wake)
+        jobs = ScheduledJobs(project_file, engine=engine, wake=worker.wake)
         return Extras(routers=routers, services=[jobs])
 
     return build

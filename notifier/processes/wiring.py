@@ -11,11 +11,12 @@ from notifier.core.quiet_hours import QuietHours
 from notifier.core.rules import load_rules
 from notifier.engine import Clock, Engine, EngineConfig, Observer, utc_now
 from notifier.errors import ConfigError
+from notifier.rendering.branding import Branding
 from notifier.rendering.campaigns import Campaign, load_campaigns
 from notifier.rendering.compose import Composer
 from notifier.rendering.renderer import Renderer
 from notifier.settings import Settings
-from notifier.settings.project_file import NotifierConfig, load_config
+from notifier.settings.project_file import ProjectFile, load_project_file
 from notifier.store.sql import SqlStore
 from notifier.transports import Transport
 from notifier.transports.file import FileTransport
@@ -37,6 +38,26 @@ def make_transport(settings: Settings) -> Transport:
     )
 
 
+def make_branding(
+    settings: Settings, *, campaigns: Mapping[str, Campaign] | None = None
+) -> Branding:
+    """Sender and shop details; `campaigns` defaults to the templates' campaign files."""
+    shop = {
+        "name": settings.store_name,
+        "support_email": settings.support_email,
+        "url": settings.store_url,
+    }
+    # Read once here, like the settings: templates/<campaign_id>/campaign.toml.
+    if campaigns is None:
+        campaigns = load_campaigns(settings.templates_dir)
+    return Branding(
+        mail_from=settings.mail_from,
+        shop=shop,
+        campaign_senders={cid: c.mail_from for cid, c in campaigns.items() if c.mail_from},
+        campaign_shops={cid: c.shop(shop) for cid, c in campaigns.items()},
+    )
+
+
 def engine_config(
     settings: Settings,
     *,
@@ -48,19 +69,8 @@ def engine_config(
     Without `quiet_hours` (notifier.toml's, read by the caller) notices are due when their
     rule says: rendering (preview, check) does not need them.
     """
-    store_info = {
-        "name": settings.store_name,
-        "support_email": settings.support_email,
-        "url": settings.store_url,
-    }
-    # Read once here, like the settings: templates/<campaign_id>/campaign.toml.
-    if campaigns is None:
-        campaigns = load_campaigns(settings.templates_dir)
     return EngineConfig(
-        mail_from=settings.mail_from,
-        store_info=store_info,
-        senders={cid: c.mail_from for cid, c in campaigns.items() if c.mail_from},
-        campaign_store_info={cid: c.store_info(store_info) for cid, c in campaigns.items()},
+        branding=make_branding(settings, campaigns=campaigns),
         lease=timedelta(seconds=settings.lease_seconds),
         claim_batch=max(16, settings.smtp_connections * 16),
         due_adjuster=quiet_hours if quiet_hours is not None and quiet_hours.enabled else None,
@@ -79,24 +89,24 @@ def make_renderer(settings: Settings) -> Renderer:
 
 def make_composer(settings: Settings) -> Composer:
     """The composer delivery uses, without a store or transport: for preview and check."""
-    return Composer(make_renderer(settings), engine_config(settings))
+    return Composer(make_renderer(settings), make_branding(settings))
 
 
 @contextmanager
 def open_engine(
     settings: Settings,
     *,
-    notifier_config: NotifierConfig | None = None,
+    project_file: ProjectFile | None = None,
     observer: Observer | None = None,
     clock: Clock = utc_now,
 ) -> Iterator[Engine]:
     """An engine on the configured store; the caller closes the transport (it is async).
 
-    `notifier_config` is notifier.toml as the entry point read it; without it the file is
+    `project_file` is notifier.toml as the entry point read it; without it the file is
     read here, so that a process that also needs its jobs reads it once and passes it.
     """
-    if notifier_config is None:
-        notifier_config = load_config(settings)
+    if project_file is None:
+        project_file = load_project_file(settings)
     rules = load_rules(settings.rules_dir)
     renderer = make_renderer(settings)
     store = SqlStore(settings.database_url)
@@ -106,7 +116,7 @@ def open_engine(
             transport=make_transport(settings),
             rules=rules,
             renderer=renderer,
-            config=engine_config(settings, quiet_hours=notifier_config.quiet_hours),
+            config=engine_config(settings, quiet_hours=project_file.quiet_hours),
             observer=observer,
             clock=clock,
         )

@@ -10,7 +10,7 @@ a campaign looks like lives in one folder:
     store_url = "https://mapleandpine.example"
 
 Every key is optional; what a campaign leaves out comes from the settings. The files are
-read once at start (like settings) and handed down inside `EngineConfig`.
+read once at start (like settings) and handed down inside `Branding`.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class Campaign:
     store_url: str | None = None
     source: str = ""
 
-    def store_info(self, defaults: Mapping[str, Any]) -> dict[str, Any]:
+    def shop(self, defaults: Mapping[str, Any]) -> dict[str, Any]:
         """The `store` template variable for this campaign, on top of the global one."""
         info = dict(defaults)
         for key, value in (

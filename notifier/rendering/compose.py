@@ -4,23 +4,21 @@ from __future__ import annotations
 
 from datetime import datetime
 from email.message import EmailMessage
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from notifier.core.decide import OrderView
 from notifier.core.models import Notice, Scope
 from notifier.core.rules import Rule
+from notifier.rendering.branding import Branding
 from notifier.rendering.renderer import Renderer, build_context, build_message, fulfillment_view
-
-if TYPE_CHECKING:
-    from notifier.engine import EngineConfig
 
 
 class Composer:
     """Builds a notice's template context and renders it into a message."""
 
-    def __init__(self, renderer: Renderer, config: EngineConfig) -> None:
+    def __init__(self, renderer: Renderer, branding: Branding) -> None:
         self.renderer = renderer
-        self.config = config
+        self.branding = branding
 
     def compose(
         self, notice: Notice, rule: Rule, order: OrderView, *, message_id: str, now: datetime
@@ -33,12 +31,12 @@ class Composer:
         name = " ".join(p for p in (customer["first_name"], customer["last_name"]) if p) or None
         return build_message(
             rendered,
-            sender=self.config.sender_for(notice.campaign_id),
+            sender=self.branding.sender_for(notice.campaign_id),
             recipient=notice.recipient,
             recipient_name=name,
             message_id=message_id,
             date=now,
-            reply_to=self.config.store_info_for(notice.campaign_id).get("support_email"),
+            reply_to=self.branding.shop_for(notice.campaign_id).get("support_email"),
         )
 
     def context(self, notice: Notice, rule: Rule, order: OrderView) -> dict[str, Any]:
@@ -64,7 +62,7 @@ class Composer:
             campaign_id=notice.campaign_id,
             fulfillments=list(views.values()),
             fulfillment=fulfillment,
-            store=self.config.store_info_for(notice.campaign_id),
+            store=self.branding.shop_for(notice.campaign_id),
         )
 
     @staticmethod

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from email.headerregistry import HeaderRegistry
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
@@ -285,12 +285,6 @@ def build_context(
     }
 
 
-def _mailbox(name: str, address: str) -> str:
-    """`Name <address>`; formataddr quotes the name but refuses non-ASCII (SMTPUTF8) addresses."""
-    shown = formataddr((name, "x@x"))[: -len(" <x@x>")]
-    return f"{shown} <{address}>"
-
-
 def _date_header(moment: datetime) -> str:
     """RFC 5322 date, to the second: the messages of a second share one formatted value."""
     return _date_header_of_second(moment.replace(microsecond=0))
@@ -314,35 +308,18 @@ def build_message(
     """A multipart (text + HTML) message with Date and the notice's Message-ID.
 
     Written as bytes once (notifier.core.mime) and parsed back for everyone who reads headers;
-    the SMTP transport sends those very bytes. An internationalised address takes the
-    stdlib path, which writes the SMTPUTF8 headers it needs.
+    the SMTP transport sends those very bytes. An internationalised address gets a stdlib
+    message with SMTPUTF8 headers, written by the same module.
     """
-    try:
-        return write_message(
-            subject=rendered.subject,
-            sender=sender,
-            recipient=recipient,
-            recipient_name=recipient_name,
-            reply_to=reply_to,
-            date=_date_header(date),
-            message_id=message_id,
-            text=rendered.text,
-            html=rendered.html,
-            policy=MESSAGE_POLICY,
-        )
-    except UnicodeError:
-        pass
-    message = EmailMessage(policy=MESSAGE_POLICY)
-    message["Subject"] = rendered.subject
-    message["From"] = sender
-    message["To"] = _mailbox(recipient_name, recipient) if recipient_name else recipient
-    if reply_to:
-        message["Reply-To"] = reply_to
-    message["Date"] = _date_header(date)
-    message["Message-ID"] = message_id
-    # RFC 3834: tells vacation responders not to answer us.
-    message["Auto-Submitted"] = "auto-generated"
-    message.set_content(rendered.text)
-    # base64: encoded in C, unlike quoted-printable, and safe for the long lines CSS inlining makes.
-    message.add_alternative(rendered.html, subtype="html", cte="base64")
-    return message
+    return write_message(
+        subject=rendered.subject,
+        sender=sender,
+        recipient=recipient,
+        recipient_name=recipient_name,
+        reply_to=reply_to,
+        date=_date_header(date),
+        message_id=message_id,
+        text=rendered.text,
+        html=rendered.html,
+        policy=MESSAGE_POLICY,
+    )

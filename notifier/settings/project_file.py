@@ -50,7 +50,9 @@ class JobSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class NotifierConfig:
+class ProjectFile:
+    """notifier.toml's contents (jobs, quiet hours), read once at start."""
+
     jobs: tuple[JobSpec, ...] = ()
     quiet_hours: QuietHours = field(default_factory=QuietHours)
     # Cron expressions are read in this zone.
@@ -175,7 +177,7 @@ def config_path(settings: Settings) -> Path | None:
     return DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None
 
 
-def load_config(settings: Settings) -> NotifierConfig:
+def load_project_file(settings: Settings) -> ProjectFile:
     """The config file (if any) plus the environment's jobs; ConfigError names the field."""
     path = config_path(settings)
     data: dict[str, Any] = {}
@@ -184,12 +186,12 @@ def load_config(settings: Settings) -> NotifierConfig:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return parse_config(data, settings=settings, source=path)
+    return parse_project_file(data, settings=settings, source=path)
 
 
-def parse_config(
+def parse_project_file(
     data: dict[str, Any], *, settings: Settings, source: Path | None = None
-) -> NotifierConfig:
+) -> ProjectFile:
     where = str(source) if source is not None else "settings"
     try:
         parsed = _File.model_validate(data)
@@ -207,7 +209,7 @@ def parse_config(
         if job.enabled
     ]
     jobs += _environment_jobs(settings, taken={job.name for job in jobs})
-    return NotifierConfig(
+    return ProjectFile(
         jobs=tuple(jobs),
         quiet_hours=_quiet_hours(parsed.quiet_hours, where),
         timezone=parsed.schedule.timezone,

@@ -34,6 +34,7 @@ from notifier.core.models import NoticeStatus, Record, message_id_for
 from notifier.engine import EngineConfig
 from notifier.engine.claimant import Claimant, holder_is_gone, this_process
 from notifier.errors import StoreError
+from notifier.rendering.branding import Branding
 from notifier.settings import Settings
 from notifier.store.sql import SqlStore
 
@@ -67,7 +68,7 @@ def run_kill_round(tmp_path: Path, sink: SmtpSink, *, notices: int, kills: int, 
     batch = write_batch(tmp_path / "batch.jsonl", notices)
     database = tmp_path / "notifier.db"
     env = child_env(settings)
-    domain = EngineConfig(mail_from=settings.mail_from).message_id_domain
+    domain = Branding(mail_from=settings.mail_from).message_id_domain
     command = notifier_command("run", str(batch))
     started = time.monotonic()
 
@@ -129,8 +130,8 @@ def assess(
     """The crash-loop bound: 0 lost; no notice at the server more than twice; every notice
     sent, or failed as ambiguous after it reached the server; copies only where a kill
     caught the notice in flight, each one counted as an ambiguous attempt. Report."""
-    domain = EngineConfig(mail_from=settings.mail_from).message_id_domain
-    max_ambiguous = EngineConfig(mail_from=settings.mail_from).max_ambiguous
+    domain = Branding(mail_from=settings.mail_from).message_id_domain
+    max_ambiguous = EngineConfig(Branding(mail_from=settings.mail_from)).max_ambiguous
     store = SqlStore(settings.database_url)
     try:
         ledger = store.notices()
@@ -269,7 +270,7 @@ def test_long_running_worker_survives_kill_9_while_notices_arrive(
     seed = int(os.environ.get("NOTIFIER_KILL_SEED", "0")) or random.randrange(1, 10**6)
     settings = smtp_settings(tmp_path, smtp_sink.host, smtp_sink.port, smtp_connections=4)
     env = child_env(settings)
-    domain = EngineConfig(mail_from=settings.mail_from).message_id_domain
+    domain = Branding(mail_from=settings.mail_from).message_id_domain
     command = [sys.executable, str(ROOT / "tests" / "support" / "worker_loop.py")]
     assert subprocess.run(notifier_command("db", "upgrade"), env=env, cwd=tmp_path).returncode == 0
 

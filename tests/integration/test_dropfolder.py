@@ -21,7 +21,7 @@ from notifier.core.models import NoticeStatus
 from notifier.engine.worker import DeliveryWorker
 from notifier.processes.scheduler import build_scheduler
 from notifier.processes.wiring import open_engine
-from notifier.settings.project_file import JobSpec, NotifierConfig
+from notifier.settings.project_file import JobSpec, ProjectFile
 from notifier.sources.dropfolder import DropFolder, DropFolderOptions
 
 UPS = "1Z999AA10123456784"
@@ -203,9 +203,7 @@ def test_a_dropped_file_is_mailed_within_one_interval_by_the_running_scheduler(
         with open_engine(settings) as engine:
             worker = DeliveryWorker(engine, poll_interval=5)
             worker.start()
-            scheduler = build_scheduler(
-                NotifierConfig(jobs=(spec,)), engine=engine, wake=worker.wake
-            )
+            scheduler = build_scheduler(ProjectFile(jobs=(spec,)), engine=engine, wake=worker.wake)
             try:
                 await asyncio.sleep(0.2)
                 # The convention: write under a temporary name, then rename.

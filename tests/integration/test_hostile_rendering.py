@@ -198,4 +198,4 @@ def test_templates_and_rules_are_the_projects(tmp_path: Path) -> None:
         "all_fulfillments",
     }
     assert make_renderer(settings_).templates_dir == settings_.templates_dir
-    assert engine_config(settings_).mail_from == settings_.mail_from
+    assert engine_config(settings_).branding.mail_from == settings_.mail_from

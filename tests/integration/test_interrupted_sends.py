@@ -105,7 +105,7 @@ def test_only_notices_whose_send_had_started_count_as_an_ambiguous_attempt(
     report = deliver(engine, smtp_sink)
 
     assert report.counts == {NoticeStatus.SENT: 3, NoticeStatus.RETRY: 2}
-    domain = engine.config.message_id_domain
+    domain = engine.config.branding.message_id_domain
     assert sorted(m["Message-ID"] for m in smtp_sink.messages) == sorted(
         message_id_for(key, domain) for key in unmarked
     )
@@ -150,7 +150,7 @@ def test_a_second_interrupted_send_fails_the_notice_and_retry_still_sends_it(
 
     assert again.counts == {NoticeStatus.SENT: 1}
     (message,) = smtp_sink.messages
-    assert message["Message-ID"] == message_id_for(key, engine.config.message_id_domain)
+    assert message["Message-ID"] == message_id_for(key, engine.config.branding.message_id_domain)
 
 
 def test_a_lease_run_out_mid_send_elsewhere_is_an_ambiguous_attempt_too(
@@ -173,7 +173,7 @@ def test_a_lease_run_out_mid_send_elsewhere_is_an_ambiguous_attempt_too(
     notice = store.notice(keys[0])
     assert notice is not None and notice.ambiguous_attempts == 1
     assert [m["Message-ID"] for m in smtp_sink.messages] == [
-        message_id_for(keys[1], engine.config.message_id_domain)
+        message_id_for(keys[1], engine.config.branding.message_id_domain)
     ]
 
 

@@ -317,7 +317,7 @@ def test_the_scheduler_runs_a_konnektive_job_and_keeps_its_backoff(
 ) -> None:
     """A configured konnektive job polls through the scheduler; its poller persists between runs."""
     from notifier.processes.scheduler import build_scheduler
-    from notifier.settings.project_file import JobSpec, NotifierConfig
+    from notifier.settings.project_file import JobSpec, ProjectFile
 
     orders = [
         order("O-1", "2026-11-27 09:00:00", ful("F1", "PENDING_SHIPMENT", UPS, "UPS")),
@@ -328,7 +328,7 @@ def test_the_scheduler_runs_a_konnektive_job_and_keeps_its_backoff(
             name="crm", kind="konnektive", options=options(server), interval=timedelta(minutes=15)
         )
         scheduler = build_scheduler(
-            NotifierConfig(jobs=(spec,)), engine=engine, wake=lambda: None, start=False
+            ProjectFile(jobs=(spec,)), engine=engine, wake=lambda: None, start=False
         )
         assert scheduler.run_job(spec) == 1
         clock.advance(minutes=15)

@@ -126,7 +126,7 @@ def test_four_workers_one_killed_deliver_every_notice_once(
                 process.communicate()
         store.close()
 
-    domain = engine_config(settings).message_id_domain
+    domain = engine_config(settings).branding.message_id_domain
     expected = {message_id_for(key, domain): key for key in keys}
     received = Counter(
         match.group(1).decode()

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from notifier.cli import app
 from notifier.processes.scheduler import build_scheduler, last_run_cursor
 from notifier.processes.wiring import open_engine
-from notifier.settings.project_file import JobSpec, NotifierConfig
+from notifier.settings.project_file import JobSpec, ProjectFile
 from notifier.sources.dropfolder import DropFolderOptions
 from notifier.store.sql import SqlStore
 
@@ -50,7 +50,7 @@ def test_runs_missed_while_the_loop_was_blocked_collapse_into_one(tmp_path: Path
 
     async def scenario() -> tuple[int, int, dict[str, object]]:
         with open_engine(settings_for(tmp_path)) as engine:
-            scheduler = build_scheduler(NotifierConfig(jobs=(spec,)), engine=engine, wake=lambda: 0)
+            scheduler = build_scheduler(ProjectFile(jobs=(spec,)), engine=engine, wake=lambda: 0)
             try:
                 await asyncio.sleep(0.15)
                 before = scheduler.runs.get("house", 0)
@@ -84,7 +84,7 @@ def test_a_run_missed_while_down_is_made_up_once_at_start(tmp_path: Path) -> Non
         with open_engine(settings_for(tmp_path)) as engine:
             long_ago = engine.clock() - timedelta(days=730)
             engine.store.set_cursor(last_run_cursor("house"), long_ago.isoformat(), now=long_ago)
-            scheduler = build_scheduler(NotifierConfig(jobs=(spec,)), engine=engine, wake=lambda: 0)
+            scheduler = build_scheduler(ProjectFile(jobs=(spec,)), engine=engine, wake=lambda: 0)
             try:
                 await asyncio.sleep(0.8)
             finally:
@@ -122,7 +122,7 @@ def test_a_job_locked_by_another_instance_is_skipped(tmp_path: Path) -> None:
     try:
         with open_engine(settings) as engine:
             scheduler = build_scheduler(
-                NotifierConfig(jobs=(spec,)), engine=engine, wake=lambda: 0, start=False
+                ProjectFile(jobs=(spec,)), engine=engine, wake=lambda: 0, start=False
             )
             with other.job_lock("job:house"):
                 assert scheduler.run_job(spec) == 0

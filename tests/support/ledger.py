@@ -9,6 +9,7 @@ from notifier.core.models import Record
 from notifier.core.records import parse_record
 from notifier.core.rules import Rule, load_rules
 from notifier.engine import Clock, Engine, EngineConfig, utc_now
+from notifier.rendering.branding import Branding
 from notifier.rendering.renderer import Renderer
 from notifier.store.base import Store
 from notifier.transports import Transport
@@ -52,8 +53,10 @@ def engine_on(
         rules=load_rules(RULES) if rules is None else rules,
         renderer=Renderer(TEMPLATES),
         config=EngineConfig(
-            mail_from="Example Store <orders@example.com>",
-            store_info={"name": "Example Store", "support_email": "support@example.com"},
+            Branding(
+                mail_from="Example Store <orders@example.com>",
+                shop={"name": "Example Store", "support_email": "support@example.com"},
+            ),
             lease=lease,
             claim_batch=claim_batch,
         ),

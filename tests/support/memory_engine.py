@@ -16,6 +16,7 @@ from notifier.core.models import Notice, Record
 from notifier.core.records import parse_record
 from notifier.core.rules import Rule, load_rules, parse_rule
 from notifier.engine import DeliveryReport, Engine, EngineConfig
+from notifier.rendering.branding import Branding
 from notifier.rendering.renderer import Renderer
 from notifier.store.memory import MemoryStore
 from notifier.transports.memory import MemoryTransport
@@ -87,8 +88,10 @@ def rig(
         rules=load_rules(RULES) if rules is None else rules,
         renderer=Renderer(TEMPLATES),
         config=EngineConfig(
-            mail_from="Example Store <orders@example.com>",
-            store_info={"name": "Example Store", "support_email": "support@example.com"},
+            Branding(
+                mail_from="Example Store <orders@example.com>",
+                shop={"name": "Example Store", "support_email": "support@example.com"},
+            ),
             due_adjuster=due_adjuster,
             max_ambiguous=max_ambiguous,
         ),

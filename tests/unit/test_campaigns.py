@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from notifier.errors import ConfigError
-from notifier.processes.wiring import engine_config
+from notifier.processes.wiring import make_branding
 from notifier.rendering.campaigns import Campaign, load_campaigns, parse_campaign
 from notifier.settings import Settings
 
@@ -28,8 +28,8 @@ def test_campaign_file_sets_sender_and_store(tmp_path: Path) -> None:
     assert sorted(campaigns) == ["12", "15"]
     assert campaigns["12"].mail_from == "Maple <orders@maple.example>"
     defaults = {"name": "Example", "support_email": "s@example.com", "url": None}
-    assert campaigns["12"].store_info(defaults) == {**defaults, "name": "Maple"}
-    assert campaigns["15"].store_info(defaults)["support_email"] == "help@fifteen.example"
+    assert campaigns["12"].shop(defaults) == {**defaults, "name": "Maple"}
+    assert campaigns["15"].shop(defaults)["support_email"] == "help@fifteen.example"
     assert campaigns["15"].mail_from is None
 
 
@@ -59,17 +59,17 @@ def test_all_broken_campaign_files_are_reported_at_once(tmp_path: Path) -> None:
     assert str(first) in str(caught.value) and str(second) in str(caught.value)
 
 
-def test_engine_config_carries_campaign_senders(tmp_path: Path) -> None:
-    """wiring.engine_config loads the campaign files once into senders and store info."""
+def test_branding_carries_campaign_senders(tmp_path: Path) -> None:
+    """wiring.make_branding loads the campaign files once into senders and shop details."""
     write(tmp_path / "12", 'mail_from = "Maple <orders@maple.example>"\nstore_name = "Maple"\n')
     settings = Settings(_env_file=None, templates_dir=tmp_path)  # type: ignore[call-arg]
-    config = engine_config(settings)
-    assert config.sender_for("12") == "Maple <orders@maple.example>"
-    assert config.sender_for("99") == settings.mail_from
-    assert config.store_info_for("12")["name"] == "Maple"
-    assert config.store_info_for("12")["support_email"] == settings.support_email
-    assert config.store_info_for(None)["name"] == settings.store_name
+    branding = make_branding(settings)
+    assert branding.sender_for("12") == "Maple <orders@maple.example>"
+    assert branding.sender_for("99") == settings.mail_from
+    assert branding.shop_for("12")["name"] == "Maple"
+    assert branding.shop_for("12")["support_email"] == settings.support_email
+    assert branding.shop_for(None)["name"] == settings.store_name
     # Message-IDs keep the global domain: a campaign's sender change never re-keys a notice.
-    assert config.message_id_domain == "example.com"
-    explicit = engine_config(settings, campaigns={"7": Campaign("7", store_name="Seven")})
-    assert explicit.store_info_for("7")["name"] == "Seven" and "12" not in explicit.senders
+    assert branding.message_id_domain == "example.com"
+    explicit = make_branding(settings, campaigns={"7": Campaign("7", store_name="Seven")})
+    assert explicit.shop_for("7")["name"] == "Seven" and "12" not in explicit.campaign_senders

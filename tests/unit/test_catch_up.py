@@ -6,11 +6,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from notifier.processes.scheduler import catch_up_run
-from notifier.settings.project_file import JobSpec, NotifierConfig
+from notifier.settings.project_file import JobSpec, ProjectFile
 from notifier.sources.dropfolder import DropFolderOptions
 
 NOW = datetime(2026, 11, 27, 12, 7, tzinfo=UTC)
-CONFIG = NotifierConfig()
+CONFIG = ProjectFile()
 
 
 def job(interval: timedelta | None = None, cron: str | None = None) -> JobSpec:

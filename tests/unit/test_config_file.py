@@ -10,7 +10,7 @@ import pytest
 
 from notifier.errors import ConfigError
 from notifier.settings import Settings
-from notifier.settings.project_file import load_config, parse_config
+from notifier.settings.project_file import load_project_file, parse_project_file
 from notifier.sources.dropfolder import DropFolderOptions
 from notifier.sources.konnektive import KonnektiveOptions
 
@@ -52,7 +52,7 @@ def test_example_file_parses_into_jobs_and_quiet_hours(tmp_path: Path) -> None:
     """Both job kinds, the schedule zone, and campaign quiet hours inheriting the default."""
     config_file = tmp_path / "notifier.toml"
     config_file.write_text(EXAMPLE)
-    config = load_config(settings(config=config_file, konnektive_password="s3cret"))
+    config = load_project_file(settings(config=config_file, konnektive_password="s3cret"))
     warehouse, crm = config.jobs
     assert warehouse.name == "warehouse" and warehouse.interval == timedelta(minutes=1)
     assert warehouse.options == DropFolderOptions(
@@ -73,13 +73,13 @@ def test_example_file_parses_into_jobs_and_quiet_hours(tmp_path: Path) -> None:
 
 def test_no_file_and_no_environment_means_no_jobs_and_no_quiet_hours() -> None:
     """Off by default."""
-    config = parse_config({}, settings=settings())
+    config = parse_project_file({}, settings=settings())
     assert config.jobs == () and not config.quiet_hours.enabled
 
 
 def test_environment_alone_defines_jobs() -> None:
     """NOTIFIER_DROP_DIR and NOTIFIER_KONNEKTIVE_* make the two jobs without a file."""
-    config = parse_config(
+    config = parse_project_file(
         {},
         settings=settings(drop_dir=Path("in"), konnektive_login_id="u", konnektive_password="p"),
     )
@@ -106,19 +106,19 @@ def test_environment_alone_defines_jobs() -> None:
 def test_mistakes_are_config_errors_naming_the_field(text: str, message: str) -> None:
     """Each mistake is one ConfigError that says where."""
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("*", r"\*")):
-        parse_config(tomllib.loads(text), settings=settings())
+        parse_project_file(tomllib.loads(text), settings=settings())
 
 
 def test_a_named_config_file_must_exist(tmp_path: Path) -> None:
     """NOTIFIER_CONFIG pointing nowhere is an error, not silently no jobs."""
     with pytest.raises(ConfigError, match="does not exist"):
-        load_config(settings(config=tmp_path / "missing.toml"))
+        load_project_file(settings(config=tmp_path / "missing.toml"))
 
 
 def test_the_documented_example_file_parses() -> None:
     """examples/notifier.toml (the README's example) is a valid config."""
     example = Path(__file__).resolve().parents[2] / "examples" / "notifier.toml"
-    config = load_config(settings(config=example, konnektive_password="p"))
+    config = load_project_file(settings(config=example, konnektive_password="p"))
     assert [(j.name, j.kind) for j in config.jobs] == [
         ("warehouse", "dropfolder"),
         ("konnektive", "konnektive"),

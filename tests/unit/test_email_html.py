@@ -12,8 +12,8 @@ import pytest
 from notifier.authoring.html_check import email_html_problems
 from notifier.authoring.preview import preview_notice, render_preview, sample_records
 from notifier.core.rules import load_rules
-from notifier.engine import EngineConfig
 from notifier.errors import TemplateError
+from notifier.rendering.branding import Branding
 from notifier.rendering.campaigns import load_campaigns
 from notifier.rendering.compose import Composer
 from notifier.rendering.renderer import Renderer, format_date
@@ -23,7 +23,7 @@ html5lib = pytest.importorskip("html5lib", reason="html5lib is in the dev extra"
 ROOT = Path(__file__).resolve().parents[2]
 RULES = load_rules(ROOT / "rules")
 STORE = {"name": "Example Store", "support_email": "help@example.com", "url": None}
-CONFIG = EngineConfig(mail_from="Example Store <orders@example.com>", store_info=STORE)
+BRANDING = Branding(mail_from="Example Store <orders@example.com>", shop=STORE)
 
 
 def copy_templates(tmp_path: Path) -> Path:
@@ -55,9 +55,9 @@ def with_campaign(tmp_path: Path) -> Path:
 def composer_for(templates: Path) -> Composer:
     campaigns = load_campaigns(templates)
     config = dataclasses.replace(
-        CONFIG,
-        senders={cid: c.mail_from for cid, c in campaigns.items() if c.mail_from},
-        campaign_store_info={cid: c.store_info(STORE) for cid, c in campaigns.items()},
+        BRANDING,
+        campaign_senders={cid: c.mail_from for cid, c in campaigns.items() if c.mail_from},
+        campaign_shops={cid: c.shop(STORE) for cid, c in campaigns.items()},
     )
     return Composer(Renderer(templates), config)
 
@@ -93,7 +93,7 @@ def test_every_html_part_is_a_valid_standalone_document(
 
 def test_css_is_inlined_and_the_style_block_dropped() -> None:
     """Clients that strip <style> still see the design: every rule is on the elements."""
-    shown = render_preview(Composer(Renderer(ROOT / "templates"), CONFIG), RULES[1])
+    shown = render_preview(Composer(Renderer(ROOT / "templates"), BRANDING), RULES[1])
     assert "<style" not in shown.html
     assert 'class="button" href="https://www.ups.com/track?tracknum=1Z999AA10123456784"' in (
         shown.html
@@ -115,7 +115,7 @@ def test_campaign_override_and_sender_win(tmp_path: Path) -> None:
     assert own.subject.startswith("Your Maple & Pine order ")
     assert "write to help@mapleandpine.example" in own.text
     assert "Your order has a tracking number" in other.html
-    assert other.message["From"] == CONFIG.mail_from
+    assert other.message["From"] == BRANDING.mail_from
     assert other.subject.startswith("Your Example Store order ")
 
 
@@ -162,7 +162,7 @@ def broken(tmp_path: Path, part: str, text: str) -> tuple[Composer, Path]:
     templates = copy_templates(tmp_path)
     path = templates / "tracking_number_assigned" / part
     path.write_text(text, encoding="utf-8")
-    return Composer(Renderer(templates), CONFIG), path
+    return Composer(Renderer(templates), BRANDING), path
 
 
 def test_undefined_variable_in_a_layout_block_names_its_line(tmp_path: Path) -> None:

@@ -20,24 +20,25 @@ from notifier.authoring.preview import (
     render_preview,
     sample_records,
 )
+from notifier.core.decide import decide
 from notifier.core.models import Record, Scope, Status
 from notifier.core.records import Rejection
 from notifier.core.rules import load_rules
-from notifier.engine import EngineConfig
+from notifier.rendering.branding import Branding
 from notifier.rendering.compose import Composer
 from notifier.rendering.renderer import Renderer
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = {rule.id: rule for rule in load_rules(ROOT / "rules")}
-CONFIG = EngineConfig(
+BRANDING = Branding(
     mail_from="Example Store <orders@example.com>",
-    store_info={"name": "Example Store", "support_email": "help@example.com", "url": None},
+    shop={"name": "Example Store", "support_email": "help@example.com", "url": None},
 )
 NOW = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
 
 
-def composer(templates: Path = ROOT / "templates", config: EngineConfig = CONFIG) -> Composer:
-    return Composer(Renderer(templates), config)
+def composer(templates: Path = ROOT / "templates", branding: Branding = BRANDING) -> Composer:
+    return Composer(Renderer(templates), branding)
 
 
 def record(**fields: object) -> Record:
@@ -106,11 +107,11 @@ def test_campaign_option_renders_as_that_campaign(tmp_path: Path) -> None:
     (templates / "tracking_number_assigned" / "subject.txt").write_text("Default\n")
     base = (ROOT / "templates" / "_layouts" / "base.html").read_text()
     (templates / "_layouts" / "base.html").write_text(base)
-    config = dataclasses.replace(CONFIG, senders={"12": "Maple <orders@maple.example>"})
+    config = dataclasses.replace(BRANDING, campaign_senders={"12": "Maple <orders@maple.example>"})
     rule = RULES["tracking_number_assigned"]
     plain = render_preview(composer(templates, config), rule, [record()])
     as_12 = render_preview(composer(templates, config), rule, [record()], campaign_id="12")
-    assert (plain.subject, plain.message["From"]) == ("Default", CONFIG.mail_from)
+    assert (plain.subject, plain.message["From"]) == ("Default", BRANDING.mail_from)
     assert (as_12.subject, as_12.message["From"]) == (
         "Campaign 12: KN-2001",
         "Maple <orders@maple.example>",
@@ -201,3 +202,26 @@ def test_records_of_other_orders_are_named_as_ignored() -> None:
     assert shown.notes == (
         "only order KN-2 (the last record's) is rendered; ignored the records of KN-1",
     )
+
+
+@pytest.mark.parametrize("rule_id", sorted(RULES))
+def test_preview_notice_is_the_one_decide_creates(rule_id: str) -> None:
+    """For the same records, preview's notice has decide's key, fulfillments, recipient, record."""
+    rule = RULES[rule_id]
+    records = sample_records(rule)
+    decision = decide(
+        records,
+        orders={},
+        known_record_keys=set(),
+        rules=[rule],
+        now=records[-1].effective_at,
+    )
+    [created] = decision.notices
+    shown, _ = previews.preview_notice(rule, records)
+    assert (shown.key, shown.fulfillment_ids, shown.recipient, shown.record) == (
+        created.key,
+        created.fulfillment_ids,
+        created.recipient,
+        created.record,
+    )
+    assert shown.fulfillment_ids  # the comparison is about something

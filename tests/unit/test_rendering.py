@@ -10,16 +10,16 @@ import pytest
 from notifier.authoring.preview import preview_message, sample_records
 from notifier.core.models import message_id_for
 from notifier.core.rules import load_rules
-from notifier.engine import EngineConfig
 from notifier.errors import TemplateError
+from notifier.rendering.branding import Branding
 from notifier.rendering.compose import Composer
 from notifier.rendering.renderer import Renderer, format_date
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFIG = EngineConfig(
+BRANDING = Branding(
     mail_from="Example Store <orders@example.com>",
-    store_info={"name": "Example Store", "support_email": "help@example.com", "url": None},
-    senders={"77": "Campaign 77 <hello@c77.example.com>"},
+    shop={"name": "Example Store", "support_email": "help@example.com", "url": None},
+    campaign_senders={"77": "Campaign 77 <hello@c77.example.com>"},
 )
 
 
@@ -114,7 +114,7 @@ def test_date_filter(value: str | None, fmt: str, expected: str) -> None:
 
 def test_default_templates_compose_a_complete_message() -> None:
     """The shipped rules render multipart text + HTML with tracking link, From, Message-ID."""
-    composer = Composer(Renderer(ROOT / "templates"), CONFIG)
+    composer = Composer(Renderer(ROOT / "templates"), BRANDING)
     for rule in load_rules(ROOT / "rules"):
         message = preview_message(composer, rule, sample_records(rule))
         assert message.get_content_type() == "multipart/alternative"
@@ -130,18 +130,18 @@ def test_default_templates_compose_a_complete_message() -> None:
 
 def test_campaign_sender_and_stable_message_id() -> None:
     """A campaign's sender overrides From; the Message-ID depends only on the notice key."""
-    composer = Composer(Renderer(ROOT / "templates"), CONFIG)
+    composer = Composer(Renderer(ROOT / "templates"), BRANDING)
     rule = load_rules(ROOT / "rules")[0]
     message = preview_message(composer, rule, sample_records(rule, campaign_id="77"))
     assert message["From"] == "Campaign 77 <hello@c77.example.com>"
     assert message_id_for("k", "example.com") == message_id_for("k", "example.com")
     assert message_id_for("k", "example.com") != message_id_for("k2", "example.com")
-    assert CONFIG.message_id_domain == "example.com"
+    assert BRANDING.message_id_domain == "example.com"
 
 
 def test_date_header_is_the_send_time() -> None:
     """Date is the time of composing, in RFC 5322 form."""
-    composer = Composer(Renderer(ROOT / "templates"), CONFIG)
+    composer = Composer(Renderer(ROOT / "templates"), BRANDING)
     rule = load_rules(ROOT / "rules")[0]
     from notifier.authoring.preview import preview_notice
 
