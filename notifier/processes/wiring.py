@@ -17,6 +17,7 @@ from notifier.rendering.renderer import Renderer
 from notifier.settings import Settings
 from notifier.settings.project_file import NotifierConfig, load_config
 from notifier.store.sql import SqlStore
+from notifier.store.sqlite import inline_writer
 from notifier.transports import Transport
 from notifier.transports.file import FileTransport
 
@@ -107,6 +108,7 @@ def open_engine(
             renderer=renderer,
             config=engine_config(settings, quiet_hours=notifier_config.quiet_hours),
             observer=observer,
+            inline_writer=inline_writer(store),
         )
     finally:
         store.close()

@@ -12,7 +12,6 @@ import json
 import zlib
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from contextvars import ContextVar
 from datetime import UTC, datetime
 from functools import cache, cached_property
 from typing import Any
@@ -24,15 +23,14 @@ from sqlalchemy import (
     case,
     create_engine,
     delete,
-    event,
     func,
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
-from sqlalchemy.pool import PoolProxiedConnection
 
 from notifier.core.decide import Decision, OrderView
 from notifier.core.models import (
@@ -43,8 +41,8 @@ from notifier.core.models import (
     Status,
 )
 from notifier.errors import StoreError
-from notifier.store import migrate, postgres
-from notifier.store.base import Completion, Decider, IngestResult, T
+from notifier.store import migrate, postgres, sqlite
+from notifier.store.base import Completion, Decider, IngestResult
 from notifier.store.driver import DriverTx, param_mark
 from notifier.store.schema import (
     as_utc,
@@ -98,7 +96,6 @@ _SELECT_DEDUP_KEYS = "SELECT dedup_key FROM records"
 _SELECT_FULFILLMENTS = f"SELECT {', '.join(_FULFILLMENT_COLUMNS)} FROM fulfillments"
 _SELECT_ORDERS = "SELECT order_id, fulfillment_ids FROM orders"
 _DUE_STATUSES = (NoticeStatus.PENDING, NoticeStatus.RETRY, NoticeStatus.SENDING)
-_SQLITE_BUSY_MS = 30_000
 
 
 def _normalise_url(url: str) -> str:
@@ -111,56 +108,8 @@ def _normalise_url(url: str) -> str:
 def create_store_engine(url: str) -> Engine:
     url = _normalise_url(url)
     if make_url(url).get_backend_name() == "sqlite":
-        engine = create_engine(url, connect_args={"timeout": _SQLITE_BUSY_MS / 1000})
-        _tune_sqlite(engine)
-        return engine
+        return sqlite.create_sqlite_engine(url)
     return create_engine(url, pool_pre_ping=True)
-
-
-def _tune_sqlite(engine: Engine) -> None:
-    @event.listens_for(engine, "connect")
-    def _connect(dbapi_connection: Any, _record: Any) -> None:
-        # Take transaction control from the driver so we can say BEGIN IMMEDIATE ourselves.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        # WAL: readers never block the writer. NORMAL: durable across process crashes
-        # (a power cut may lose the last commits; those notices are then re-sent, same Message-ID).
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_MS}")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _begin(connection: Connection) -> None:
-        write = not connection.get_execution_options().get("notifier_readonly", False)
-        _begin_sqlite(connection.connection, write=write)
-
-
-def _begin_sqlite(connection: PoolProxiedConnection, *, write: bool) -> None:
-    """BEGIN (IMMEDIATE, to write) on a pooled SQLite connection; under SqlStore.try_now,
-    a write begins only if the lock is free this instant. Said to the driver directly:
-    SQLAlchemy's per-statement work cost as much as the inline write saved."""
-    driver = connection.driver_connection
-    assert driver is not None  # a checked-out connection always has one
-    if not write:
-        driver.execute("BEGIN")
-    elif not _WRITE_NOW.get():
-        driver.execute("BEGIN IMMEDIATE")
-    else:
-        driver.execute("PRAGMA busy_timeout=0")  # cannot fail on a lock
-        try:
-            driver.execute("BEGIN IMMEDIATE")
-        finally:
-            driver.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_MS}")
-
-
-# Set (only) while SqlStore.try_now runs its work: SQLite write transactions then begin
-# only if no other connection holds the write lock, instead of waiting for it.
-_WRITE_NOW: ContextVar[bool] = ContextVar("notifier_sqlite_write_now", default=False)
-
-
-class _WouldWait(Exception):
-    """try_now's write found the SQLite write lock taken."""
 
 
 @cache
@@ -214,20 +163,6 @@ class SqlStore:
     def safe_url(self) -> str:
         return make_url(self.url).render_as_string(hide_password=True)
 
-    def try_now(self, work: Callable[[], T]) -> T | None:
-        """See Store.try_now. SQLite: runs `work` here when the write lock is free (a
-        local transaction of a millisecond or two); PostgreSQL: None, its writes are network
-        round trips and belong on a thread."""
-        if self.dialect != "sqlite":
-            return None
-        token = _WRITE_NOW.set(True)
-        try:
-            return work()
-        except _WouldWait:
-            return None  # nothing was written: the transaction rolled back, or never began
-        finally:
-            _WRITE_NOW.reset(token)
-
     @contextmanager
     def _translate(self, doing: str) -> Iterator[None]:
         try:
@@ -236,9 +171,7 @@ class SqlStore:
             orig = getattr(exc, "orig", None) if isinstance(exc, SQLAlchemyError) else exc
             detail = str(orig) if orig is not None else str(exc)
             if isinstance(exc, OperationalError | self._driver_operational) and "locked" in detail:
-                if _WRITE_NOW.get():
-                    raise _WouldWait from exc
-                detail += f" (another process held the store for over {_SQLITE_BUSY_MS // 1000} s)"
+                detail = sqlite.lock_detail(exc, detail)
             raise StoreError(f"store {self.safe_url}: {doing}: {detail}") from exc
 
     @contextmanager
@@ -262,7 +195,7 @@ class SqlStore:
             connection = self.engine.raw_connection()
             try:
                 if self.dialect == "sqlite":
-                    _begin_sqlite(connection, write=write)
+                    sqlite.begin(connection, write=write)
                 yield DriverTx(connection.cursor(), self.dialect)
                 connection.commit()
             except BaseException:
@@ -272,7 +205,7 @@ class SqlStore:
                 connection.close()  # back to the pool
 
     def _insert(self, table: Any) -> Any:
-        module = postgresql if self.dialect == "postgresql" else sqlite
+        module = pg_dialect if self.dialect == "postgresql" else sqlite_dialect
         return module.insert(table)
 
     def close(self) -> None:
