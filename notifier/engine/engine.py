@@ -28,7 +28,7 @@ from notifier.core.redact import mask_email
 from notifier.core.retry_policy import RetryPolicy
 from notifier.core.rules import Rule
 from notifier.engine.claimant import holder_is_gone, this_process
-from notifier.engine.group_commit import GroupCommitter
+from notifier.engine.group_commit import GroupCommitter, InlineWriter
 from notifier.engine.reports import (
     Clock,
     DeliveryReport,
@@ -99,8 +99,11 @@ class Engine:
         config: EngineConfig,
         clock: Clock = utc_now,
         observer: Observer | None = None,
+        inline_writer: InlineWriter | None = None,
     ) -> None:
         self.store = store
+        # From the wiring: how this store writes on the event loop's thread when it is free.
+        self.inline_writer = inline_writer
         self.transport = transport
         self.rules = tuple(rules)
         self.rules_by_id = {rule.id: rule for rule in self.rules}
@@ -115,7 +118,7 @@ class Engine:
         # Outcomes finishing together share one transaction (group commit).
         self._completions: GroupCommitter[tuple[str, Completion], bool] = GroupCommitter(
             lambda items: self.store.complete_many(items, token=self.worker_id),
-            try_inline=lambda write: self.store.try_now(write),
+            try_inline=inline_writer,
         )
         # Sources already warned about future-dated records: one warning each per process.
         self._warned_sources: set[str] = set()
@@ -123,7 +126,7 @@ class Engine:
         # sends that start together (up to max_in_flight) share one transaction.
         self._send_marks: GroupCommitter[str, bool] = GroupCommitter(
             lambda keys: self.store.mark_send_started(keys, token=self.worker_id, now=self.clock()),
-            try_inline=lambda write: self.store.try_now(write),
+            try_inline=inline_writer,
         )
 
     # --- ingest ---------------------------------------------------------------------------

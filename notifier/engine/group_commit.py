@@ -13,10 +13,19 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 Item = TypeVar("Item")
 Answer = TypeVar("Answer")
+T = TypeVar("T")
+
+
+class InlineWriter(Protocol):
+    """Runs `work` (one write transaction) on the caller's thread if it need not wait for
+    another writer, else returns None having written nothing. The store's wiring supplies
+    one where local writes are cheap (SQLite: notifier.store.sqlite.inline_writer)."""
+
+    def __call__(self, work: Callable[[], T], /) -> T | None: ...
 
 
 class GroupCommitter(Generic[Item, Answer]):
@@ -27,15 +36,14 @@ class GroupCommitter(Generic[Item, Answer]):
         max_size: int | None = None,
         size: Callable[[Item], int] = lambda _: 1,
         own_thread: str | None = None,
-        try_inline: Callable[[Callable[[], Sequence[Answer]]], Sequence[Answer] | None]
-        | None = None,
+        try_inline: InlineWriter | None = None,
         inline_max: int | None = None,
     ) -> None:
         """`write` (blocking) commits a group in one transaction, one answer per item.
 
         A group holds items up to `max_size` by `size` (always at least one item). With
         `own_thread`, writes run on a thread of that name, so they never queue behind other
-        store calls in the default executor. With `try_inline` (Store.try_now), a write
+        store calls in the default executor. With `try_inline`, a write
         that can go at once runs on the event loop's own thread: handing each group to a
         thread and back cost more than the write itself (bench/webhook.py); one that would
         wait for a lock still goes to the thread, so the loop never blocks on it. With

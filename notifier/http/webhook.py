@@ -251,8 +251,8 @@ def create_app(
         max_size=MAX_RECORDS_PER_COMMIT,
         size=lambda arrival: len(arrival.records),
         own_thread="notifier-commit",
-        # ingest_groups writes one transaction, as try_now requires.
-        try_inline=lambda write: engine.store.try_now(write),
+        # ingest_groups writes one transaction, as an inline writer requires.
+        try_inline=engine.inline_writer,
         inline_max=MAX_RECORDS_INLINE,
     )
 

@@ -18,6 +18,7 @@ from notifier.rendering.renderer import Renderer
 from notifier.settings import Settings
 from notifier.settings.project_file import ProjectFile, load_project_file
 from notifier.store.sql import SqlStore
+from notifier.store.sqlite import inline_writer
 from notifier.transports import Transport
 from notifier.transports.file import FileTransport
 
@@ -119,6 +120,7 @@ def open_engine(
             config=engine_config(settings, quiet_hours=project_file.quiet_hours),
             observer=observer,
             clock=clock,
+            inline_writer=inline_writer(store),
         )
     finally:
         store.close()

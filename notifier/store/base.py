@@ -6,12 +6,10 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, TypeVar
+from typing import Protocol
 
 from notifier.core.decide import Decision, OrderView
 from notifier.core.models import FulfillmentState, Notice, NoticeStatus, Record
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,13 +38,6 @@ Decider = Callable[[set[str], dict[str, OrderView]], Decision]
 class Store(Protocol):
     def ingest(self, records: Sequence[Record], decide: Decider) -> IngestResult:
         """In one transaction: load what the records touch, decide, write the outcome."""
-        ...
-
-    def try_now(self, work: Callable[[], T]) -> T | None:
-        """Run `work` -- one write transaction on this store -- right here if it need not
-        wait for another writer, else None, having written nothing. For a caller on an
-        event loop: a local write that is free to go costs less run inline than handed to a
-        thread; one that would wait must not block the loop."""
         ...
 
     def claim_due(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from notifier.core.decide import Decision, OrderView, Outcome
 from notifier.core.models import FulfillmentState, NewNotice, Notice, NoticeStatus, Record
 from notifier.errors import StoreError
-from notifier.store.base import Completion, Decider, IngestResult, Store, T
+from notifier.store.base import Completion, Decider, IngestResult, Store
 
 _DUE_STATUSES = frozenset({NoticeStatus.PENDING, NoticeStatus.RETRY, NoticeStatus.SENDING})
 _WAITING_STATUSES = frozenset({NoticeStatus.PENDING, NoticeStatus.RETRY})
@@ -69,10 +69,6 @@ class MemoryStore:
         self.closed = False
 
     # --- plumbing ---------------------------------------------------------------------
-
-    def try_now(self, work: Callable[[], T]) -> T | None:
-        """See Store.try_now: nothing here ever waits for another writer."""
-        return work()
 
     def close(self) -> None:
         self.closed = True

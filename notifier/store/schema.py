@@ -31,14 +31,29 @@ class UtcDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to the store")
-        value = value.astimezone(UTC)
+        value = _utc(value)
         # SQLite has no time zones: keep UTC without an offset so text comparison orders by time.
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         return None if value is None else as_utc(value)
+
+
+def _utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime given to the store")
+    return moment.astimezone(UTC)
+
+
+def bind_stamp(moment: datetime, dialect: str) -> Any:
+    """A datetime as UtcDateTime binds it, for SQL sent to the driver directly. SQLite: UTC
+    text without an offset, exactly as SQLAlchemy stores its DATETIME (so stamps written
+    either way compare and sort alike); PostgreSQL: the aware datetime itself."""
+    if dialect == "sqlite":
+        return _utc(moment).isoformat(sep=" ", timespec="microseconds")[:26]
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime given to the store")
+    return moment
 
 
 def as_utc(value: datetime | str) -> datetime:
@@ -139,4 +154,27 @@ cursors = Table(
     Column("name", String(255), primary_key=True),
     Column("value", Text, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+)
+
+
+# Column lists for SQL written by hand (notifier.store.fast_paths), from the tables above.
+RECORD_COLUMNS = tuple(c.name for c in records.columns if c.name != "id")
+FULFILLMENT_COLUMNS = tuple(c.name for c in fulfillments.columns)
+# What a new notice is written with; the other columns start empty.
+NEW_NOTICE_COLUMNS = (
+    "key",
+    "rule_id",
+    "scope",
+    "order_id",
+    "fulfillment_id",
+    "recipient",
+    "campaign_id",
+    "status",
+    "attempts",
+    "ambiguous_attempts",
+    "due_at",
+    "created_at",
+    "reason",
+    "fulfillment_ids",
+    "record",
 )

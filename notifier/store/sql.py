@@ -4,6 +4,10 @@ Dedup is the database's: records.dedup_key and notices.key are unique, and inser
 conflicts, so no code path checks first and acts after. Write transactions on SQLite are
 BEGIN IMMEDIATE (one writer at a time, no upgrade deadlocks); on PostgreSQL, ingestion
 takes a transaction-scoped advisory lock per order and claims use FOR UPDATE SKIP LOCKED.
+
+SQL styles: everything here is SQLAlchemy Core, except the hot paths (ingest, completions,
+send marks, order reads), which run on the DB-API driver in notifier.store.fast_paths.
+SQLite specifics live in notifier.store.sqlite, PostgreSQL ones in notifier.store.postgres.
 """
 
 from __future__ import annotations
@@ -12,9 +16,7 @@ import json
 import zlib
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from contextvars import ContextVar
-from datetime import UTC, datetime
-from functools import cache, cached_property
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -24,81 +26,34 @@ from sqlalchemy import (
     case,
     create_engine,
     delete,
-    event,
     func,
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
-from sqlalchemy.pool import PoolProxiedConnection
 
-from notifier.core.decide import Decision, OrderView
+from notifier.core.decide import OrderView
 from notifier.core.models import (
     FulfillmentState,
     Notice,
     NoticeStatus,
     Scope,
-    Status,
 )
 from notifier.errors import StoreError
-from notifier.store import migrate, postgres
-from notifier.store.base import Completion, Decider, IngestResult, T
-from notifier.store.driver import DriverTx, param_mark
+from notifier.store import fast_paths, migrate, postgres, sqlite
+from notifier.store.base import Completion, Decider, IngestResult
+from notifier.store.fast_paths import DriverTx
 from notifier.store.schema import (
-    as_utc,
     cursors,
-    fulfillments,
     notices,
-    orders,
     records,
     suppressions,
 )
 
-_RECORD_COLUMNS = (
-    "dedup_key",
-    "order_id",
-    "fulfillment_id",
-    "status",
-    "occurred_at",
-    "received_at",
-    "outcome",
-    "payload",
-)
-_FULFILLMENT_COLUMNS = (
-    "fulfillment_id",
-    "order_id",
-    "status",
-    "occurred_at",
-    "tracking_number",
-    "carrier",
-    "shipped_at",
-    "delivered_at",
-    "occurred_at_clamped",
-)
-_NOTICE_COLUMNS = (
-    "key",
-    "rule_id",
-    "scope",
-    "order_id",
-    "fulfillment_id",
-    "recipient",
-    "campaign_id",
-    "status",
-    "attempts",
-    "ambiguous_attempts",
-    "due_at",
-    "created_at",
-    "reason",
-    "fulfillment_ids",
-    "record",
-)
-_SELECT_DEDUP_KEYS = "SELECT dedup_key FROM records"
-_SELECT_FULFILLMENTS = f"SELECT {', '.join(_FULFILLMENT_COLUMNS)} FROM fulfillments"
-_SELECT_ORDERS = "SELECT order_id, fulfillment_ids FROM orders"
 _DUE_STATUSES = (NoticeStatus.PENDING, NoticeStatus.RETRY, NoticeStatus.SENDING)
-_SQLITE_BUSY_MS = 30_000
 
 
 def _normalise_url(url: str) -> str:
@@ -111,81 +66,8 @@ def _normalise_url(url: str) -> str:
 def create_store_engine(url: str) -> Engine:
     url = _normalise_url(url)
     if make_url(url).get_backend_name() == "sqlite":
-        engine = create_engine(url, connect_args={"timeout": _SQLITE_BUSY_MS / 1000})
-        _tune_sqlite(engine)
-        return engine
+        return sqlite.create_sqlite_engine(url)
     return create_engine(url, pool_pre_ping=True)
-
-
-def _tune_sqlite(engine: Engine) -> None:
-    @event.listens_for(engine, "connect")
-    def _connect(dbapi_connection: Any, _record: Any) -> None:
-        # Take transaction control from the driver so we can say BEGIN IMMEDIATE ourselves.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        # WAL: readers never block the writer. NORMAL: durable across process crashes
-        # (a power cut may lose the last commits; those notices are then re-sent, same Message-ID).
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_MS}")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _begin(connection: Connection) -> None:
-        write = not connection.get_execution_options().get("notifier_readonly", False)
-        _begin_sqlite(connection.connection, write=write)
-
-
-def _begin_sqlite(connection: PoolProxiedConnection, *, write: bool) -> None:
-    """BEGIN (IMMEDIATE, to write) on a pooled SQLite connection; under SqlStore.try_now,
-    a write begins only if the lock is free this instant. Said to the driver directly:
-    SQLAlchemy's per-statement work cost as much as the inline write saved."""
-    driver = connection.driver_connection
-    assert driver is not None  # a checked-out connection always has one
-    if not write:
-        driver.execute("BEGIN")
-    elif not _WRITE_NOW.get():
-        driver.execute("BEGIN IMMEDIATE")
-    else:
-        driver.execute("PRAGMA busy_timeout=0")  # cannot fail on a lock
-        try:
-            driver.execute("BEGIN IMMEDIATE")
-        finally:
-            driver.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_MS}")
-
-
-# Set (only) while SqlStore.try_now runs its work: SQLite write transactions then begin
-# only if no other connection holds the write lock, instead of waiting for it.
-_WRITE_NOW: ContextVar[bool] = ContextVar("notifier_sqlite_write_now", default=False)
-
-
-class _WouldWait(Exception):
-    """try_now's write found the SQLite write lock taken."""
-
-
-@cache
-def _insert_sql(
-    mark: str,
-    table: str,
-    columns: tuple[str, ...],
-    *,
-    upsert_on: str | None = None,
-    skip_on: str | None = None,
-    returning: str | None = None,
-) -> str:
-    """INSERT of `columns` (`mark`: the driver's parameter marker): a conflict on `upsert_on`
-    updates the row's other columns, one on `skip_on` skips the row; `returning` names a
-    column to return for inserted rows. Built once per shape: ingest runs them per group."""
-    values = ", ".join([mark] * len(columns))
-    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({values})"
-    if upsert_on is not None:
-        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != upsert_on)
-        sql += f" ON CONFLICT ({upsert_on}) DO UPDATE SET {updates}"
-    if skip_on is not None:
-        sql += f" ON CONFLICT ({skip_on}) DO NOTHING"
-    if returning is not None:
-        sql += f" RETURNING {returning}"
-    return sql
 
 
 def _advisory_key(text_value: str) -> int:
@@ -200,7 +82,7 @@ class SqlStore:
         self.url = _normalise_url(url)
         self.engine = create_store_engine(self.url)
         self.dialect = self.engine.dialect.name
-        # What the driver itself raises on the driver-direct paths (notifier.store.driver).
+        # What the driver itself raises on the driver-direct paths (notifier.store.fast_paths).
         dbapi = self.engine.dialect.loaded_dbapi
         self._driver_error: type[Exception] = dbapi.Error
         self._driver_operational: type[Exception] = dbapi.OperationalError
@@ -214,20 +96,6 @@ class SqlStore:
     def safe_url(self) -> str:
         return make_url(self.url).render_as_string(hide_password=True)
 
-    def try_now(self, work: Callable[[], T]) -> T | None:
-        """See Store.try_now. SQLite: runs `work` here when the write lock is free (a
-        local transaction of a millisecond or two); PostgreSQL: None, its writes are network
-        round trips and belong on a thread."""
-        if self.dialect != "sqlite":
-            return None
-        token = _WRITE_NOW.set(True)
-        try:
-            return work()
-        except _WouldWait:
-            return None  # nothing was written: the transaction rolled back, or never began
-        finally:
-            _WRITE_NOW.reset(token)
-
     @contextmanager
     def _translate(self, doing: str) -> Iterator[None]:
         try:
@@ -236,9 +104,7 @@ class SqlStore:
             orig = getattr(exc, "orig", None) if isinstance(exc, SQLAlchemyError) else exc
             detail = str(orig) if orig is not None else str(exc)
             if isinstance(exc, OperationalError | self._driver_operational) and "locked" in detail:
-                if _WRITE_NOW.get():
-                    raise _WouldWait from exc
-                detail += f" (another process held the store for over {_SQLITE_BUSY_MS // 1000} s)"
+                detail = sqlite.lock_detail(exc, detail)
             raise StoreError(f"store {self.safe_url}: {doing}: {detail}") from exc
 
     @contextmanager
@@ -257,12 +123,12 @@ class SqlStore:
 
     @contextmanager
     def _driver_tx(self, doing: str, *, write: bool = True) -> Iterator[DriverTx]:
-        """One transaction on a pooled DB-API connection (see notifier.store.driver)."""
+        """One transaction on a pooled DB-API connection (see notifier.store.fast_paths)."""
         with self._translate(doing):
             connection = self.engine.raw_connection()
             try:
                 if self.dialect == "sqlite":
-                    _begin_sqlite(connection, write=write)
+                    sqlite.begin(connection, write=write)
                 yield DriverTx(connection.cursor(), self.dialect)
                 connection.commit()
             except BaseException:
@@ -272,7 +138,7 @@ class SqlStore:
                 connection.close()  # back to the pool
 
     def _insert(self, table: Any) -> Any:
-        module = postgresql if self.dialect == "postgresql" else sqlite
+        module = pg_dialect if self.dialect == "postgresql" else sqlite_dialect
         return module.insert(table)
 
     def close(self) -> None:
@@ -284,7 +150,7 @@ class SqlStore:
             postgres.notify_due(run, count)
 
     # --- ingestion --------------------------------------------------------------------
-    # Straight to the driver (notifier.store.driver): a webhook group commit is a handful of
+    # Straight to the driver (notifier.store.fast_paths): a webhook group commit is a handful of
     # statements on a few rows, and SQLAlchemy's work around each cost more than SQLite's.
 
     def ingest(self, batch: Sequence[Any], decide: Decider) -> IngestResult:
@@ -296,138 +162,20 @@ class SqlStore:
                 # executemany runs them in order, pipelined: one round trip, not one per order.
                 locks = sorted({_advisory_key(order_id) for order_id in order_ids})
                 tx.run_many("SELECT pg_advisory_xact_lock(%s)", [(key,) for key in locks])
-            known = {key for (key,) in tx.where_in(_SELECT_DEDUP_KEYS, "dedup_key", keys)}
-            loaded = self._load_orders(tx, order_ids)
-            decision = decide(known, loaded)
-            created = self._write_decision(tx, decision)
+            known = fast_paths.known_keys(tx, keys)
+            decision = decide(known, fast_paths.load_orders(tx, order_ids))
+            created = fast_paths.write_decision(tx, decision)
             if created:
                 self._notify_due(tx.run, len(created))
         return IngestResult(decision=decision, created=created)
 
-    def _load_orders(self, tx: DriverTx, order_ids: Sequence[str]) -> dict[str, OrderView]:
-        views = {order_id: OrderView(order_id) for order_id in order_ids}
-        for row in tx.where_in(_SELECT_FULFILLMENTS, "order_id", order_ids):
-            state = _state(row)
-            views[state.order_id].fulfillments[state.fulfillment_id] = state
-        for order_id, fulfillment_ids in tx.where_in(_SELECT_ORDERS, "order_id", order_ids):
-            views[order_id].fulfillment_ids = tuple(json.loads(fulfillment_ids))
-        return views
-
-    def _stamp(self, moment: datetime) -> Any:
-        """A datetime as UtcDateTime would bind it (SQLite: UTC text in SQLAlchemy's format)."""
-        if moment.tzinfo is None:
-            raise ValueError("naive datetime given to the store")
-        if self.dialect == "sqlite":
-            return moment.astimezone(UTC).isoformat(sep=" ", timespec="microseconds")[:26]
-        return moment
-
-    def _write_decision(self, tx: DriverTx, decision: Decision) -> tuple[str, ...]:
-        # Many records share a time (a batch's received_at, above all): format each once.
-        stamps: dict[datetime, Any] = {}
-
-        def stamp(moment: datetime) -> Any:
-            value = stamps.get(moment)
-            if value is None:
-                value = stamps[moment] = self._stamp(moment)
-            return value
-
-        if decision.outcomes:
-            tx.run_many(
-                _insert_sql(tx.mark, records.name, _RECORD_COLUMNS),
-                [
-                    (
-                        record.dedup_key,
-                        record.order_id,
-                        record.fulfillment_id,
-                        record.status.value,
-                        stamp(record.effective_at),
-                        stamp(record.received_at),
-                        outcome.value,
-                        record.received_text or json.dumps(record.to_json(), ensure_ascii=False),
-                    )
-                    for record, outcome in decision.outcomes
-                ],
-            )
-        if decision.states:
-            tx.run_many(
-                _insert_sql(
-                    tx.mark, fulfillments.name, _FULFILLMENT_COLUMNS, upsert_on="fulfillment_id"
-                ),
-                [
-                    (
-                        state.fulfillment_id,
-                        state.order_id,
-                        state.status.value,
-                        stamp(state.occurred_at),
-                        state.tracking_number,
-                        state.carrier,
-                        state.shipped_at,
-                        state.delivered_at,
-                        state.occurred_at_clamped,
-                    )
-                    for state in decision.states.values()
-                ],
-            )
-        if decision.order_fulfillment_ids:
-            tx.run_many(
-                _insert_sql(
-                    tx.mark, orders.name, ("order_id", "fulfillment_ids"), upsert_on="order_id"
-                ),
-                [
-                    (order_id, json.dumps(list(ids)))
-                    for order_id, ids in decision.order_fulfillment_ids.items()
-                ],
-            )
-        # One statement per notice: the count of notices per batch is small, and RETURNING
-        # with skipped conflicts is the unique constraint telling us which were new.
-        insert_notice = _insert_sql(
-            tx.mark, notices.name, _NOTICE_COLUMNS, skip_on="key", returning="key"
-        )
-        created: list[str] = []
-        for notice in decision.notices:
-            row = (
-                notice.key,
-                notice.rule_id,
-                notice.scope.value,
-                notice.order_id,
-                notice.fulfillment_id,
-                notice.recipient,
-                notice.campaign_id,
-                notice.status.value,
-                0,
-                0,
-                stamp(notice.due_at),
-                stamp(notice.created_at),
-                notice.reason,
-                json.dumps(list(notice.fulfillment_ids)),
-                json.dumps(dict(notice.record), ensure_ascii=False),
-            )
-            if tx.rows(insert_notice, row):
-                created.append(notice.key)
-        return tuple(created)
-
-    @cached_property
-    def _complete_sql(self) -> str:
-        # Straight to the driver, like the ingest inserts: SQLAlchemy's per-statement work
-        # (compiling, binding by type) cost more than this UPDATE (bench/delivery.py).
-        mark = param_mark(self.dialect)
-        return (
-            f"UPDATE notices SET status = {mark}, reason = {mark}, claim_token = NULL,"
-            f" due_at = {mark}, sent_at = coalesce({mark}, sent_at),"
-            f" message_id = coalesce({mark}, message_id),"
-            f" ambiguous_attempts = ambiguous_attempts + {mark}, send_started_at = NULL"
-            f" WHERE key = {mark} AND claim_token = {mark}"
-            f" AND status = '{NoticeStatus.SENDING.value}'"
-        )
-
     def orders(self, order_ids: Collection[str]) -> dict[str, OrderView]:
         with self._driver_tx("reading orders", write=False) as tx:
-            return self._load_orders(tx, sorted(set(order_ids)))
+            return fast_paths.load_orders(tx, sorted(set(order_ids)))
 
     def fulfillment(self, fulfillment_id: str) -> FulfillmentState | None:
         with self._driver_tx("reading a fulfillment", write=False) as tx:
-            rows = tx.where_in(_SELECT_FULFILLMENTS, "fulfillment_id", [fulfillment_id])
-        return _state(rows[0]) if rows else None
+            return fast_paths.load_fulfillment(tx, fulfillment_id)
 
     # --- delivery ---------------------------------------------------------------------
 
@@ -453,47 +201,14 @@ class SqlStore:
         self, completions: Sequence[tuple[str, Completion]], *, token: str
     ) -> list[bool]:
         """Record several deliveries in one transaction (a group commit)."""
-        with self._write("recording deliveries") as conn:
-            return [self._complete(conn, key, token, done) for key, done in completions]
-
-    def _complete(self, conn: Connection, key: str, token: str, completion: Completion) -> bool:
-        if completion.status is NoticeStatus.RETRY:
-            assert completion.due_at is not None
-            due_at = completion.due_at
-        else:
-            due_at = completion.at
-        sent = completion.status is NoticeStatus.SENT
-        done = conn.exec_driver_sql(
-            self._complete_sql,
-            (
-                completion.status.value,
-                completion.reason,
-                self._stamp(due_at),
-                self._stamp(completion.at) if sent else None,
-                completion.message_id,
-                1 if completion.ambiguous else 0,
-                key,
-                token,
-            ),
-        )
-        if done.rowcount and completion.suppress_reason:
-            recipient = conn.scalar(select(notices.c.recipient).where(notices.c.key == key))
-            if recipient:
-                self._suppress(conn, recipient, completion.suppress_reason, completion.at)
-        return bool(done.rowcount)
+        with self._driver_tx("recording deliveries") as tx:
+            return [fast_paths.complete(tx, key, token, done) for key, done in completions]
 
     def mark_send_started(self, keys: Sequence[str], *, token: str, now: datetime) -> list[bool]:
         """Record that these claimed notices are being handed to the transport (one
         transaction); False where the claim is no longer this token's."""
-        mark = param_mark(self.dialect)
-        sql = (
-            f"UPDATE notices SET send_started_at = {mark}"
-            f" WHERE key = {mark} AND claim_token = {mark}"
-            f" AND status = '{NoticeStatus.SENDING.value}'"
-        )
-        stamp = self._stamp(now)
         with self._driver_tx("recording that sends started") as tx:
-            return [bool(tx.run(sql, (stamp, key, token))) for key in keys]
+            return fast_paths.mark_send_started(tx, keys, token, now)
 
     def release(self, keys: Collection[str], *, token: str, now: datetime) -> int:
         if not keys:
@@ -782,23 +497,6 @@ class SqlStore:
             return
         with job_lock.file_job_lock(job_lock.lock_file_for(database, name)) as held:
             yield held
-
-
-def _state(row: Sequence[Any]) -> FulfillmentState:
-    """A fulfillments row, its columns in _FULFILLMENT_COLUMNS order."""
-    fulfillment_id, order_id, status, occurred_at, tracking, carrier, shipped, delivered = row[:8]
-    clamped = row[8]
-    return FulfillmentState(
-        fulfillment_id=fulfillment_id,
-        order_id=order_id,
-        status=Status(status),
-        occurred_at=as_utc(occurred_at),
-        tracking_number=tracking,
-        carrier=carrier,
-        shipped_at=shipped,
-        delivered_at=delivered,
-        occurred_at_clamped=bool(clamped),
-    )
 
 
 def _notice(row: Row[Any]) -> Notice:

@@ -21,7 +21,9 @@ from notifier.core.records import parse_record
 from notifier.engine import IngestReport
 from notifier.engine.group_commit import GroupCommitter
 from notifier.processes.wiring import open_engine
+from notifier.store.memory import MemoryStore
 from notifier.store.sql import SqlStore
+from notifier.store.sqlite import inline_writer
 
 NOW = datetime.now(UTC)
 URL = "/v1/status-changes"
@@ -72,7 +74,7 @@ def commit_after(connection: sqlite3.Connection, seconds: float) -> None:
     connection.execute("COMMIT")
 
 
-def test_try_now_writes_at_once_when_free_and_writes_nothing_when_locked(
+def test_inline_writer_writes_at_once_when_free_and_writes_nothing_when_locked(
     tmp_path: Path,
 ) -> None:
     """SQLite: a free write lock means the work runs here; a taken one means None at once
@@ -81,12 +83,15 @@ def test_try_now_writes_at_once_when_free_and_writes_nothing_when_locked(
     path = tmp_path / "notifier.db"
     with open_engine(settings) as engine:
         store = engine.store
-        assert store.try_now(lambda: engine.ingest_groups([[record(1)]])[0].accepted) == 1
+        assert isinstance(store, SqlStore)
+        write_now = engine.inline_writer
+        assert write_now is not None
+        assert write_now(lambda: engine.ingest_groups([[record(1)]])[0].accepted) == 1
 
         holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         holder.execute("BEGIN IMMEDIATE")  # another process's writer, mid-transaction
         started = time.monotonic()
-        assert store.try_now(lambda: engine.ingest_groups([[record(2)]])[0].accepted) is None
+        assert write_now(lambda: engine.ingest_groups([[record(2)]])[0].accepted) is None
         assert time.monotonic() - started < 1.0
         holder.execute("COMMIT")
 
@@ -105,13 +110,18 @@ def test_try_now_writes_at_once_when_free_and_writes_nothing_when_locked(
 
 
 @pytest.mark.postgres
-def test_try_now_declines_on_postgresql(pg_url: str) -> None:
+def test_no_inline_writer_on_postgresql(pg_url: str) -> None:
     """PostgreSQL writes are network round trips: they stay on a thread."""
     store = SqlStore(pg_url)
     try:
-        assert store.try_now(lambda: 1) is None
+        assert inline_writer(store) is None
     finally:
         store.close()
+
+
+def test_no_inline_writer_for_the_memory_store() -> None:
+    """Only SQLite gets an inline writer: any other store is left to the thread."""
+    assert inline_writer(MemoryStore()) is None
 
 
 def test_committer_writes_inline_when_it_can_and_on_its_thread_when_it_cannot() -> None:

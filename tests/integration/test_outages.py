@@ -28,7 +28,7 @@ from notifier.core.records import Record, parse_json_body
 from notifier.engine import DeliveryReport, Engine
 from notifier.processes.wiring import open_engine
 from notifier.settings import Settings
-from notifier.store import sql
+from notifier.store import sqlite
 from notifier.store.sql import SqlStore
 from notifier.transports import BeforeData, Transport
 
@@ -232,7 +232,7 @@ def test_store_locked_too_long_is_a_clear_error_and_nothing_half_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Locked past the busy timeout: exit 2 naming the store and the lock; the batch unwritten."""
-    monkeypatch.setattr(sql, "_SQLITE_BUSY_MS", 200)
+    monkeypatch.setattr(sqlite, "BUSY_MS", 200)
     settings = settings_for(tmp_path)
     batch = write_records(tmp_path / "batch.jsonl", [tna_record(n) for n in range(5)])
     assert notifier(settings, "db", "upgrade").exit_code == 0
@@ -297,7 +297,7 @@ def test_recording_a_sent_notice_is_retried_while_the_store_is_locked(
     tmp_path: Path, smtp_sink: SmtpSink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Store locked right after the server took the message: the outcome is recorded, once."""
-    monkeypatch.setattr(sql, "_SQLITE_BUSY_MS", 100)
+    monkeypatch.setattr(sqlite, "BUSY_MS", 100)
     settings: Settings = smtp_settings(tmp_path, smtp_sink.host, smtp_sink.port)
     with open_engine(settings) as engine:
         engine.ingest(parsed([tna_record(1)]))
@@ -329,7 +329,7 @@ def test_worker_keeps_going_while_the_store_is_locked(
     """A delivery worker whose pass fails on a locked store logs it and delivers afterwards."""
     from notifier.engine.worker import DeliveryWorker
 
-    monkeypatch.setattr(sql, "_SQLITE_BUSY_MS", 100)
+    monkeypatch.setattr(sqlite, "BUSY_MS", 100)
     settings = smtp_settings(tmp_path, smtp_sink.host, smtp_sink.port)
     with open_engine(settings) as engine:
         engine.ingest(parsed([tna_record(n) for n in range(3)]))
