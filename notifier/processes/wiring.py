@@ -17,8 +17,7 @@ from notifier.rendering.compose import Composer
 from notifier.rendering.renderer import Renderer
 from notifier.settings import Settings
 from notifier.settings.project_file import ProjectFile, load_project_file
-from notifier.store.sql import SqlStore
-from notifier.store.sqlite import inline_writer
+from notifier.store.sql import SqlStore, inline_writer
 from notifier.transports import Transport
 from notifier.transports.file import FileTransport
 

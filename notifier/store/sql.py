@@ -17,7 +17,7 @@ import zlib
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     Connection,
@@ -52,6 +52,8 @@ from notifier.store.schema import (
     records,
     suppressions,
 )
+
+T = TypeVar("T")
 
 _DUE_STATUSES = (NoticeStatus.PENDING, NoticeStatus.RETRY, NoticeStatus.SENDING)
 
@@ -524,3 +526,12 @@ def _notice(row: Row[Any]) -> Notice:
         ambiguous_attempts=row.ambiguous_attempts,
         send_started_at=row.send_started_at,
     )
+
+
+def inline_writer(store: object) -> Callable[[Callable[[], T]], T | None] | None:
+    """The inline writer for `store`, for GroupCommitter(try_inline=...): SQLite's, or None
+    where a write is a network round trip (PostgreSQL) that belongs on a thread, or where
+    the store is not SQL at all (the in-memory one)."""
+    if isinstance(store, SqlStore) and store.dialect == "sqlite":
+        return sqlite.write_inline
+    return None

@@ -89,13 +89,3 @@ def write_inline(work: Callable[[], T]) -> T | None:
         return None  # nothing was written: the transaction rolled back, or never began
     finally:
         _WRITE_NOW.reset(token)
-
-
-def inline_writer(store: object) -> Callable[[Callable[[], T]], T | None] | None:
-    """The inline writer for `store`, for GroupCommitter(try_inline=...): SQLite's, or None
-    where a write is a network round trip (PostgreSQL) that belongs on a thread."""
-    from notifier.store.sql import SqlStore
-
-    if isinstance(store, SqlStore) and store.dialect == "sqlite":
-        return write_inline
-    return None

@@ -22,8 +22,7 @@ from notifier.engine import IngestReport
 from notifier.engine.group_commit import GroupCommitter
 from notifier.processes.wiring import open_engine
 from notifier.store.memory import MemoryStore
-from notifier.store.sql import SqlStore
-from notifier.store.sqlite import inline_writer
+from notifier.store.sql import SqlStore, inline_writer
 
 NOW = datetime.now(UTC)
 URL = "/v1/status-changes"
