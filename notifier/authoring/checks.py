@@ -14,10 +14,10 @@ from notifier.authoring.html_check import email_html_problems
 from notifier.authoring.preview import preview_message, preview_notice, sample_records
 from notifier.core.rules import Rule, load_rules
 from notifier.errors import NotifierError, RuleError, TemplateError
-from notifier.processes.wiring import make_branding, make_renderer
 from notifier.rendering.campaigns import CAMPAIGN_FILE, load_campaigns
 from notifier.rendering.compose import Composer
 from notifier.rendering.renderer import PARTS
+from notifier.rendering.setup import make_branding, make_renderer
 from notifier.settings import Settings
 
 

@@ -64,7 +64,7 @@ def preview(
     """Render a rule's notice exactly as delivery would; sends nothing, writes no store."""
     from notifier.authoring import preview as previews
     from notifier.core.rules import load_rules
-    from notifier.processes.wiring import make_composer
+    from notifier.rendering.setup import make_composer
 
     config = settings()
     try:

@@ -33,9 +33,9 @@ def serve(
     config = settings()
     if config.webhook_secret is None and not insecure:
         raise fail(MISSING_SECRET)  # before loading the web stack: refusing is instant
+    from notifier.processes.project_file import load_project_file
     from notifier.processes.serve import serve as run_server
     from notifier.processes.serve import standard_extras
-    from notifier.settings.project_file import load_project_file
 
     if insecure and config.webhook_secret is None:
         err.print(
@@ -99,8 +99,8 @@ def schedule(ctx: typer.Context) -> None:
     """Run the scheduled jobs and the delivery worker until SIGTERM or Ctrl-C."""
     if ctx.invoked_subcommand is not None:
         return
+    from notifier.processes.project_file import load_project_file
     from notifier.processes.scheduler import run_schedule
-    from notifier.settings.project_file import load_project_file
 
     config = settings()
     jobs = load_project_file(config)
@@ -113,8 +113,8 @@ def schedule(ctx: typer.Context) -> None:
 @schedule_app.command("list")
 def schedule_list() -> None:
     """Show each scheduled job, when it runs, its last run and its next run."""
+    from notifier.processes.project_file import load_project_file
     from notifier.processes.scheduler import job_table
-    from notifier.settings.project_file import load_project_file
     from notifier.store.sql import SqlStore
 
     config = settings()
@@ -150,9 +150,9 @@ def schedule_run(
     job: Annotated[str, typer.Argument(help="The job's name in notifier.toml.")],
 ) -> None:
     """Run one job now (honouring its lock), deliver what is due, and exit: for cron or by hand."""
+    from notifier.processes.project_file import load_project_file
     from notifier.processes.scheduler import build_scheduler
     from notifier.processes.wiring import open_engine
-    from notifier.settings.project_file import load_project_file
 
     config = settings()
     jobs = load_project_file(config)

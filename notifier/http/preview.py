@@ -62,7 +62,7 @@ def include_preview_from_settings(app: FastAPI, settings: Settings) -> bool:
     if settings.preview_token is None or not settings.preview_token.get_secret_value():
         return False
     from notifier.core.rules import load_rules
-    from notifier.processes.wiring import make_composer
+    from notifier.rendering.setup import make_composer
 
     return include_preview(
         app,

@@ -28,10 +28,10 @@ from notifier.core.durations import format_duration
 from notifier.engine import Engine
 from notifier.errors import NotifierError
 from notifier.processes.lifecycle import run_until_stopped
+from notifier.processes.project_file import JobSpec, ProjectFile
 from notifier.processes.wiring import open_engine
 from notifier.processes.worker import delivery_worker_for
 from notifier.settings import Settings
-from notifier.settings.project_file import JobSpec, ProjectFile
 from notifier.sources.dropfolder import DropFolder, DropFolderOptions
 from notifier.sources.konnektive import KonnektiveOptions, KonnektivePoller
 from notifier.store.base import Store

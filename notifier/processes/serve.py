@@ -25,10 +25,10 @@ from notifier.http.metrics import Metrics
 from notifier.http.webhook import WebhookConfig, create_app
 from notifier.processes.gc_tuning import settle_after_startup
 from notifier.processes.lifecycle import Service, run_until_stopped
+from notifier.processes.project_file import ProjectFile
 from notifier.processes.wiring import open_engine
 from notifier.processes.worker import delivery_worker_for
 from notifier.settings import Settings
-from notifier.settings.project_file import ProjectFile
 
 log = logging.getLogger("notifier.processes.serve")
 
@@ -166,7 +166,7 @@ def standard_extras(
         routers = []
         if settings.preview_token is not None and settings.preview_token.get_secret_value():
             from notifier.http.preview import preview_router
-            from notifier.processes.wiring import make_composer
+            from notifier.rendering.setup import make_composer
 
             routers.append(
                 preview_router(

@@ -10,13 +10,10 @@ from notifier.core.durations import parse_duration
 from notifier.core.quiet_hours import QuietHours
 from notifier.core.rules import load_rules
 from notifier.engine import Clock, Engine, EngineConfig, Observer, utc_now
-from notifier.errors import ConfigError
-from notifier.rendering.branding import Branding
-from notifier.rendering.campaigns import Campaign, load_campaigns
-from notifier.rendering.compose import Composer
-from notifier.rendering.renderer import Renderer
+from notifier.processes.project_file import ProjectFile, load_project_file
+from notifier.rendering.campaigns import Campaign
+from notifier.rendering.setup import make_branding, make_renderer
 from notifier.settings import Settings
-from notifier.settings.project_file import ProjectFile, load_project_file
 from notifier.store.sql import SqlStore, inline_writer
 from notifier.transports import Transport
 from notifier.transports.file import FileTransport
@@ -35,26 +32,6 @@ def make_transport(settings: Settings) -> Transport:
         password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
         connections=settings.smtp_connections,
         timeout=settings.smtp_timeout,
-    )
-
-
-def make_branding(
-    settings: Settings, *, campaigns: Mapping[str, Campaign] | None = None
-) -> Branding:
-    """Sender and shop details; `campaigns` defaults to the templates' campaign files."""
-    shop = {
-        "name": settings.store_name,
-        "support_email": settings.support_email,
-        "url": settings.store_url,
-    }
-    # Read once here, like the settings: templates/<campaign_id>/campaign.toml.
-    if campaigns is None:
-        campaigns = load_campaigns(settings.templates_dir)
-    return Branding(
-        mail_from=settings.mail_from,
-        shop=shop,
-        campaign_senders={cid: c.mail_from for cid, c in campaigns.items() if c.mail_from},
-        campaign_shops={cid: c.shop(shop) for cid, c in campaigns.items()},
     )
 
 
@@ -77,19 +54,6 @@ def engine_config(
         max_in_flight=settings.smtp_connections,
         future_tolerance=parse_duration(settings.future_tolerance),
     )
-
-
-def make_renderer(settings: Settings) -> Renderer:
-    if not settings.templates_dir.is_dir():
-        raise ConfigError(
-            f"templates folder {settings.templates_dir} does not exist (set NOTIFIER_TEMPLATES_DIR)"
-        )
-    return Renderer(settings.templates_dir)
-
-
-def make_composer(settings: Settings) -> Composer:
-    """The composer delivery uses, without a store or transport: for preview and check."""
-    return Composer(make_renderer(settings), make_branding(settings))
 
 
 @contextmanager

@@ -371,7 +371,8 @@ def test_takeover_and_resend_on_postgresql(tmp_path: Path, postgres_url: str) ->
     from notifier.core.records import parse_json_body
     from notifier.core.rules import load_rules
     from notifier.engine import Engine
-    from notifier.processes.wiring import engine_config, make_renderer
+    from notifier.processes.wiring import engine_config
+    from notifier.rendering.setup import make_renderer
     from notifier.transports import MemoryTransport
 
     settings = smtp_settings(tmp_path, "127.0.0.1", 25, database_url=postgres_url)

@@ -19,9 +19,9 @@ from support.smtp_sink import SmtpSink
 
 from notifier.core.models import NoticeStatus
 from notifier.engine.worker import DeliveryWorker
+from notifier.processes.project_file import JobSpec, ProjectFile
 from notifier.processes.scheduler import build_scheduler
 from notifier.processes.wiring import open_engine
-from notifier.settings.project_file import JobSpec, ProjectFile
 from notifier.sources.dropfolder import DropFolder, DropFolderOptions
 
 UPS = "1Z999AA10123456784"

@@ -22,7 +22,8 @@ from notifier.core.models import FulfillmentState, Notice, NoticeStatus, Record,
 from notifier.core.records import RecordInvalid, parse_record
 from notifier.core.rules import load_rules
 from notifier.engine import Engine
-from notifier.processes.wiring import engine_config, make_renderer, open_engine
+from notifier.processes.wiring import engine_config, open_engine
+from notifier.rendering.setup import make_renderer
 from notifier.transports import MemoryTransport
 
 NOW = datetime.now(UTC)  # notices are due at the change's time: not in the future

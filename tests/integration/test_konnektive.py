@@ -316,8 +316,8 @@ def test_the_scheduler_runs_a_konnektive_job_and_keeps_its_backoff(
     tmp_path: Path, clock: Clock
 ) -> None:
     """A configured konnektive job polls through the scheduler; its poller persists between runs."""
+    from notifier.processes.project_file import JobSpec, ProjectFile
     from notifier.processes.scheduler import build_scheduler
-    from notifier.settings.project_file import JobSpec, ProjectFile
 
     orders = [
         order("O-1", "2026-11-27 09:00:00", ful("F1", "PENDING_SHIPMENT", UPS, "UPS")),

@@ -21,7 +21,7 @@ from support.project import settings_for
 
 from notifier.core.rules import load_rules
 from notifier.http.preview import include_preview
-from notifier.processes.wiring import make_composer
+from notifier.rendering.setup import make_composer
 
 TOKEN = "browser-test-token-81d0"
 CHROMIUM = os.environ.get("NOTIFIER_TEST_CHROMIUM") or shutil.which("chromium") or ""

@@ -19,7 +19,7 @@ from notifier.http.preview import (
     include_preview_from_settings,
     preview_router,
 )
-from notifier.processes.wiring import make_composer
+from notifier.rendering.setup import make_composer
 
 TOKEN = "preview-token-3f9c2a"
 RECORD = {

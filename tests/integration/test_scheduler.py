@@ -19,9 +19,9 @@ from support.smtp_sink import SmtpSink
 from typer.testing import CliRunner
 
 from notifier.cli import app
+from notifier.processes.project_file import JobSpec, ProjectFile
 from notifier.processes.scheduler import build_scheduler, last_run_cursor
 from notifier.processes.wiring import open_engine
-from notifier.settings.project_file import JobSpec, ProjectFile
 from notifier.sources.dropfolder import DropFolderOptions
 from notifier.store.sql import SqlStore
 

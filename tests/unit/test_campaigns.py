@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from notifier.errors import ConfigError
-from notifier.processes.wiring import make_branding
 from notifier.rendering.campaigns import Campaign, load_campaigns, parse_campaign
+from notifier.rendering.setup import make_branding
 from notifier.settings import Settings
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from notifier.processes.project_file import JobSpec, ProjectFile
 from notifier.processes.scheduler import catch_up_run
-from notifier.settings.project_file import JobSpec, ProjectFile
 from notifier.sources.dropfolder import DropFolderOptions
 
 NOW = datetime(2026, 11, 27, 12, 7, tzinfo=UTC)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from notifier.errors import ConfigError
+from notifier.processes.project_file import load_project_file, parse_project_file
 from notifier.settings import Settings
-from notifier.settings.project_file import load_project_file, parse_project_file
 from notifier.sources.dropfolder import DropFolderOptions
 from notifier.sources.konnektive import KonnektiveOptions
 
