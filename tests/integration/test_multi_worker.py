@@ -3,7 +3,8 @@
 Every notice ends `sent` exactly once in the ledger, and reaches the SMTP server; the dead
 worker's claims are finished by the others once its lease runs out. The only notices the
 server may see twice are the few the dead worker had handed to SMTP but not yet recorded —
-at-most-once-in-flight — and those carry the same Message-ID both times.
+at-most-once-in-flight — and those are sent again only after the retry backoff (an
+ambiguous attempt), with the same Message-ID.
 
 The default run uses 600 notices; `NOTIFIER_SOAK_NOTICES=10000` (make soak) the full size.
 """
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -91,6 +93,8 @@ def test_four_workers_one_killed_deliver_every_notice_once(
             orphaned = claimed_by(store, victim_id)
             if not orphaned:
                 victim.send_signal(signal.SIGCONT)
+        # Those it had handed to SMTP (send marked): they may have arrived.
+        cut_off = {key for key in orphaned if (n := store.notice(key)) and n.send_started_at}
         victim.send_signal(signal.SIGKILL)
         victim.communicate()
 
@@ -99,6 +103,21 @@ def test_four_workers_one_killed_deliver_every_notice_once(
             out, errors = process.communicate(timeout=BUDGET_SECONDS)
             assert process.returncode == 0, errors
             assert "worker stopped:" in out
+
+        # Cut off mid-send, each is one ambiguous attempt waiting for its backoff; the rest
+        # of the dead worker's batch was sent by the others once the lease ran out.
+        waiting = {NoticeStatus.RETRY: len(cut_off)} if cut_off else {}
+        assert store.notice_counts() == {NoticeStatus.SENT: NOTICES - len(cut_off), **waiting}
+        for key in cut_off:
+            notice = store.notice(key)
+            assert notice is not None and notice.ambiguous_attempts == 1
+        # The backoff ends (as `notifier retry` would end it): a last worker sends them.
+        assert store.make_due(cut_off, now=datetime.now(UTC)) == len(cut_off)
+        last = start_worker(env_for(settings))
+        workers.append(last)
+        assert worker_id(last)
+        _, errors = last.communicate(timeout=BUDGET_SECONDS)
+        assert last.returncode == 0, errors
 
         assert store.notice_counts() == {NoticeStatus.SENT: NOTICES}
         for key in orphaned:
@@ -123,7 +142,7 @@ def test_four_workers_one_killed_deliver_every_notice_once(
     resent = {expected[message_id] for message_id, n in received.items() if n > 1}
     # Only the dead worker's in-flight notices may have been handed to SMTP twice, and at most
     # twice: it died after the server accepted them, before it could record that.
-    assert resent <= orphaned
+    assert resent <= cut_off
     assert max(received.values()) <= 2
     assert len(smtp_sink.deliveries) == NOTICES + len(resent)
     print(  # shown with -s (make soak)
