@@ -508,10 +508,11 @@ class SqlStore:
                     status=NoticeStatus.PENDING.value,
                     due_at=now,
                     claim_token=None,
-                    # A send cut off at shutdown was an attempt (its mark stays: the next
-                    # claim counts it as ambiguous); a notice never handed over was not.
-                    attempts=notices.c.attempts
-                    - case((notices.c.send_started_at.is_(None), 1), else_=0),
+                    # Given back by a live process at shutdown, not cut off by a crash: a
+                    # send it cancelled (a server that never answered, most often) is not
+                    # an ambiguous attempt, so the mark goes with the claim.
+                    send_started_at=None,
+                    attempts=notices.c.attempts - 1,
                 )
             )
             if done.rowcount:

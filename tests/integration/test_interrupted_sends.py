@@ -180,8 +180,9 @@ def test_a_lease_run_out_mid_send_elsewhere_is_an_ambiguous_attempt_too(
 def test_the_send_mark_needs_the_claim_and_lives_until_the_outcome(
     store: SqlStore, engine: Engine, clock: Clock
 ) -> None:
-    """Only the claim's holder marks; the outcome clears the mark; a release keeps it (and
-    the attempt), so a send cut off at shutdown is counted at the next claim."""
+    """Only the claim's holder marks; the outcome clears the mark, and so does a release at
+    shutdown (a live process's cancelled send is not a crash); a claim of a still-marked
+    notice does not count a new attempt."""
     first, second = seed(engine, 2)
     now = clock()
     store.claim_due(now=now, limit=10, lease_until=now + timedelta(minutes=5), token="a")
@@ -197,9 +198,13 @@ def test_the_send_mark_needs_the_claim_and_lives_until_the_outcome(
     assert store.release([second], token="a", now=now) == 1
     released = store.notice(second)
     assert released is not None and released.status is NoticeStatus.PENDING
-    assert released.attempts == 1 and released.send_started_at == now
-    (again,) = store.claim_due(now=now, limit=10, lease_until=now + timedelta(minutes=5), token="c")
-    assert again.key == second and again.attempts == 1 and again.send_started_at == now
+    assert released.attempts == 0 and released.send_started_at is None
+
+    # "c" claims with a lease already over, starts its send and dies; "d" takes it.
+    store.claim_due(now=now, limit=10, lease_until=now - timedelta(seconds=1), token="c")
+    assert store.mark_send_started([second], token="c", now=now) == [True]
+    (taken,) = store.claim_due(now=now, limit=10, lease_until=now + timedelta(minutes=5), token="d")
+    assert taken.key == second and taken.attempts == 1 and taken.send_started_at == now
 
 
 def test_a_notice_whose_claim_was_lost_is_not_sent(
