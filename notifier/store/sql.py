@@ -227,8 +227,10 @@ class SqlStore:
                     status=NoticeStatus.PENDING.value,
                     due_at=now,
                     claim_token=None,
-                    # A send cut off at shutdown was an attempt (its mark stays: the next
-                    # claim counts it as ambiguous); a notice never handed over was not.
+                    # A send cut off at shutdown had begun its DATA (that is when the mark
+                    # is written): it may have arrived, so its mark and its attempt stay and
+                    # the next claim counts it as ambiguous; a notice never handed over
+                    # was not attempted.
                     attempts=notices.c.attempts
                     - case((notices.c.send_started_at.is_(None), 1), else_=0),
                 )

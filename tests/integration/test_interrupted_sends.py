@@ -180,9 +180,10 @@ def test_a_lease_run_out_mid_send_elsewhere_is_an_ambiguous_attempt_too(
 def test_the_send_mark_needs_the_claim_and_lives_until_the_outcome(
     store: SqlStore, engine: Engine, clock: Clock
 ) -> None:
-    """Only the claim's holder marks; the outcome clears the mark; a release keeps it (and
-    the attempt), so a send cut off at shutdown is counted at the next claim."""
-    first, second = seed(engine, 2)
+    """Only the claim's holder marks; the outcome clears the mark; a release at shutdown keeps
+    it (the send had begun its DATA and may have arrived), and so its attempt; a claim of a
+    still-marked notice does not count a new attempt."""
+    first, second, third = seed(engine, 3)
     now = clock()
     store.claim_due(now=now, limit=10, lease_until=now + timedelta(minutes=5), token="a")
     assert store.mark_send_started([first, second], token="b", now=now) == [False, False]
@@ -198,8 +199,20 @@ def test_the_send_mark_needs_the_claim_and_lives_until_the_outcome(
     released = store.notice(second)
     assert released is not None and released.status is NoticeStatus.PENDING
     assert released.attempts == 1 and released.send_started_at == now
-    (again,) = store.claim_due(now=now, limit=10, lease_until=now + timedelta(minutes=5), token="c")
+    (again,) = store.claim_due(now=now, limit=10, lease_until=now + timedelta(minutes=5), token="b")
     assert again.key == second and again.attempts == 1 and again.send_started_at == now
+    store.complete(second, token="b", completion=Completion(NoticeStatus.SENT, at=now))
+    assert store.make_due([second], now=now) == 0  # sent: nothing to make due
+
+    # Never handed over: released unmarked, its attempt given back.
+    assert store.release([third], token="a", now=now) == 1
+    unmarked = store.notice(third)
+    assert unmarked is not None and unmarked.attempts == 0 and unmarked.send_started_at is None
+    # "c" claims with a lease already over, starts its send and dies; "d" takes it.
+    store.claim_due(now=now, limit=10, lease_until=now - timedelta(seconds=1), token="c")
+    assert store.mark_send_started([third], token="c", now=now) == [True]
+    (taken,) = store.claim_due(now=now, limit=10, lease_until=now + timedelta(minutes=5), token="d")
+    assert taken.key == third and taken.attempts == 1 and taken.send_started_at == now
 
 
 def test_a_notice_whose_claim_was_lost_is_not_sent(
