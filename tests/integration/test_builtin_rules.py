@@ -10,10 +10,17 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+from fastapi.testclient import TestClient
 from support.cli import notifier
 from support.project import ROOT, settings_for
+from support.webhook import SECRET, TOKEN
 
+from notifier.http.metrics import Metrics
+from notifier.http.webhook import create_app
+from notifier.processes.wiring import open_engine
 from notifier.settings import Settings
+
+POSTBACK = "/v1/postbacks/konnektive"
 
 DISABLED = ("delivered", "return_started", "return_received", "fulfillment_cancelled")
 
@@ -145,3 +152,38 @@ def test_return_started_shows_the_rma_number_escaped(tmp_path: Path) -> None:
     assert "RMA-&lt;7&gt;" in html_of(started) and "RMA-<7>" not in html_of(started)
     (received,) = sent(settings, "We have received your return for Example Store order KN-9")
     assert "Your return for order KN-9 has arrived back with us" in text_of(received)
+
+
+def test_an_rma_postback_reaches_return_started_with_its_number(tmp_path: Path) -> None:
+    """A Konnektive RMA postback over HTTP (`rmaNumber`) creates the Return started notice
+    with the number where its templates read it; a Delivered postback its Delivered one."""
+    rules = enabled_project(tmp_path, "return_started", "delivered").rules_dir
+    settings = settings_for(tmp_path, rules_dir=rules, webhook_secret=SECRET, postback_token=TOKEN)
+    with open_engine(settings) as engine:
+        app = create_app(settings=settings, engine=engine, metrics=Metrics())
+        with TestClient(app) as client:
+            base = {"token": TOKEN, "emailAddress": "pat@example.com", "orderId": "KP-9"}
+            answers = [
+                client.get(
+                    POSTBACK,
+                    params={
+                        **base,
+                        "fulfillmentId": "KPF-1",
+                        "fulfillmentStatus": "RMA_PENDING",
+                        "rmaNumber": "RMA-900",
+                    },
+                ),
+                client.get(
+                    POSTBACK,
+                    params={
+                        **base,
+                        "fulfillmentId": "KPF-2",
+                        "fulfillmentStatus": "DELIVERED",
+                        "dateDelivered": "11/29/2026",
+                    },
+                ),
+            ]
+            notices = {n.rule_id: n for n in engine.store.notices()}
+    assert [a.status_code for a in answers] == [200, 200]
+    assert notices["return_started"].record["extra"] == {"rma_number": "RMA-900"}
+    assert notices["delivered"].record["delivered_at"] == "11/29/2026"
