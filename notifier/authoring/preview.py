@@ -66,17 +66,41 @@ def sample_records(rule: Rule, *, campaign_id: str | None = None) -> list[Record
                 **base,  # type: ignore[arg-type]
             ),
         ]
+    after_shipping = rule.on in _AFTER_SHIPPING
+    parcel = Record(
+        fulfillment_id="F-1",
+        status=rule.on,
+        occurred_at=_SAMPLE_TIME,
+        tracking_number="1Z999AA10123456784",
+        carrier="UPS",
+        shipped_at="03/11/2026" if after_shipping else None,
+        delivered_at="03/14/2026" if after_shipping and rule.on is not Status.SHIPPED else None,
+        extra=_SAMPLE_EXTRA.get(rule.on, {}),
+        **base,  # type: ignore[arg-type]
+    )
+    if rule.on is not Status.CANCELLED:
+        return [parcel]
+    # A cancellation reads differently while other parcels are still coming: show that case.
+    ids = ("F-1", "F-2")
     return [
+        dataclasses.replace(parcel, status=Status.PENDING_SHIPMENT, order_fulfillment_ids=ids),
         Record(
-            fulfillment_id="F-1",
-            status=rule.on,
-            occurred_at=_SAMPLE_TIME,
-            tracking_number="1Z999AA10123456784",
-            carrier="UPS",
-            shipped_at="03/14/2026" if rule.on in (Status.SHIPPED, Status.DELIVERED) else None,
+            fulfillment_id="F-2",
+            status=Status.CANCELLED,
+            occurred_at=_SAMPLE_TIME + timedelta(hours=2),
+            order_fulfillment_ids=ids,
             **base,  # type: ignore[arg-type]
-        )
+        ),
     ]
+
+
+# Statuses a parcel reaches once shipped: their samples carry its shipped (and delivered) date.
+_AFTER_SHIPPING = frozenset({Status.SHIPPED, Status.DELIVERED, Status.RMA_PENDING, Status.RETURNED})
+# What the CRM tells of a return, as the record's extra fields (notifier.sources).
+_SAMPLE_EXTRA: dict[Status, dict[str, str]] = {
+    Status.RMA_PENDING: {"rma_number": "RMA-20931"},
+    Status.RETURNED: {"rma_number": "RMA-20931"},
+}
 
 
 def preview_notice(rule: Rule, records: Sequence[Record]) -> tuple[Notice, OrderView]:

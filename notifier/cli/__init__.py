@@ -11,6 +11,7 @@ from notifier.cli import database as _database  # noqa: F401  (first: `db` heads
 from notifier.cli import batch as _batch  # noqa: F401
 from notifier.cli import ledger as _ledger  # noqa: F401
 from notifier.cli import authoring as _authoring  # noqa: F401
+from notifier.cli import rules as _rules  # noqa: F401
 from notifier.cli import processes as _processes  # noqa: F401
 from notifier.cli import delivery as _delivery  # noqa: F401
 

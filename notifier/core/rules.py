@@ -188,3 +188,10 @@ def notice_key(rule: Rule, record: Record) -> str:
 
 def rules_on(rules: Iterable[Rule], status: Status, scope: Scope) -> Sequence[Rule]:
     return [rule for rule in rules if rule.on is status and rule.scope is scope]
+
+
+def describe_trigger(rule: Rule) -> str:
+    """What fires a rule, in one line for people (`notifier rules`)."""
+    if rule.scope is Scope.ORDER:
+        return f"order reaches {rule.on.value}"
+    return f"fulfillment enters {rule.on.value}"

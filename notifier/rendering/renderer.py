@@ -118,6 +118,25 @@ def _ordinal_suffix(day: int) -> str:
 # How stale an edited template may be: a running service picks up an edit within this time.
 TEMPLATE_RECHECK_SECONDS = 1.0
 
+# The layout a fragment `body.html` is rendered inside (docs/design.md §4, "Fragments").
+BASE_LAYOUT = "_layouts/base.html"
+# A `body.html` that extends a layout or writes its own document is used as it is.
+_WHOLE_DOCUMENT = re.compile(r"{%-?\s*extends\b|<!doctype|<html[\s>]", re.IGNORECASE)
+
+
+def is_fragment(name: str, source: str) -> bool:
+    """Whether a template is a rule's `body.html` holding only the message's content."""
+    return name.endswith("body.html") and not _WHOLE_DOCUMENT.search(source)
+
+
+def as_layout_content(source: str) -> str:
+    """A fragment as the content block of the base layout.
+
+    The wrapping adds no line, so errors still name the fragment's own line numbers; and
+    the fragment's own blocks (`{% block title %}`) still override the layout's.
+    """
+    return f'{{% extends "{BASE_LAYOUT}" %}}{{% block content %}}{source}{{% endblock %}}'
+
 
 class _EditableTemplates(jinja2.FileSystemLoader):
     """Template files, re-read after an operator edits them while notifier runs, but with
@@ -129,6 +148,9 @@ class _EditableTemplates(jinja2.FileSystemLoader):
         self, environment: jinja2.Environment, template: str
     ) -> tuple[str, str, Callable[[], bool]]:
         source, filename, uptodate = super().get_source(environment, template)
+        if is_fragment(template, source) and self._has_layout():
+            # A newcomer's first template is a fragment; mail clients need a whole document.
+            source = as_layout_content(source)
         checked_at = time.monotonic()
 
         def still_current() -> bool:
@@ -140,6 +162,10 @@ class _EditableTemplates(jinja2.FileSystemLoader):
             return uptodate()
 
         return source, filename, still_current
+
+    def _has_layout(self) -> bool:
+        # Without the layout a fragment is sent as it is, and `check` says what it lacks.
+        return any((Path(folder) / BASE_LAYOUT).is_file() for folder in self.searchpath)
 
 
 def make_environment(templates_dir: Path) -> ImmutableSandboxedEnvironment:

@@ -36,6 +36,7 @@ from notifier.core.models import Record
 from notifier.core.records import RecordInvalid, Rejection, parse_record
 from notifier.engine import Clock, Engine, utc_now
 from notifier.errors import NotifierError
+from notifier.sources.crm_fields import RMA_NUMBER, RMA_SPELLINGS, first_present
 
 log = logging.getLogger("notifier.konnektive")
 
@@ -153,6 +154,7 @@ def order_records(
             "shipMethod": fulfillment.get("shipMethod"),
             "dateShipped": fulfillment.get("dateShipped"),
             "dateDelivered": fulfillment.get("dateDelivered"),
+            RMA_NUMBER: rma_number(fulfillment, order),
             "order_fulfillment_ids": [i for i in ids if i not in (None, "")],
             "occurred_at": occurred.isoformat() if occurred else None,
         }
@@ -162,6 +164,13 @@ def order_records(
             )
         except RecordInvalid as exc:
             yield Rejection(source, location, str(exc))
+
+
+def rma_number(fulfillment: Mapping[str, Any], order: Mapping[str, Any]) -> str | None:
+    """A return's number, on the fulfillment or (a one-parcel RMA) the order; the CRM may
+    write it as a JSON number, templates get text."""
+    found = first_present(fulfillment, order, names=RMA_SPELLINGS)
+    return None if found is None else str(found)
 
 
 # --- the poller ---------------------------------------------------------------------------

@@ -4,6 +4,9 @@ An Export Profile of type Postback calls our URL with the fields the operator pi
 as the operator typed them. By default the names are the Konnektive spellings of
 docs/design.md §2 (`orderId`, `fulfillmentStatus`, `trackingNumber`, ...); `fields` remaps other
 names (`{"tracking": "tracking_number"}`) so an existing profile need not change.
+Fulfillment Delivered and RMA events need nothing more: `dateDelivered` is a record field,
+the status is any of docs/design.md §1 (`DELIVERED`, `RMA_PENDING`, `RETURNED`), and the RMA
+number (`rmaNumber`, `returnMerchandiseAuthorization`) lands in `record.extra.rma_number`.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 
 from notifier.core.records import ALIASES, KNOWN_FIELDS, RecordInvalid
 from notifier.errors import ConfigError
+from notifier.sources.crm_fields import extra_name
 
 # Parameters that authenticate the call and are never part of the record.
 TOKEN_PARAM = "token"
@@ -51,7 +55,8 @@ class PostbackFields:
         for name, value in params:
             if name == TOKEN_PARAM:
                 continue
-            target = self.fields.get(name, name)
+            # An RMA number arrives as `rmaNumber` or its long name: templates read one name.
+            target = self.fields.get(name) or extra_name(name)
             if target in data:
                 raise RecordInvalid(f"parameter {name!r} is given twice")
             data[target] = value

@@ -99,6 +99,10 @@ class Store(Protocol):
 
     def notice_counts(self) -> Mapping[NoticeStatus, int]: ...
 
+    def notice_counts_by_rule(self) -> Mapping[str, Mapping[NoticeStatus, int]]:
+        """Per rule id, how many of its notices are in each status (`notifier rules`)."""
+        ...
+
     def due_count(self, *, now: datetime) -> int:
         """How many notices are due now and not yet claimed: the delivery queue's depth."""
         ...

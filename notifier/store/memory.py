@@ -350,6 +350,14 @@ class MemoryStore:
                 counts[notice.status] = counts.get(notice.status, 0) + 1
         return counts
 
+    def notice_counts_by_rule(self) -> Mapping[str, Mapping[NoticeStatus, int]]:
+        counts: dict[str, dict[NoticeStatus, int]] = {}
+        with self._lock:
+            for notice in self.notices_by_key.values():
+                of_rule = counts.setdefault(notice.rule_id, {})
+                of_rule[notice.status] = of_rule.get(notice.status, 0) + 1
+        return counts
+
     def due_count(self, *, now: datetime) -> int:
         _check_aware(now, doing="counting due notices")
         with self._lock:

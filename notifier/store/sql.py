@@ -396,6 +396,16 @@ class SqlStore:
             rows = conn.execute(select(notices.c.status, func.count()).group_by(notices.c.status))
             return {NoticeStatus(status): count for status, count in rows}
 
+    def notice_counts_by_rule(self) -> Mapping[str, Mapping[NoticeStatus, int]]:
+        query = select(notices.c.rule_id, notices.c.status, func.count()).group_by(
+            notices.c.rule_id, notices.c.status
+        )
+        counts: dict[str, dict[NoticeStatus, int]] = {}
+        with self._read("counting notices by rule") as conn:
+            for rule_id, status, count in conn.execute(query):
+                counts.setdefault(rule_id, {})[NoticeStatus(status)] = count
+        return counts
+
     def due_count(self, *, now: datetime) -> int:
         waiting = (NoticeStatus.PENDING.value, NoticeStatus.RETRY.value)
         with self._read("counting due notices") as conn:

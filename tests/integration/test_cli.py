@@ -197,3 +197,39 @@ def test_every_accepted_record_is_kept_as_received(tmp_path: Path) -> None:
         rows = db.execute("SELECT payload, outcome FROM records ORDER BY id").fetchall()
     assert [payload for payload, _ in rows] == batch.read_text().splitlines()
     assert [outcome for _, outcome in rows] == ["applied", "applied", "applied", "stale"]
+
+
+def test_rules_lists_every_rule_with_its_trigger_template_and_ledger_counts(
+    tmp_path: Path,
+) -> None:
+    """`notifier rules` shows enabled and disabled rules alike, what fires each, and its
+    notices in the ledger by status, as a table and as JSON."""
+    env = env_for(settings_for(tmp_path))
+    batch = write_jsonl(tmp_path / "batch.jsonl", lifecycle("KN-1", "F-1"))
+    assert notifier("run", str(batch), env=env).returncode == 0
+
+    table = notifier("rules", env=env)
+    assert table.returncode == 0, table.stderr
+    assert "fulfillment enters Pending Shipment" in table.stdout
+    assert "order reaches Shipped" in table.stdout
+    assert "fulfillment enters RMA Pending" in table.stdout
+
+    listed = notifier("rules", "--json", env=env)
+    assert listed.returncode == 0, listed.stderr
+    rules = {rule["id"]: rule for rule in json.loads(listed.stdout)}
+    assert set(rules) == {
+        "all_fulfillments",
+        "delivered",
+        "fulfillment_cancelled",
+        "return_received",
+        "return_started",
+        "tracking_number_assigned",
+    }
+    tna = rules["tracking_number_assigned"]
+    assert (tna["enabled"], tna["template"]) == (True, "tracking_number_assigned")
+    assert tna["notices"]["sent"] == 1 and tna["notices"]["failed"] == 0
+    assert rules["all_fulfillments"]["notices"]["sent"] == 1
+    delivered = rules["delivered"]
+    assert delivered["enabled"] is False
+    assert delivered["fires_when"] == "fulfillment enters Delivered"
+    assert sum(delivered["notices"].values()) == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from support.konnektive_server import EMPTY, KonnektiveServer, Reply, success
-from support.project import settings_for, smtp_settings
+from support.project import ROOT, settings_for, smtp_settings
 from support.smtp_sink import SmtpSink
 
 from notifier.engine import Engine
@@ -337,3 +338,48 @@ def test_the_scheduler_runs_a_konnektive_job_and_keeps_its_backoff(
         assert engine.store.cursor("konnektive:crm") == clock.now.isoformat()
         asyncio.run(engine.transport.close())
     assert len(server.requests) == 2
+
+
+def test_delivered_and_rma_orders_send_the_built_in_emails_once(
+    tmp_path: Path, smtp_sink: SmtpSink, clock: Clock
+) -> None:
+    """With Delivered and Return started switched on, a polled Delivered fulfillment sends
+    its date and an RMA Pending one its RMA number; the re-read window sends nothing twice."""
+    rules = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", rules)
+    for name in ("delivered", "return_started"):
+        path = rules / f"{name}.toml"
+        path.write_text(path.read_text().replace("enabled = false", "enabled = true"))
+    delivered = {**ful("DF-1", "DELIVERED", UPS, "UPS"), "dateDelivered": "11/26/2026"}
+    returning = {**ful("RF-1", "RMA_PENDING"), "rmaNumber": "RMA-5521"}
+    orders = [
+        order("D-1", "2026-11-27 09:00:00", delivered),
+        order("R-1", "2026-11-27 09:05:00", returning),
+    ]
+    settings = smtp_settings(tmp_path, smtp_sink.host, smtp_sink.port, rules_dir=rules)
+
+    async def poll_twice(engine: Engine, poller: KonnektivePoller) -> None:
+        try:
+            for _ in range(2):
+                await asyncio.to_thread(poller.poll, engine, engine.store)
+                await engine.deliver_due()
+                clock.advance(minutes=15)
+        finally:
+            await engine.transport.close()
+
+    with KonnektiveServer(paged(orders)) as server, open_engine(settings) as engine:
+        engine.clock = clock
+        poller = KonnektivePoller(options(server), clock=clock)
+        asyncio.run(poll_twice(engine, poller))
+        poller.close()
+
+    subjects = sent_subjects(smtp_sink)
+    assert subjects == [
+        "Your Example Store order D-1 has been delivered",
+        "Your Example Store order D-1 has shipped",
+        "Your return for Example Store order R-1 (RMA RMA-5521)",
+    ]
+    bodies = {str(m["Subject"]): m.get_body(("plain",)) for m in smtp_sink.messages}
+    delivered_text = bodies["Your Example Store order D-1 has been delivered"]
+    assert delivered_text is not None
+    assert "was delivered on November 26, 2026" in delivered_text.get_content()

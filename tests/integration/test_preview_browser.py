@@ -109,7 +109,14 @@ def test_preview_page_in_headless_chromium(browser_page: Any, server: LiveServer
     page.goto(f"{server.url}/preview?token={TOKEN}")
     assert page.url == f"{server.url}/preview", "the token is dropped from the address"
     rule_links = page.locator("#rules a").all_inner_texts()
-    assert rule_links == ["all_fulfillments", "tracking_number_assigned"]
+    assert rule_links == [
+        "all_fulfillments",
+        "delivered",
+        "fulfillment_cancelled",
+        "return_received",
+        "return_started",
+        "tracking_number_assigned",
+    ]
 
     page.click("text=tracking_number_assigned")
     page.wait_for_selector("#html-part")

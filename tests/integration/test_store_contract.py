@@ -242,6 +242,16 @@ def test_complete_many_answers_each_notice(store: AnyStore) -> None:
     assert store.notice_counts() == {NoticeStatus.SENT: 1, NoticeStatus.PENDING: 1}
 
 
+def test_notice_counts_by_rule_count_each_rules_notices_by_status(store: AnyStore) -> None:
+    """Per rule, its notices by status; a rule with no notices is absent."""
+    keys = seed(store, 3)
+    store.claim_keys([keys[0]], now=LATER, lease_until=LATER + LEASE, token="a")
+    store.complete_many([(keys[0], sent())], token="a")
+    assert store.notice_counts_by_rule() == {
+        "tracking_number_assigned": {NoticeStatus.SENT: 1, NoticeStatus.PENDING: 2}
+    }
+
+
 def test_retry_completion_and_rowcounts(store: AnyStore) -> None:
     """Retry keeps the next attempt time; make_due counts what it re-queued; suppression sticks."""
     (key,) = seed(store, 1)

@@ -86,3 +86,25 @@ def test_the_window_reaches_back_by_the_overlap_in_whole_crm_days() -> None:
     last = datetime(2026, 11, 28, 5, 30, tzinfo=UTC)
     later = query_window(last, now=last + timedelta(minutes=15), options=options)
     assert [d.isoformat() for d in later] == ["2026-11-27", "2026-11-28"]
+
+
+def test_delivered_and_rma_fulfillments_carry_their_date_and_rma_number() -> None:
+    """The order query's dateDelivered becomes delivered_at; an RMA number on the fulfillment
+    (or, failing that, on the order) becomes record.extra.rma_number."""
+    order = {
+        "orderId": "K-2",
+        "emailAddress": "jane@example.com",
+        "dateUpdated": "2026-11-29 09:30:00",
+        "rmaNumber": "RMA-ORDER",
+        "fulfillments": [
+            {"fulfillmentId": 601, "status": "DELIVERED", "dateDelivered": "11/28/2026"},
+            {"fulfillmentId": 602, "status": "RMA_PENDING", "returnMerchandiseAuthorization": 77},
+            {"fulfillmentId": 603, "status": "RETURNED"},
+        ],
+    }
+    delivered, pending, returned = order_records(order, tz=NY, received_at=NOW, source="test")
+    assert isinstance(delivered, Record) and isinstance(pending, Record)
+    assert isinstance(returned, Record)
+    assert (delivered.status, delivered.delivered_at) == (Status.DELIVERED, "11/28/2026")
+    assert (pending.status, pending.extra["rma_number"]) == (Status.RMA_PENDING, "77")
+    assert (returned.status, returned.extra["rma_number"]) == (Status.RETURNED, "RMA-ORDER")

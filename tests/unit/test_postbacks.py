@@ -57,3 +57,42 @@ def test_a_parameter_given_twice_is_rejected() -> None:
     """?orderId=1&orderId=2 is ambiguous: reject rather than pick one."""
     with pytest.raises(RecordInvalid, match="given twice"):
         PostbackFields().record_data([("orderId", "1"), ("orderId", "2")])
+
+
+def test_delivered_and_rma_postbacks_carry_their_date_and_rma_number() -> None:
+    """Fulfillment Delivered and RMA postbacks: the delivered date is a record field, the
+    RMA number (either Konnektive name) lands in record.extra as rma_number."""
+    delivered = parse_record(
+        PostbackFields().record_data(
+            [
+                ("orderId", "KN-2"),
+                ("fulfillmentId", "F-2"),
+                ("fulfillmentStatus", "DELIVERED"),
+                ("dateDelivered", "11/29/2026"),
+            ]
+        ),
+        received_at=NOW,
+    )
+    assert (delivered.status, delivered.delivered_at) == (Status.DELIVERED, "11/29/2026")
+    for name in ("rmaNumber", "returnMerchandiseAuthorization"):
+        rma = parse_record(
+            PostbackFields().record_data(
+                [
+                    ("orderId", "KN-3"),
+                    ("fulfillmentId", "F-3"),
+                    ("fulfillmentStatus", "RMA_PENDING"),
+                    (name, "RMA-42"),
+                    ("reason", "too small"),
+                ]
+            ),
+            received_at=NOW,
+        )
+        assert rma.status is Status.RMA_PENDING
+        assert rma.extra == {"rma_number": "RMA-42", "reason": "too small"}
+    returned = parse_record(
+        PostbackFields().record_data(
+            [("orderId", "KN-3"), ("fulfillmentId", "F-3"), ("fulfillmentStatus", "RETURNED")]
+        ),
+        received_at=NOW,
+    )
+    assert returned.status is Status.RETURNED

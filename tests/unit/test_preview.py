@@ -141,7 +141,8 @@ def test_unknown_rule_lists_the_known_ones() -> None:
     with pytest.raises(UnknownRuleError) as caught:
         find_rule(RULES.values(), "tracking")
     assert str(caught.value) == (
-        "no rule 'tracking'; known rules: all_fulfillments, tracking_number_assigned"
+        "no rule 'tracking'; known rules: all_fulfillments, delivered, fulfillment_cancelled, "
+        "return_received, return_started, tracking_number_assigned"
     )
     assert find_rule(RULES.values(), "all_fulfillments") is RULES["all_fulfillments"]
 
@@ -206,8 +207,9 @@ def test_records_of_other_orders_are_named_as_ignored() -> None:
 
 @pytest.mark.parametrize("rule_id", sorted(RULES))
 def test_preview_notice_is_the_one_decide_creates(rule_id: str) -> None:
-    """For the same records, preview's notice has decide's key, fulfillments, recipient, record."""
-    rule = RULES[rule_id]
+    """For the same records, preview's notice has decide's key, fulfillments, recipient, record
+    (each rule as if enabled: the built-in ones ship disabled, and decide skips those)."""
+    rule = dataclasses.replace(RULES[rule_id], enabled=True)
     records = sample_records(rule)
     decision = decide(
         records,
@@ -225,3 +227,37 @@ def test_preview_notice_is_the_one_decide_creates(rule_id: str) -> None:
         created.record,
     )
     assert shown.fulfillment_ids  # the comparison is about something
+
+
+# --- the built-in rules shipped disabled: each previews with its own sample --------------
+
+
+def test_delivered_sample_names_the_delivered_date() -> None:
+    """The Delivered rule's sample carries a delivered date, and the preview names it."""
+    shown = render_preview(composer(), RULES["delivered"])
+    assert "was delivered on March 14, 2026" in shown.text
+    assert "delivered on <strong>March 14, 2026</strong>" in shown.html
+
+
+def test_return_samples_carry_an_rma_number() -> None:
+    """Return started and Return received show the sample's RMA number, from record.extra."""
+    started = render_preview(composer(), RULES["return_started"])
+    assert "(RMA RMA-20931)" in started.subject
+    assert "Write the return number RMA-20931" in started.text
+    received = render_preview(composer(), RULES["return_received"])
+    assert "(RMA RMA-20931) has arrived back with us" in received.text
+
+
+def test_cancelled_sample_shows_the_other_parcel_still_coming() -> None:
+    """The cancellation sample is a two-parcel order with one cancelled: the partial wording."""
+    shown = render_preview(composer(), RULES["fulfillment_cancelled"])
+    assert shown.subject.startswith("Part of your Example Store order KN-10482")
+    assert "one other parcel is still" in shown.text
+    assert "on its way to you" in shown.text
+
+
+def test_built_in_rules_ship_disabled() -> None:
+    """Only the CRM's two shipping autoresponders are on out of the box."""
+    enabled = sorted(rule.id for rule in RULES.values() if rule.enabled)
+    assert enabled == ["all_fulfillments", "tracking_number_assigned"]
+    assert {"delivered", "return_started", "return_received", "fulfillment_cancelled"} <= set(RULES)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from notifier.authoring.preview import preview_message, sample_records
-from notifier.core.models import message_id_for
+from notifier.core.models import Status, message_id_for
 from notifier.core.rules import load_rules
 from notifier.errors import TemplateError
 from notifier.rendering.branding import Branding
@@ -123,8 +123,11 @@ def test_default_templates_compose_a_complete_message() -> None:
         assert message["Auto-Submitted"] == "auto-generated"
         text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
         html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
-        assert "Hi Jane," in text and "1Z999AA10123456784" in text
-        assert "https://www.ups.com/track?tracknum=1Z999AA10123456784" in html
+        assert "Hi Jane," in text
+        if rule.on in (Status.PENDING_SHIPMENT, Status.SHIPPED, Status.DELIVERED):
+            # The rules about a parcel on its way link to its tracking page.
+            assert "1Z999AA10123456784" in text
+            assert "https://www.ups.com/track?tracknum=1Z999AA10123456784" in html
         assert html.lstrip().lower().startswith("<!doctype html>")
 
 
@@ -149,3 +152,47 @@ def test_date_header_is_the_send_time() -> None:
     when = datetime(2026, 11, 27, 8, 30, tzinfo=UTC)
     message = composer.compose(notice, rule, order, message_id="<a@b>", now=when)
     assert message["Date"] == "Fri, 27 Nov 2026 08:30:00 +0000"
+
+
+# --- fragments: a body.html that is only the message's content ---------------------------
+
+LAYOUT = (
+    '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{% block title %}Shop'
+    "{% endblock %}</title><style>p { color: red; }</style></head>\n"
+    "<body>{% block content %}{% endblock %}</body></html>\n"
+)
+
+
+def test_a_fragment_body_is_rendered_inside_the_base_layout(tmp_path: Path) -> None:
+    """A body.html without a document of its own becomes the layout's content, CSS inlined."""
+    write(tmp_path, {"_layouts/base.html": LAYOUT})
+    rendered = simple(tmp_path, html="<p>Hi {{ name }}, delivered!</p>").render(
+        "t", {"name": "<Ann>"}
+    )
+    assert rendered.html.startswith("<!DOCTYPE html>")
+    assert "<title>Shop</title>" in rendered.html
+    assert '<p style="color: red;">Hi &lt;Ann&gt;, delivered!</p>' in rendered.html
+
+
+def test_a_whole_document_body_is_used_as_it_is(tmp_path: Path) -> None:
+    """A body.html that writes its own <html> is not wrapped in the layout."""
+    write(tmp_path, {"_layouts/base.html": LAYOUT})
+    own = "<html><head><title>Own</title></head><body><p>{{ name }}</p></body></html>"
+    rendered = simple(tmp_path, html=own).render("t", {"name": "Ann"})
+    assert "<title>Own</title>" in rendered.html
+    assert "Shop" not in rendered.html
+
+
+def test_a_fragment_error_names_its_own_line(tmp_path: Path) -> None:
+    """Wrapping a fragment adds no line: an undefined variable on line 2 is reported there."""
+    write(tmp_path, {"_layouts/base.html": LAYOUT})
+    renderer = simple(tmp_path, html="<p>Hi</p>\n<p>{{ parcel.eta }}</p>\n")
+    with pytest.raises(TemplateError, match=r"body\.html, line 2"):
+        renderer.render("t", {"name": "Ann"})
+
+
+def test_a_fragment_without_a_layout_is_sent_as_it_is(tmp_path: Path) -> None:
+    """With no templates/_layouts/base.html there is nothing to wrap in; `check` says so."""
+    rendered = simple(tmp_path, html="<p>{{ name }}</p>").render("t", {"name": "Ann"})
+    assert "<!DOCTYPE" not in rendered.html
+    assert "<p>Ann</p>" in rendered.html

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from notifier.core.models import Scope, Status
-from notifier.core.rules import load_rules, parse_rule
+from notifier.core.rules import describe_trigger, load_rules, parse_rule
 from notifier.errors import RuleError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,3 +89,15 @@ def test_folder_errors_are_all_reported(tmp_path: Path) -> None:
     assert "c.toml: field 'on'" in text and "already used by" in text
     with pytest.raises(RuleError, match="does not exist"):
         load_rules(tmp_path / "missing")
+
+
+def test_describe_trigger_says_what_fires_a_rule_in_one_line() -> None:
+    """Order rules fire when the order reaches a status, fulfillment rules on entering one."""
+    order = parse_rule(
+        'id = "a"\nname = "A"\non = "SHIPPED"\nscope = "order"\ntemplate = "t"\n', source="a"
+    )
+    parcel = parse_rule(
+        'id = "b"\nname = "B"\non = "pending-shipment"\ntemplate = "t"\n', source="b"
+    )
+    assert describe_trigger(order) == "order reaches Shipped"
+    assert describe_trigger(parcel) == "fulfillment enters Pending Shipment"
