@@ -24,6 +24,7 @@ from notifier.core.models import (
     ordering_time,
 )
 from notifier.core.rules import Rule, applies_to, missing_fields, notice_key, rules_on
+from notifier.core.stalled import stalled_key
 
 # Moves a notice's due time (e.g. out of a campaign's quiet hours): (due_at, campaign_id) -> due_at.
 DueAdjuster = Callable[[datetime, str | None], datetime]
@@ -93,7 +94,7 @@ def apply_record(
     )
     if record.status is state.status:
         return merged, Outcome.REPEAT
-    return replace(merged, status=record.status), Outcome.APPLIED
+    return replace(merged, status=record.status, status_since=at), Outcome.APPLIED
 
 
 def _is_older(record: Record, at: datetime, state: FulfillmentState) -> bool:
@@ -113,6 +114,7 @@ def _state_from(record: Record, at: datetime, *, clamped: bool) -> FulfillmentSt
         shipped_at=record.shipped_at,
         delivered_at=record.delivered_at,
         occurred_at_clamped=clamped,
+        status_since=at,
     )
 
 
@@ -167,6 +169,9 @@ def decide(
     """
     decision = Decision()
     seen = set(known_record_keys)
+    stalled_order_statuses = {
+        rule.on for rule in rules if rule.scope is Scope.ORDER and rule.stalled_after is not None
+    }
     for record in records:
         key = record.dedup_key
         if key in seen:
@@ -194,6 +199,13 @@ def decide(
         decision.outcomes.append((record, outcome))
         if outcome is Outcome.STALE:
             continue
+        # A stalled order rule is about the order *entering* its status: a later change that
+        # finds it still there (a sibling delivered) is no new entry.
+        already_at = {
+            status
+            for status in stalled_order_statuses
+            if outcome is Outcome.APPLIED and order_reached(order, status)
+        }
         order.fulfillments[record.fulfillment_id] = state
         decision.states[record.fulfillment_id] = state
         if outcome is not Outcome.APPLIED:
@@ -207,6 +219,8 @@ def decide(
                 if order_rules and order_reached(order, status):
                     shipped = shipped_fulfillment_ids(order)
                     for rule in order_rules:
+                        if rule.stalled_after is not None and status in already_at:
+                            continue
                         _consider(rule, record, at, order, shipped, now, decision, due_adjuster)
     return decision
 
@@ -228,10 +242,17 @@ def _consider(
         decision.skipped.append((rule.id, record, f"older than max_age {rule.max_age}"))
         return
     key = notice_key(rule, record)
+    entered_at = None
+    due_at = max(now, at + rule.delay)
+    if rule.stalled_after is not None:
+        # Due once the status has stood that long; the re-check before sending cancels it
+        # if anything changed since (notifier.core.stalled). One notice per entry.
+        entered_at = at
+        key = stalled_key(key, at)
+        due_at = max(now, at + rule.stalled_after + rule.delay)
     if key in decision.notice_keys:
         return  # an order can reach Shipped, then Delivered, in one batch: one notice
     missing = missing_fields(rule, record)
-    due_at = max(now, at + rule.delay)
     if due_adjuster is not None:
         due_at = due_adjuster(due_at, record.campaign_id)
     decision.notice_keys.add(key)
@@ -252,5 +273,6 @@ def _consider(
             status=NoticeStatus.CANCELLED if missing else NoticeStatus.PENDING,
             reason=f"missing {', '.join(missing)}" if missing else None,
             trigger_key=record.dedup_key,
+            entered_at=entered_at,
         )
     )

@@ -44,6 +44,8 @@ class Rule:
     key_fields: tuple[str, ...] = ()
     delay: timedelta = timedelta(0)
     max_age: timedelta | None = None
+    # Fire when the status has stood this long with no later change (docs/design.md §3).
+    stalled_after: timedelta | None = None
     source: str = ""
 
 
@@ -63,6 +65,7 @@ class _RuleFile(BaseModel):
     key_fields: list[str] = Field(default_factory=list)
     delay: timedelta = timedelta(0)
     max_age: timedelta | None = None
+    stalled_after: timedelta | None = None
 
     @field_validator("on", mode="before")
     @classmethod
@@ -76,10 +79,17 @@ class _RuleFile(BaseModel):
             return [Status.parse(v) if isinstance(v, str) else v for v in value]
         return value
 
-    @field_validator("delay", "max_age", mode="before")
+    @field_validator("delay", "max_age", "stalled_after", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
         return parse_duration(value) if isinstance(value, str | int | float) else value
+
+    @field_validator("stalled_after")
+    @classmethod
+    def _positive(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value <= timedelta(0):
+            raise ValueError("a status stalls after some time: give more than 0 (e.g. '3d')")
+        return value
 
     @field_validator("id")
     @classmethod
@@ -129,6 +139,7 @@ def parse_rule(text: str, *, source: str) -> Rule:
         key_fields=tuple(parsed.key_fields),
         delay=parsed.delay,
         max_age=parsed.max_age,
+        stalled_after=parsed.stalled_after,
         source=source,
     )
 

@@ -29,6 +29,7 @@ from notifier.core.models import (
 from notifier.core.redact import mask_email
 from notifier.core.retry_policy import RetryPolicy
 from notifier.core.rules import Rule
+from notifier.core.stalled import moved_on
 from notifier.engine.claimant import holder_is_gone, this_process
 from notifier.engine.group_commit import GroupCommitter
 from notifier.errors import (
@@ -629,4 +630,12 @@ class Engine:
             state = order.fulfillments.get(fulfillment_id)
             if state is not None and state.status in rule.cancel_if:
                 return f"fulfillment {fulfillment_id} is now {state.status.value}"
+        if notice.entered_at is not None:
+            return moved_on(
+                on=rule.on,
+                scope=notice.scope,
+                fulfillment_ids=notice.fulfillment_ids,
+                entered_at=notice.entered_at,
+                order=order,
+            )
         return None

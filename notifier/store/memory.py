@@ -93,7 +93,9 @@ class MemoryStore:
             self.records[record.dedup_key] = StoredRecord(record, outcome)
         for state in decision.states.values():
             self.fulfillments[state.fulfillment_id] = replace(
-                state, occurred_at=_utc(state.occurred_at)
+                state,
+                occurred_at=_utc(state.occurred_at),
+                status_since=None if state.status_since is None else _utc(state.status_since),
             )
         self.order_fulfillment_ids.update(decision.order_fulfillment_ids)
         created: list[str] = []
@@ -112,9 +114,9 @@ class MemoryStore:
         for record, _ in decision.outcomes:
             _check_aware(record.effective_at, record.received_at, doing=doing)
         for state in decision.states.values():
-            _check_aware(state.occurred_at, doing=doing)
+            _check_aware(state.occurred_at, state.status_since, doing=doing)
         for new in decision.notices:
-            _check_aware(new.due_at, new.created_at, doing=doing)
+            _check_aware(new.due_at, new.created_at, new.entered_at, doing=doing)
 
     def _load_orders(self, order_ids: Collection[str]) -> dict[str, OrderView]:
         # Fresh views every time, as rows read from a table are: decide() mutates them.
@@ -321,6 +323,7 @@ class MemoryStore:
                 fulfillment_ids=original.fulfillment_ids,
                 record=original.record,
                 reason=reason,
+                entered_at=original.entered_at,
             )
             return new_key
 
@@ -469,6 +472,7 @@ def _notice_from(new: NewNotice) -> Notice:
         fulfillment_ids=tuple(new.fulfillment_ids),
         record=_as_stored(new.record),
         reason=new.reason,
+        entered_at=None if new.entered_at is None else _utc(new.entered_at),
     )
 
 

@@ -76,6 +76,7 @@ _FULFILLMENT_COLUMNS = (
     "shipped_at",
     "delivered_at",
     "occurred_at_clamped",
+    "status_since",
 )
 _NOTICE_COLUMNS = (
     "key",
@@ -93,6 +94,7 @@ _NOTICE_COLUMNS = (
     "reason",
     "fulfillment_ids",
     "record",
+    "entered_at",
 )
 _SELECT_DEDUP_KEYS = "SELECT dedup_key FROM records"
 _SELECT_FULFILLMENTS = f"SELECT {', '.join(_FULFILLMENT_COLUMNS)} FROM fulfillments"
@@ -364,6 +366,7 @@ class SqlStore:
                         state.shipped_at,
                         state.delivered_at,
                         state.occurred_at_clamped,
+                        None if state.status_since is None else stamp(state.status_since),
                     )
                     for state in decision.states.values()
                 ],
@@ -401,6 +404,7 @@ class SqlStore:
                 notice.reason,
                 json.dumps(list(notice.fulfillment_ids)),
                 json.dumps(dict(notice.record), ensure_ascii=False),
+                None if notice.entered_at is None else stamp(notice.entered_at),
             )
             if tx.rows(insert_notice, row):
                 created.append(notice.key)
@@ -630,6 +634,7 @@ class SqlStore:
                     "campaign_id",
                     "fulfillment_ids",
                     "record",
+                    "entered_at",
                 )
             }
             stmt = self._insert(notices).on_conflict_do_nothing(index_elements=[notices.c.key])
@@ -787,7 +792,7 @@ class SqlStore:
 def _state(row: Sequence[Any]) -> FulfillmentState:
     """A fulfillments row, its columns in _FULFILLMENT_COLUMNS order."""
     fulfillment_id, order_id, status, occurred_at, tracking, carrier, shipped, delivered = row[:8]
-    clamped = row[8]
+    clamped, since = row[8], row[9]
     return FulfillmentState(
         fulfillment_id=fulfillment_id,
         order_id=order_id,
@@ -798,6 +803,7 @@ def _state(row: Sequence[Any]) -> FulfillmentState:
         shipped_at=shipped,
         delivered_at=delivered,
         occurred_at_clamped=bool(clamped),
+        status_since=None if since is None else as_utc(since),
     )
 
 
@@ -825,4 +831,5 @@ def _notice(row: Row[Any]) -> Notice:
         first_attempt_at=row.first_attempt_at,
         ambiguous_attempts=row.ambiguous_attempts,
         send_started_at=row.send_started_at,
+        entered_at=row.entered_at,
     )

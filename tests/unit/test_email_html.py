@@ -22,6 +22,8 @@ html5lib = pytest.importorskip("html5lib", reason="html5lib is in the dev extra"
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = load_rules(ROOT / "rules")
+# The tests below use Tracking Number Assigned; found by id, as more rules ship beside it.
+TRACKING = next(rule for rule in RULES if rule.id == "tracking_number_assigned")
 STORE = {"name": "Example Store", "support_email": "help@example.com", "url": None}
 CONFIG = EngineConfig(mail_from="Example Store <orders@example.com>", store_info=STORE)
 
@@ -93,7 +95,7 @@ def test_every_html_part_is_a_valid_standalone_document(
 
 def test_css_is_inlined_and_the_style_block_dropped() -> None:
     """Clients that strip <style> still see the design: every rule is on the elements."""
-    shown = render_preview(Composer(Renderer(ROOT / "templates"), CONFIG), RULES[1])
+    shown = render_preview(Composer(Renderer(ROOT / "templates"), CONFIG), TRACKING)
     assert "<style" not in shown.html
     assert 'class="button" href="https://www.ups.com/track?tracknum=1Z999AA10123456784"' in (
         shown.html
@@ -105,7 +107,7 @@ def test_css_is_inlined_and_the_style_block_dropped() -> None:
 def test_campaign_override_and_sender_win(tmp_path: Path) -> None:
     """Campaign 12's body.html and sender are used for it; other parts and campaigns fall back."""
     composer = composer_for(with_campaign(tmp_path))
-    rule = RULES[1]
+    rule = TRACKING
     own = render_preview(composer, rule, campaign_id="12")
     other = render_preview(composer, rule, campaign_id="99")
     assert "Maple &amp; Pine: it is packed" in own.html
@@ -178,7 +180,7 @@ def test_undefined_variable_in_a_layout_block_names_its_line(tmp_path: Path) -> 
         "{% endblock %}\n",
     )
     with pytest.raises(TemplateError) as caught:
-        render_preview(composer, RULES[1])
+        render_preview(composer, TRACKING)
     message = str(caught.value)
     assert message.startswith(f"{path}, line 5 `<p>{{{{ order.nickname }}}}</p>`: ")
     assert "undefined variable" in message and "'nickname'" in message
@@ -188,7 +190,7 @@ def test_undefined_variable_in_text_names_its_line(tmp_path: Path) -> None:
     """An undefined top-level variable on line 3 of body.txt says that file, line 3, and name."""
     composer, path = broken(tmp_path, "body.txt", "Hi,\n\nYour {{ parcel_count }} parcels\n")
     with pytest.raises(TemplateError) as caught:
-        render_preview(composer, RULES[1])
+        render_preview(composer, TRACKING)
     assert str(caught.value) == (
         f"{path}, line 3 `Your {{{{ parcel_count }}}} parcels`: "
         "undefined variable: 'parcel_count' is undefined"
@@ -199,5 +201,5 @@ def test_syntax_error_names_file_and_line(tmp_path: Path) -> None:
     """A syntax error names the file, its line and Jinja's description of it."""
     composer, path = broken(tmp_path, "subject.txt", "Order {{ order.id }\n")
     with pytest.raises(TemplateError) as caught:
-        render_preview(composer, RULES[1])
+        render_preview(composer, TRACKING)
     assert str(caught.value).startswith(f"{path}, line 1: syntax error: ")
