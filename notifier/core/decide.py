@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from notifier.core.digests import digest_key, digest_window
 from notifier.core.models import (
     DEFAULT_FUTURE_TOLERANCE,
     SHIPPED_STATUSES,
@@ -23,7 +24,7 @@ from notifier.core.models import (
     future_skew,
     ordering_time,
 )
-from notifier.core.rules import Rule, applies_to, missing_fields, notice_key, rules_on
+from notifier.core.rules import Audience, Rule, applies_to, missing_fields, notice_key, rules_on
 from notifier.core.stalled import stalled_key
 
 # Moves a notice's due time (e.g. out of a campaign's quiet hours): (due_at, campaign_id) -> due_at.
@@ -160,14 +161,17 @@ def decide(
     now: datetime,
     due_adjuster: DueAdjuster | None = None,
     future_tolerance: timedelta = DEFAULT_FUTURE_TOLERANCE,
+    operator_email: str | None = None,
 ) -> Decision:
     """Apply records in order to the loaded orders; say what to store and which notices to create.
 
     `orders` is updated in place, so a caller can keep using it as the current state. A
     future-dated record (more than `future_tolerance` past its receipt) is ordered, and
     its notices made due, as if it happened when received; the decision lists it.
+    Notices of rules `to = "operator"` go to `operator_email`.
     """
     decision = Decision()
+    ctx = _Context(now, decision, due_adjuster, operator_email)
     seen = set(known_record_keys)
     stalled_order_statuses = {
         rule.on for rule in rules if rule.scope is Scope.ORDER and rule.stalled_after is not None
@@ -212,7 +216,7 @@ def decide(
             continue
         for rule in rules_on(rules, record.status, Scope.FULFILLMENT):
             own = (record.fulfillment_id,)
-            _consider(rule, record, at, order, own, now, decision, due_adjuster)
+            _consider(rule, record, at, order, own, ctx)
         if record.status in _ORDER_TRIGGERS:
             for status in (Status.SHIPPED, Status.DELIVERED):
                 order_rules = rules_on(rules, status, Scope.ORDER)
@@ -221,8 +225,18 @@ def decide(
                     for rule in order_rules:
                         if rule.stalled_after is not None and status in already_at:
                             continue
-                        _consider(rule, record, at, order, shipped, now, decision, due_adjuster)
+                        _consider(rule, record, at, order, shipped, ctx)
     return decision
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """What every notice of one decide() call shares."""
+
+    now: datetime
+    decision: Decision
+    due_adjuster: DueAdjuster | None
+    operator_email: str | None
 
 
 def _consider(
@@ -231,10 +245,9 @@ def _consider(
     at: datetime,
     order: OrderView,
     fulfillment_ids: tuple[str, ...],
-    now: datetime,
-    decision: Decision,
-    due_adjuster: DueAdjuster | None = None,
+    ctx: _Context,
 ) -> None:
+    now, decision, due_adjuster = ctx.now, ctx.decision, ctx.due_adjuster
     if not applies_to(rule, record):
         return
     # `at` is the record's ordering time: a future date would hold the notice back for hours.
@@ -253,7 +266,14 @@ def _consider(
     if key in decision.notice_keys:
         return  # an order can reach Shipped, then Delivered, in one batch: one notice
     missing = missing_fields(rule, record)
-    if due_adjuster is not None:
+    group = None
+    if rule.digest is not None:
+        # Due at the end of the window it falls due in, with the window's other notices.
+        start, due_at = digest_window(due_at, rule.digest)
+        group = digest_key(rule.id, start)
+    to_operator = rule.to is Audience.OPERATOR
+    # Quiet hours keep the customer's night free; the operator's alerts keep their window.
+    if due_adjuster is not None and not to_operator:
         due_at = due_adjuster(due_at, record.campaign_id)
     decision.notice_keys.add(key)
     decision.notices.append(
@@ -263,7 +283,7 @@ def _consider(
             scope=rule.scope,
             order_id=order.order_id,
             fulfillment_id=record.fulfillment_id if rule.scope is Scope.FULFILLMENT else None,
-            recipient=record.email,
+            recipient=ctx.operator_email if to_operator else record.email,
             campaign_id=record.campaign_id,
             due_at=due_at,
             created_at=now,
@@ -274,5 +294,6 @@ def _consider(
             reason=f"missing {', '.join(missing)}" if missing else None,
             trigger_key=record.dedup_key,
             entered_at=entered_at,
+            digest_key=group,
         )
     )

@@ -226,6 +226,8 @@ class NewNotice:
     trigger_key: str = ""
     # A stalled rule's notice: when the fulfillment (or order) entered the rule's status.
     entered_at: datetime | None = None
+    # A digest rule's notice: the window it is sent in, with the others (core.digests).
+    digest_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +258,8 @@ class Notice:
     send_started_at: datetime | None = None
     # A stalled rule's notice: the entry into the status it is about (NewNotice.entered_at).
     entered_at: datetime | None = None
+    # A digest rule's notice: sent in one message with the others of its window.
+    digest_key: str | None = None
 
 
 def message_id_for(notice_key: str, domain: str) -> str:

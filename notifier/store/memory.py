@@ -151,7 +151,24 @@ class MemoryStore:
                 (n for n in self.notices_by_key.values() if _is_due(n, now)),
                 key=lambda n: n.due_at,
             )
-            return self._claim([n.key for n in due[:limit]], now, lease_until, token)
+            keys = [n.key for n in due[:limit]]
+            return self._claim(keys + self._digest_siblings(keys, now), now, lease_until, token)
+
+    def _digest_siblings(self, keys: list[str], now: datetime) -> list[str]:
+        groups = {g for key in keys if (g := self.notices_by_key[key].digest_key) is not None}
+        if not groups:
+            return []
+        chosen = set(keys)
+        return [
+            n.key
+            for n in self.notices_by_key.values()
+            if n.digest_key in groups
+            and n.key not in chosen
+            and (
+                n.status in (NoticeStatus.PENDING, NoticeStatus.RETRY)
+                or (n.status is NoticeStatus.SENDING and n.due_at <= now)
+            )
+        ]
 
     def claim_keys(
         self, keys: Collection[str], *, now: datetime, lease_until: datetime, token: str
@@ -473,6 +490,7 @@ def _notice_from(new: NewNotice) -> Notice:
         record=_as_stored(new.record),
         reason=new.reason,
         entered_at=None if new.entered_at is None else _utc(new.entered_at),
+        digest_key=new.digest_key,
     )
 
 

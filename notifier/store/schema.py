@@ -121,10 +121,13 @@ notices = Table(
     Column("send_started_at", UtcDateTime),
     # A stalled rule's notice: the entry into the status it is about (notifier.core.stalled).
     Column("entered_at", UtcDateTime),
+    # A digest rule's notice: the window it is sent in, with the others (notifier.core.digests).
+    Column("digest_key", Text),
     Column("fulfillment_ids", Text, nullable=False),
     Column("record", Text, nullable=False),
     Index("ix_notices_due", "status", "due_at"),
     Index("ix_notices_order", "order_id"),
+    Index("ix_notices_digest", "digest_key"),
 )
 
 # Addresses that must not be mailed (hard bounces, operator's list).

@@ -21,11 +21,13 @@ from sqlalchemy import (
     Connection,
     Engine,
     Row,
+    and_,
     case,
     create_engine,
     delete,
     event,
     func,
+    or_,
     select,
     update,
 )
@@ -95,6 +97,7 @@ _NOTICE_COLUMNS = (
     "fulfillment_ids",
     "record",
     "entered_at",
+    "digest_key",
 )
 _SELECT_DEDUP_KEYS = "SELECT dedup_key FROM records"
 _SELECT_FULFILLMENTS = f"SELECT {', '.join(_FULFILLMENT_COLUMNS)} FROM fulfillments"
@@ -405,6 +408,7 @@ class SqlStore:
                 json.dumps(list(notice.fulfillment_ids)),
                 json.dumps(dict(notice.record), ensure_ascii=False),
                 None if notice.entered_at is None else stamp(notice.entered_at),
+                notice.digest_key,
             )
             if tx.rows(insert_notice, row):
                 created.append(notice.key)
@@ -448,7 +452,29 @@ class SqlStore:
                 .limit(limit)
                 .with_for_update(skip_locked=True)
             )
-            return self._claim(conn, list(conn.scalars(due)), now, lease_until, token)
+            keys = list(conn.scalars(due))
+            return self._claim(
+                conn, keys + self._digest_siblings(conn, keys, now), now, lease_until, token
+            )
+
+    def _digest_siblings(self, conn: Connection, keys: list[str], now: datetime) -> list[str]:
+        """The other claimable notices of the digests these keys belong to: a digest is sent
+        as one message, so its notices are claimed together, past the batch limit."""
+        if not keys:
+            return []
+        groups = select(notices.c.digest_key).where(
+            notices.c.key.in_(keys), notices.c.digest_key.is_not(None)
+        )
+        claimable = or_(
+            notices.c.status.in_([NoticeStatus.PENDING.value, NoticeStatus.RETRY.value]),
+            and_(notices.c.status == NoticeStatus.SENDING.value, notices.c.due_at <= now),
+        )
+        siblings = (
+            select(notices.c.key)
+            .where(notices.c.digest_key.in_(groups), notices.c.key.not_in(keys), claimable)
+            .with_for_update(skip_locked=True)
+        )
+        return list(conn.scalars(siblings))
 
     def complete(self, key: str, *, token: str, completion: Completion) -> bool:
         return self.complete_many([(key, completion)], token=token)[0]
@@ -832,4 +858,5 @@ def _notice(row: Row[Any]) -> Notice:
         ambiguous_attempts=row.ambiguous_attempts,
         send_started_at=row.send_started_at,
         entered_at=row.entered_at,
+        digest_key=row.digest_key,
     )

@@ -16,7 +16,7 @@ from support.ledger import engine_on, tracking_records
 from support.project import RULES
 
 from notifier.core.decide import Decision, OrderView
-from notifier.core.models import NoticeStatus
+from notifier.core.models import NewNotice, NoticeStatus, Scope
 from notifier.core.records import parse_record
 from notifier.core.rules import parse_rule
 from notifier.errors import StoreError
@@ -421,6 +421,45 @@ def test_a_stalled_entry_keeps_its_time_in_the_state_and_the_notice(store: AnySt
     (notice,) = store.notices()
     assert notice.entered_at == entered and notice.entered_at.utcoffset() == timedelta(0)
     assert notice.due_at == entered + timedelta(days=3)
+
+
+def digest_notice(n: int, group: str | None, *, due: datetime = NOW) -> NewNotice:
+    return NewNotice(
+        key=f"ops:fulfillment:F{n}",
+        rule_id="ops",
+        scope=Scope.FULFILLMENT,
+        order_id=f"O{n}",
+        fulfillment_id=f"F{n}",
+        recipient="ops@example.com",
+        campaign_id=None,
+        due_at=due,
+        created_at=NOW,
+        fulfillment_ids=(f"F{n}",),
+        record={"order_id": f"O{n}"},
+        digest_key=group,
+    )
+
+
+def test_claim_due_takes_a_digest_whole_past_the_limit(store: AnyStore) -> None:
+    """A claim of one that picks a digest notice takes the digest's other claimable notices
+    too (even one due later), not those of another digest, nor one another worker holds."""
+    day1, day2 = "ops:digest:2026-11-27", "ops:digest:2026-11-28"
+    notices = [
+        digest_notice(1, day1),
+        digest_notice(2, day1, due=NOW + timedelta(minutes=1)),
+        digest_notice(3, day1, due=NOW + timedelta(minutes=2)),
+        digest_notice(4, day2, due=NOW + timedelta(minutes=3)),
+        digest_notice(5, None, due=NOW + timedelta(minutes=4)),
+    ]
+    store.ingest([], lambda known, orders: Decision(notices=notices))
+    (held,) = store.claim_keys(
+        ["ops:fulfillment:F3"], now=LATER, lease_until=LATER + LEASE, token="other"
+    )
+    assert held.digest_key == day1
+    claimed = store.claim_due(now=NOW, limit=1, lease_until=NOW + LEASE, token="me")
+    assert sorted(n.key for n in claimed) == ["ops:fulfillment:F1", "ops:fulfillment:F2"]
+    assert {n.digest_key for n in claimed} == {day1}
+    assert {n.status for n in claimed} == {NoticeStatus.SENDING}
 
 
 def test_an_empty_ledger_has_nothing_due(store: AnyStore) -> None:
