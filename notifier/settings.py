@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     mail_from: str = "Example Store <orders@example.com>"
     store_name: str = "Example Store"
     support_email: str | None = "support@example.com"
+    # Where rules with to = "operator" send (a rule to the operator without it: no start).
+    operator_email: str | None = None
     store_url: str | None = None
     rules_dir: Path = Path("rules")
     templates_dir: Path = Path("templates")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from notifier.authoring.html_check import email_html_problems
 from notifier.authoring.preview import preview_message, preview_notice, sample_records
-from notifier.core.rules import Rule, load_rules
+from notifier.core.rules import Rule, load_rules, operator_problems
 from notifier.errors import NotifierError, RuleError, TemplateError
 from notifier.rendering.campaigns import CAMPAIGN_FILE, load_campaigns
 from notifier.rendering.compose import Composer
@@ -68,7 +68,7 @@ def check_all(settings: Settings) -> tuple[list[str], int]:
         rules = load_rules(settings.rules_dir)
     except RuleError as exc:
         return str(exc).splitlines(), 0
-    problems: list[str] = []
+    problems: list[str] = operator_problems(rules, settings.operator_email)
     try:
         campaigns = load_campaigns(settings.templates_dir)
     except NotifierError as exc:

@@ -118,7 +118,7 @@ def preview_notice(rule: Rule, records: Sequence[Record]) -> tuple[Notice, Order
         order.fulfillments[record.fulfillment_id] = state
     at = last.effective_at
     new = build_notice(
-        rule, last, order, notice_fulfillment_ids(rule, last, order), now=at, due_at=at
+        rule, last, order, notice_fulfillment_ids(rule, last, order), now=at, at=at, due_at=at
     )
     notice = new.as_stored()
     if notice.recipient is None:

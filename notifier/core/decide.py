@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from notifier.core.digests import digest_key, digest_window
 from notifier.core.models import (
     DEFAULT_FUTURE_TOLERANCE,
     SHIPPED_STATUSES,
@@ -23,7 +24,8 @@ from notifier.core.models import (
     future_skew,
     ordering_time,
 )
-from notifier.core.rules import Rule, applies_to, missing_fields, notice_key, rules_on
+from notifier.core.rules import Audience, Rule, applies_to, missing_fields, notice_key, rules_on
+from notifier.core.stalled import stalled_key
 
 # Moves a notice's due time (e.g. out of a campaign's quiet hours): (due_at, campaign_id) -> due_at.
 DueAdjuster = Callable[[datetime, str | None], datetime]
@@ -93,7 +95,7 @@ def apply_record(
     )
     if record.status is state.status:
         return merged, Outcome.REPEAT
-    return replace(merged, status=record.status), Outcome.APPLIED
+    return replace(merged, status=record.status, status_since=at), Outcome.APPLIED
 
 
 def _is_older(record: Record, at: datetime, state: FulfillmentState) -> bool:
@@ -113,6 +115,7 @@ def _state_from(record: Record, at: datetime, *, clamped: bool) -> FulfillmentSt
         shipped_at=record.shipped_at,
         delivered_at=record.delivered_at,
         occurred_at_clamped=clamped,
+        status_since=at,
     )
 
 
@@ -158,15 +161,21 @@ def decide(
     now: datetime,
     due_adjuster: DueAdjuster | None = None,
     future_tolerance: timedelta = DEFAULT_FUTURE_TOLERANCE,
+    operator_email: str | None = None,
 ) -> Decision:
     """Apply records in order to the loaded orders; say what to store and which notices to create.
 
     `orders` is updated in place, so a caller can keep using it as the current state. A
     future-dated record (more than `future_tolerance` past its receipt) is ordered, and
     its notices made due, as if it happened when received; the decision lists it.
+    Notices of rules `to = "operator"` go to `operator_email`.
     """
     decision = Decision()
+    ctx = _Context(now, decision, due_adjuster, operator_email)
     seen = set(known_record_keys)
+    stalled_order_statuses = {
+        rule.on for rule in rules if rule.scope is Scope.ORDER and rule.stalled_after is not None
+    }
     for record in records:
         key = record.dedup_key
         if key in seen:
@@ -194,21 +203,40 @@ def decide(
         decision.outcomes.append((record, outcome))
         if outcome is Outcome.STALE:
             continue
+        # A stalled order rule is about the order *entering* its status: a later change that
+        # finds it still there (a sibling delivered) is no new entry.
+        already_at = {
+            status
+            for status in stalled_order_statuses
+            if outcome is Outcome.APPLIED and order_reached(order, status)
+        }
         order.fulfillments[record.fulfillment_id] = state
         decision.states[record.fulfillment_id] = state
         if outcome is not Outcome.APPLIED:
             continue
         for rule in rules_on(rules, record.status, Scope.FULFILLMENT):
             own = notice_fulfillment_ids(rule, record, order)
-            _consider(rule, record, at, order, own, now, decision, due_adjuster)
+            _consider(rule, record, at, order, own, ctx)
         if record.status in _ORDER_TRIGGERS:
             for status in (Status.SHIPPED, Status.DELIVERED):
                 order_rules = rules_on(rules, status, Scope.ORDER)
                 if order_rules and order_reached(order, status):
                     for rule in order_rules:
+                        if rule.stalled_after is not None and status in already_at:
+                            continue
                         shipped = notice_fulfillment_ids(rule, record, order)
-                        _consider(rule, record, at, order, shipped, now, decision, due_adjuster)
+                        _consider(rule, record, at, order, shipped, ctx)
     return decision
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """What every notice of one decide() call shares."""
+
+    now: datetime
+    decision: Decision
+    due_adjuster: DueAdjuster | None
+    operator_email: str | None
 
 
 def _consider(
@@ -217,25 +245,45 @@ def _consider(
     at: datetime,
     order: OrderView,
     fulfillment_ids: tuple[str, ...],
-    now: datetime,
-    decision: Decision,
-    due_adjuster: DueAdjuster | None = None,
+    ctx: _Context,
 ) -> None:
+    now, decision, due_adjuster = ctx.now, ctx.decision, ctx.due_adjuster
     if not applies_to(rule, record):
         return
     # `at` is the record's ordering time: a future date would hold the notice back for hours.
     if rule.max_age is not None and now - at > rule.max_age:
         decision.skipped.append((rule.id, record, f"older than max_age {rule.max_age}"))
         return
-    key = notice_key(rule, record)
+    key = notice_key_at(rule, record, at)
+    due_at = max(now, at + rule.delay)
+    if rule.stalled_after is not None:
+        # Due once the status has stood that long; the re-check before sending cancels it
+        # if anything changed since (notifier.core.stalled).
+        due_at = max(now, at + rule.stalled_after + rule.delay)
     if key in decision.notice_keys:
         return  # an order can reach Shipped, then Delivered, in one batch: one notice
-    due_at = max(now, at + rule.delay)
-    if due_adjuster is not None:
+    group = None
+    if rule.digest is not None:
+        # Due at the end of the window it falls due in, with the window's other notices.
+        start, due_at = digest_window(due_at, rule.digest)
+        group = digest_key(rule.id, start)
+    to_operator = rule.to is Audience.OPERATOR
+    # Quiet hours keep the customer's night free; the operator's alerts keep their window.
+    if due_adjuster is not None and not to_operator:
         due_at = due_adjuster(due_at, record.campaign_id)
     decision.notice_keys.add(key)
     decision.notices.append(
-        build_notice(rule, record, order, fulfillment_ids, now=now, due_at=due_at)
+        build_notice(
+            rule,
+            record,
+            order,
+            fulfillment_ids,
+            now=now,
+            at=at,
+            due_at=due_at,
+            operator_email=ctx.operator_email,
+            digest_key=group,
+        )
     )
 
 
@@ -246,6 +294,13 @@ def notice_fulfillment_ids(rule: Rule, record: Record, order: OrderView) -> tupl
     return (record.fulfillment_id,)
 
 
+def notice_key_at(rule: Rule, record: Record, at: datetime) -> str:
+    """The notice's key; a stalled rule's also names the entry (at `at`) it is about, so a
+    fulfillment that leaves its status and enters it again can stall again."""
+    key = notice_key(rule, record)
+    return stalled_key(key, at) if rule.stalled_after is not None else key
+
+
 def build_notice(
     rule: Rule,
     record: Record,
@@ -253,17 +308,24 @@ def build_notice(
     fulfillment_ids: tuple[str, ...],
     *,
     now: datetime,
+    at: datetime,
     due_at: datetime,
+    operator_email: str | None = None,
+    digest_key: str | None = None,
 ) -> NewNotice:
-    """The one place a notice is made from a record: decide and preview both build here."""
+    """The one place a notice is made from a record: decide and preview both build here.
+
+    `at` is the record's ordering time (for a stalled rule, the entry into its status);
+    a rule `to = "operator"` sends to `operator_email` instead of the record's address."""
     missing = missing_fields(rule, record)
+    to_operator = rule.to is Audience.OPERATOR
     return NewNotice(
-        key=notice_key(rule, record),
+        key=notice_key_at(rule, record, at),
         rule_id=rule.id,
         scope=rule.scope,
         order_id=order.order_id,
         fulfillment_id=record.fulfillment_id if rule.scope is Scope.FULFILLMENT else None,
-        recipient=record.email,
+        recipient=operator_email if to_operator else record.email,
         campaign_id=record.campaign_id,
         due_at=due_at,
         created_at=now,
@@ -273,4 +335,6 @@ def build_notice(
         status=NoticeStatus.CANCELLED if missing else NoticeStatus.PENDING,
         reason=f"missing {', '.join(missing)}" if missing else None,
         trigger_key=record.dedup_key,
+        entered_at=at if rule.stalled_after is not None else None,
+        digest_key=digest_key,
     )

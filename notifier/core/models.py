@@ -182,6 +182,10 @@ class FulfillmentState:
     # (which is unknown): a record received later may be dated a little earlier and still
     # be the newer news (notifier.core.decide.apply_record).
     occurred_at_clamped: bool = False
+    # When it entered its current status (a repeat of the status keeps it): a stalled
+    # notice about an earlier entry is moot once this is later (notifier.core.stalled).
+    # None for a state stored before this was kept.
+    status_since: datetime | None = None
 
 
 class NoticeStatus(enum.StrEnum):
@@ -220,6 +224,10 @@ class NewNotice:
     reason: str | None = None
     # The dedup key of the record whose change created it (to credit the right request).
     trigger_key: str = ""
+    # A stalled rule's notice: when the fulfillment (or order) entered the rule's status.
+    entered_at: datetime | None = None
+    # A digest rule's notice: the window it is sent in, with the others (core.digests).
+    digest_key: str | None = None
 
     def as_stored(self) -> Notice:
         """The notice as the ledger holds it once created, before any attempt."""
@@ -267,6 +275,10 @@ class Notice:
     ambiguous_attempts: int = 0
     # When its last send started, if no outcome was recorded after it (a crash mid-send).
     send_started_at: datetime | None = None
+    # A stalled rule's notice: the entry into the status it is about (NewNotice.entered_at).
+    entered_at: datetime | None = None
+    # A digest rule's notice: sent in one message with the others of its window.
+    digest_key: str | None = None
 
 
 def message_id_for(notice_key: str, domain: str) -> str:

@@ -6,6 +6,7 @@ frozen `Rule`; matching is pure functions over rules and records.
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,13 @@ ORDER_STATUSES = frozenset({Status.SHIPPED, Status.DELIVERED})
 _RULE_ID = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 
 
+class Audience(enum.StrEnum):
+    """Who a rule's notices go to (the `to` field)."""
+
+    CUSTOMER = "customer"  # the triggering record's email
+    OPERATOR = "operator"  # NOTIFIER_OPERATOR_EMAIL
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
     """One rule file, validated."""
@@ -44,6 +52,12 @@ class Rule:
     key_fields: tuple[str, ...] = ()
     delay: timedelta = timedelta(0)
     max_age: timedelta | None = None
+    # Fire when the status has stood this long with no later change (docs/design.md §3).
+    stalled_after: timedelta | None = None
+    # Who gets the notice: the record's customer, or NOTIFIER_OPERATOR_EMAIL.
+    to: Audience = Audience.CUSTOMER
+    # Operator rules only: gather the notices of each such interval into one email.
+    digest: timedelta | None = None
     source: str = ""
 
 
@@ -63,6 +77,9 @@ class _RuleFile(BaseModel):
     key_fields: list[str] = Field(default_factory=list)
     delay: timedelta = timedelta(0)
     max_age: timedelta | None = None
+    stalled_after: timedelta | None = None
+    to: Audience = Audience.CUSTOMER
+    digest: timedelta | None = None
 
     @field_validator("on", mode="before")
     @classmethod
@@ -76,10 +93,17 @@ class _RuleFile(BaseModel):
             return [Status.parse(v) if isinstance(v, str) else v for v in value]
         return value
 
-    @field_validator("delay", "max_age", mode="before")
+    @field_validator("delay", "max_age", "stalled_after", "digest", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
         return parse_duration(value) if isinstance(value, str | int | float) else value
+
+    @field_validator("stalled_after", "digest")
+    @classmethod
+    def _positive(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value <= timedelta(0):
+            raise ValueError("give a time longer than 0 (e.g. '3d', '1h')")
+        return value
 
     @field_validator("id")
     @classmethod
@@ -115,6 +139,10 @@ def parse_rule(text: str, *, source: str) -> Rule:
         raise RuleError(
             f"{source}: field 'on': an order-scope rule fires when the order reaches {allowed}"
         )
+    if parsed.digest is not None and parsed.to is not Audience.OPERATOR:
+        raise RuleError(
+            f"{source}: field 'digest': only a rule with to = \"operator\" sends digests"
+        )
     return Rule(
         id=parsed.id,
         name=parsed.name,
@@ -129,6 +157,9 @@ def parse_rule(text: str, *, source: str) -> Rule:
         key_fields=tuple(parsed.key_fields),
         delay=parsed.delay,
         max_age=parsed.max_age,
+        stalled_after=parsed.stalled_after,
+        to=parsed.to,
+        digest=parsed.digest,
         source=source,
     )
 
@@ -154,6 +185,18 @@ def load_rules(directory: Path) -> tuple[Rule, ...]:
     if problems:
         raise RuleError("\n".join(problems))
     return tuple(rules)
+
+
+def operator_problems(rules: Iterable[Rule], operator_email: str | None) -> list[str]:
+    """Enabled rules to the operator when no operator address is set: one line each."""
+    if operator_email:
+        return []
+    return [
+        f"{rule.source or rule.id}: rule {rule.id!r} sends to the operator, but"
+        " NOTIFIER_OPERATOR_EMAIL is not set"
+        for rule in rules
+        if rule.enabled and rule.to is Audience.OPERATOR
+    ]
 
 
 # --- matching (pure) -----------------------------------------------------------------------
@@ -192,6 +235,27 @@ def rules_on(rules: Iterable[Rule], status: Status, scope: Scope) -> Sequence[Ru
 
 def describe_trigger(rule: Rule) -> str:
     """What fires a rule, in one line for people (`notifier rules`)."""
-    if rule.scope is Scope.ORDER:
-        return f"order reaches {rule.on.value}"
-    return f"fulfillment enters {rule.on.value}"
+    if rule.stalled_after is not None:
+        subject = "order" if rule.scope is Scope.ORDER else "fulfillment"
+        trigger = f"{subject} {rule.on.value} unchanged for {_plain_duration(rule.stalled_after)}"
+    elif rule.scope is Scope.ORDER:
+        trigger = f"order reaches {rule.on.value}"
+    else:
+        trigger = f"fulfillment enters {rule.on.value}"
+    if rule.to is Audience.OPERATOR:
+        trigger += ", to the operator"
+        if rule.digest is not None:
+            trigger += f" (one digest per {_plain_duration(rule.digest)})"
+    return trigger
+
+
+def _plain_duration(span: timedelta) -> str:
+    """3 days, 2 hours, 1 day 12 hours, 90 minutes: as people say them."""
+    seconds = int(span.total_seconds())
+    units = (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
+    parts = []
+    for name, size in units:
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count} {name}{'s' if count != 1 else ''}")
+    return " ".join(parts[:2]) or "0 seconds"

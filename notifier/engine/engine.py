@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from email.message import EmailMessage
 from itertools import islice
 
 from notifier.core.decide import Decision, DueAdjuster, OrderView, Outcome, decide
@@ -26,7 +27,8 @@ from notifier.core.models import (
 )
 from notifier.core.redact import mask_email
 from notifier.core.retry_policy import RetryPolicy
-from notifier.core.rules import Rule
+from notifier.core.rules import Rule, operator_problems
+from notifier.core.stalled import moved_on
 from notifier.engine.claimant import holder_is_gone, this_process
 from notifier.engine.group_commit import GroupCommitter, InlineWriter
 from notifier.engine.reports import (
@@ -39,6 +41,7 @@ from notifier.engine.reports import (
 )
 from notifier.errors import (
     AmbiguousSendError,
+    ConfigError,
     NotifierError,
     PermanentSendError,
     SendError,
@@ -72,6 +75,8 @@ class EngineConfig:
     max_in_flight: int = 4
     # A record dated later than its receipt by more than this is taken as received now.
     future_tolerance: timedelta = DEFAULT_FUTURE_TOLERANCE
+    # NOTIFIER_OPERATOR_EMAIL: where rules with to = "operator" send.
+    operator_email: str | None = None
 
 
 class SendInterrupted(AmbiguousSendError):
@@ -101,6 +106,8 @@ class Engine:
         observer: Observer | None = None,
         inline_writer: InlineWriter | None = None,
     ) -> None:
+        if problems := operator_problems(rules, config.operator_email):
+            raise ConfigError("\n".join(problems))
         self.store = store
         # From the wiring: how this store writes on the event loop's thread when it is free.
         self.inline_writer = inline_writer
@@ -199,6 +206,7 @@ class Engine:
                 now=now,
                 due_adjuster=self.config.due_adjuster,
                 future_tolerance=self.config.future_tolerance,
+                operator_email=self.config.operator_email,
             )
 
         result = self.store.ingest(chunk, decider)
@@ -355,12 +363,24 @@ class Engine:
         )
         report = DeliveryReport()
         in_flight = asyncio.Semaphore(self.config.max_in_flight)
-        results = await asyncio.gather(
+        digests: dict[str, list[Notice]] = {}
+        for notice in claimed:
+            if notice.digest_key is not None:
+                digests.setdefault(notice.digest_key, []).append(notice)
+        singles = await asyncio.gather(
             *(
                 self._deliver_one(notice, orders[notice.order_id], suppressed, in_flight, stopping)
                 for notice in claimed
+                if notice.digest_key is None
             )
         )
+        gathered = await asyncio.gather(
+            *(
+                self._deliver_digest(members, orders, suppressed, in_flight, stopping)
+                for members in digests.values()
+            )
+        )
+        results = [*singles, *(result for group in gathered for result in group)]
         for completion, kept in filter(None, results):
             if kept:
                 report.counts[completion.status] += 1
@@ -409,6 +429,74 @@ class Engine:
         seconds = (self.clock() - started).total_seconds()
         self.observer.completed(completion.status, seconds=seconds, ambiguous=completion.ambiguous)
         return completion, kept
+
+    async def _deliver_digest(
+        self,
+        members: Sequence[Notice],
+        orders: Mapping[str, OrderView],
+        suppressed: Mapping[str, str],
+        in_flight: asyncio.Semaphore,
+        stopping: Callable[[], bool] | None = None,
+    ) -> list[tuple[Completion, bool] | None]:
+        """One digest's claimed notices: each re-checked, the rest sent as ONE message."""
+        started = self.clock()
+        outcomes: list[tuple[Notice, Completion]] = []
+        if any(member.send_started_at is not None for member in members):
+            # Its last send was cut off (as in _deliver_one): one ambiguous attempt for all.
+            outcomes = [(m, self._retry(m, SendInterrupted(), ambiguous=True)) for m in members]
+            log.warning("digest %s: its send was interrupted (may have arrived)", members[0].key)
+        else:
+            async with in_flight:
+                if stopping is not None and stopping():
+                    return [None] * len(members)
+                rule = self.rules_by_id.get(members[0].rule_id)
+                live = []
+                for member in members:
+                    why = self.cancel_reason(member, rule, orders[member.order_id], suppressed)
+                    if why is None:
+                        live.append(member)
+                    else:
+                        log.info("notice %s cancelled: %s", member.key, why)
+                        outcomes.append(
+                            (member, Completion(NoticeStatus.CANCELLED, at=started, reason=why))
+                        )
+                if live:
+                    assert rule is not None
+                    try:
+                        completion = await self._attempt_digest(live, rule, orders)
+                    except _ClaimLost:
+                        log.warning("digest of %s: claim lost before its send", live[0].key)
+                        lost = Completion(NoticeStatus.SENDING, at=self.clock())
+                        return [(lost, False)] * len(members)
+                    outcomes += [(member, completion) for member in live]
+        kept = await asyncio.gather(*(self._record(m, c) for m, c in outcomes))
+        seconds = (self.clock() - started).total_seconds()
+        for _, completion in outcomes:
+            self.observer.completed(
+                completion.status, seconds=seconds, ambiguous=completion.ambiguous
+            )
+        return [(c, k) for (_, c), k in zip(outcomes, kept, strict=True)]
+
+    async def _attempt_digest(
+        self, live: Sequence[Notice], rule: Rule, orders: Mapping[str, OrderView]
+    ) -> Completion:
+        """Render and send the digest of these notices; how it went holds for each of them."""
+        lead = live[0]
+        assert lead.digest_key is not None
+        # From the window, not the notices: a resend after a crash carries the same one.
+        message_id = message_id_for(lead.digest_key, self.config.branding.message_id_domain)
+        now = self.clock()
+        members = [(member, orders[member.order_id]) for member in live]
+        try:
+            message = self.composer.compose_digest(members, rule, message_id=message_id, now=now)
+        except TemplateError as exc:
+            log.error("digest %s failed: %s", lead.digest_key, exc)
+            return Completion(NoticeStatus.FAILED, at=now, reason=str(exc))
+
+        async def mark_all() -> None:
+            await asyncio.gather(*(self._mark_send_started(member) for member in live))
+
+        return await self._transmit(lead, message, message_id, mark_all)
 
     async def _record(self, notice: Notice, completion: Completion) -> bool:
         """Write how a notice ended, trying again while the store is locked or away.
@@ -470,11 +558,24 @@ class Engine:
             log.exception("notice %s: could not build the message", notice.key)
             reason = f"could not build the message: {type(exc).__name__}: {exc}"
             return Completion(NoticeStatus.FAILED, at=now, reason=reason)
+        # Marked as the message is about to leave (for SMTP: envelope accepted, DATA next),
+        # not before connecting: a crash before that point cannot have delivered it, so it
+        # must not cost the notice one of its two ambiguous chances.
+        return await self._transmit(
+            notice, message, message_id, lambda: self._mark_send_started(notice)
+        )
+
+    async def _transmit(
+        self,
+        notice: Notice,
+        message: EmailMessage,
+        message_id: str,
+        before_data: Callable[[], Awaitable[None]],
+    ) -> Completion:
+        """Hand a built message to the transport; every error classified into a Completion."""
+        assert notice.recipient is not None
         try:
-            # Marked as the message is about to leave (for SMTP: envelope accepted, DATA next),
-            # not before connecting: a crash before that point cannot have delivered it, so it
-            # must not cost the notice one of its two ambiguous chances.
-            await self.transport.send(message, before_data=lambda: self._mark_send_started(notice))
+            await self.transport.send(message, before_data=before_data)
         except (_ClaimLost, StoreError):
             raise  # from the send mark: not a send error, and nothing was sent
         except PermanentSendError as exc:
@@ -556,4 +657,12 @@ class Engine:
             state = order.fulfillments.get(fulfillment_id)
             if state is not None and state.status in rule.cancel_if:
                 return f"fulfillment {fulfillment_id} is now {state.status.value}"
+        if notice.entered_at is not None:
+            return moved_on(
+                on=rule.on,
+                scope=notice.scope,
+                fulfillment_ids=notice.fulfillment_ids,
+                entered_at=notice.entered_at,
+                order=order,
+            )
         return None

@@ -53,6 +53,7 @@ def engine_config(
         due_adjuster=quiet_hours if quiet_hours is not None and quiet_hours.enabled else None,
         max_in_flight=settings.smtp_connections,
         future_tolerance=parse_duration(settings.future_tolerance),
+        operator_email=settings.operator_email or None,
     )
 
 

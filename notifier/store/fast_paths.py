@@ -176,6 +176,7 @@ def write_decision(tx: DriverTx, decision: Decision) -> tuple[str, ...]:
                     state.shipped_at,
                     state.delivered_at,
                     state.occurred_at_clamped,
+                    None if state.status_since is None else stamp(state.status_since),
                 )
                 for state in decision.states.values()
             ],
@@ -213,6 +214,8 @@ def write_decision(tx: DriverTx, decision: Decision) -> tuple[str, ...]:
             notice.reason,
             json.dumps(list(notice.fulfillment_ids)),
             json.dumps(dict(notice.record), ensure_ascii=False),
+            None if notice.entered_at is None else stamp(notice.entered_at),
+            notice.digest_key,
         )
         if tx.rows(insert_notice, row):
             created.append(notice.key)
@@ -283,7 +286,7 @@ def mark_send_started(tx: DriverTx, keys: Sequence[str], token: str, now: dateti
 def _state(row: Sequence[Any]) -> FulfillmentState:
     """A fulfillments row, its columns in FULFILLMENT_COLUMNS order."""
     fulfillment_id, order_id, status, occurred_at, tracking, carrier, shipped, delivered = row[:8]
-    clamped = row[8]
+    clamped, since = row[8], row[9]
     return FulfillmentState(
         fulfillment_id=fulfillment_id,
         order_id=order_id,
@@ -294,4 +297,5 @@ def _state(row: Sequence[Any]) -> FulfillmentState:
         shipped_at=shipped,
         delivered_at=delivered,
         occurred_at_clamped=bool(clamped),
+        status_since=None if since is None else as_utc(since),
     )

@@ -89,7 +89,9 @@ class MemoryStore:
             self.records[record.dedup_key] = StoredRecord(record, outcome)
         for state in decision.states.values():
             self.fulfillments[state.fulfillment_id] = replace(
-                state, occurred_at=_utc(state.occurred_at)
+                state,
+                occurred_at=_utc(state.occurred_at),
+                status_since=None if state.status_since is None else _utc(state.status_since),
             )
         self.order_fulfillment_ids.update(decision.order_fulfillment_ids)
         created: list[str] = []
@@ -108,9 +110,9 @@ class MemoryStore:
         for record, _ in decision.outcomes:
             _check_aware(record.effective_at, record.received_at, doing=doing)
         for state in decision.states.values():
-            _check_aware(state.occurred_at, doing=doing)
+            _check_aware(state.occurred_at, state.status_since, doing=doing)
         for new in decision.notices:
-            _check_aware(new.due_at, new.created_at, doing=doing)
+            _check_aware(new.due_at, new.created_at, new.entered_at, doing=doing)
 
     def _load_orders(self, order_ids: Collection[str]) -> dict[str, OrderView]:
         # Fresh views every time, as rows read from a table are: decide() mutates them.
@@ -145,7 +147,24 @@ class MemoryStore:
                 (n for n in self.notices_by_key.values() if _is_due(n, now)),
                 key=lambda n: n.due_at,
             )
-            return self._claim([n.key for n in due[:limit]], now, lease_until, token)
+            keys = [n.key for n in due[:limit]]
+            return self._claim(keys + self._digest_siblings(keys, now), now, lease_until, token)
+
+    def _digest_siblings(self, keys: list[str], now: datetime) -> list[str]:
+        groups = {g for key in keys if (g := self.notices_by_key[key].digest_key) is not None}
+        if not groups:
+            return []
+        chosen = set(keys)
+        return [
+            n.key
+            for n in self.notices_by_key.values()
+            if n.digest_key in groups
+            and n.key not in chosen
+            and (
+                n.status in (NoticeStatus.PENDING, NoticeStatus.RETRY)
+                or (n.status is NoticeStatus.SENDING and n.due_at <= now)
+            )
+        ]
 
     def claim_keys(
         self, keys: Collection[str], *, now: datetime, lease_until: datetime, token: str
@@ -317,6 +336,7 @@ class MemoryStore:
                 fulfillment_ids=original.fulfillment_ids,
                 record=original.record,
                 reason=reason,
+                entered_at=original.entered_at,
             )
             return new_key
 
@@ -473,6 +493,8 @@ def _notice_from(new: NewNotice) -> Notice:
         fulfillment_ids=tuple(new.fulfillment_ids),
         record=_as_stored(new.record),
         reason=new.reason,
+        entered_at=None if new.entered_at is None else _utc(new.entered_at),
+        digest_key=new.digest_key,
     )
 
 

@@ -96,6 +96,8 @@ fulfillments = Table(
     Column("delivered_at", String(255)),
     # occurred_at is the receipt of a future-dated record (FulfillmentState.occurred_at_clamped).
     Column("occurred_at_clamped", Boolean, nullable=False, server_default=false()),
+    # When it entered its current status (FulfillmentState.status_since); NULL before 0005.
+    Column("status_since", UtcDateTime),
     Index("ix_fulfillments_order", "order_id"),
 )
 
@@ -132,10 +134,15 @@ notices = Table(
     # Set just before the notice is handed to the transport, cleared by its outcome: still
     # set when the notice is claimed again, its last send was interrupted (may have arrived).
     Column("send_started_at", UtcDateTime),
+    # A stalled rule's notice: the entry into the status it is about (notifier.core.stalled).
+    Column("entered_at", UtcDateTime),
+    # A digest rule's notice: the window it is sent in, with the others (notifier.core.digests).
+    Column("digest_key", Text),
     Column("fulfillment_ids", Text, nullable=False),
     Column("record", Text, nullable=False),
     Index("ix_notices_due", "status", "due_at"),
     Index("ix_notices_order", "order_id"),
+    Index("ix_notices_digest", "digest_key"),
 )
 
 # Addresses that must not be mailed (hard bounces, operator's list).
@@ -177,4 +184,6 @@ NEW_NOTICE_COLUMNS = (
     "reason",
     "fulfillment_ids",
     "record",
+    "entered_at",
+    "digest_key",
 )

@@ -23,10 +23,12 @@ from sqlalchemy import (
     Connection,
     Engine,
     Row,
+    and_,
     case,
     create_engine,
     delete,
     func,
+    or_,
     select,
     update,
 )
@@ -194,7 +196,29 @@ class SqlStore:
                 .limit(limit)
                 .with_for_update(skip_locked=True)
             )
-            return self._claim(conn, list(conn.scalars(due)), now, lease_until, token)
+            keys = list(conn.scalars(due))
+            return self._claim(
+                conn, keys + self._digest_siblings(conn, keys, now), now, lease_until, token
+            )
+
+    def _digest_siblings(self, conn: Connection, keys: list[str], now: datetime) -> list[str]:
+        """The other claimable notices of the digests these keys belong to: a digest is sent
+        as one message, so its notices are claimed together, past the batch limit."""
+        if not keys:
+            return []
+        groups = select(notices.c.digest_key).where(
+            notices.c.key.in_(keys), notices.c.digest_key.is_not(None)
+        )
+        claimable = or_(
+            notices.c.status.in_([NoticeStatus.PENDING.value, NoticeStatus.RETRY.value]),
+            and_(notices.c.status == NoticeStatus.SENDING.value, notices.c.due_at <= now),
+        )
+        siblings = (
+            select(notices.c.key)
+            .where(notices.c.digest_key.in_(groups), notices.c.key.not_in(keys), claimable)
+            .with_for_update(skip_locked=True)
+        )
+        return list(conn.scalars(siblings))
 
     def complete(self, key: str, *, token: str, completion: Completion) -> bool:
         return self.complete_many([(key, completion)], token=token)[0]
@@ -349,6 +373,7 @@ class SqlStore:
                     "campaign_id",
                     "fulfillment_ids",
                     "record",
+                    "entered_at",
                 )
             }
             stmt = self._insert(notices).on_conflict_do_nothing(index_elements=[notices.c.key])
@@ -537,6 +562,8 @@ def _notice(row: Row[Any]) -> Notice:
         first_attempt_at=row.first_attempt_at,
         ambiguous_attempts=row.ambiguous_attempts,
         send_started_at=row.send_started_at,
+        entered_at=row.entered_at,
+        digest_key=row.digest_key,
     )
 
 

@@ -7,15 +7,18 @@ SQL store they stand in for. Concurrency and schema checks stay in test_store_sh
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from support.ledger import engine_on, tracking_records
+from support.project import RULES
 
 from notifier.core.decide import Decision, OrderView
-from notifier.core.models import NoticeStatus
+from notifier.core.models import NewNotice, NoticeStatus, Scope
 from notifier.core.records import parse_record
+from notifier.core.rules import parse_rule
 from notifier.errors import StoreError
 from notifier.store.base import Completion
 from notifier.store.memory import MemoryStore
@@ -391,6 +394,82 @@ def test_times_come_back_as_the_same_utc_instants(store: AnyStore) -> None:
     assert due == datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
     with pytest.raises(StoreError, match="naive datetime"):
         store.claim_due(now=datetime(2026, 11, 27, 12, 0), limit=1, lease_until=late, token="t")
+
+
+def test_a_stalled_entry_keeps_its_time_in_the_state_and_the_notice(store: AnyStore) -> None:
+    """When a fulfillment entered its status (kept through a repeat) and a stalled notice's
+    entry come back as the same UTC instants."""
+    rule = replace(
+        parse_rule((RULES / "awaiting_carrier_pickup.toml").read_text(), source="a"), enabled=True
+    )
+    engine = engine_on(store, rules=[rule], clock=lambda: NOW)
+    entered = datetime(2026, 11, 27, 14, 0, tzinfo=timezone(timedelta(hours=5)))
+    data = {"order_id": "O1", "fulfillment_id": "F1", "email": "a@example.com"}
+    engine.ingest(
+        [
+            parse_record(
+                {**data, "status": "Pending Shipment", "occurred_at": entered.isoformat()},
+                received_at=NOW,
+            )
+        ]
+    )
+    engine.ingest(
+        [
+            parse_record(
+                {
+                    **data,
+                    "status": "Pending Shipment",
+                    "tracking_number": "X1",
+                    "occurred_at": NOW.isoformat(),
+                },
+                received_at=NOW,
+            )
+        ]
+    )
+    state = store.fulfillment("F1")
+    assert state is not None and state.status_since == entered and state.occurred_at == NOW
+    (notice,) = store.notices()
+    assert notice.entered_at == entered and notice.entered_at.utcoffset() == timedelta(0)
+    assert notice.due_at == entered + timedelta(days=3)
+
+
+def digest_notice(n: int, group: str | None, *, due: datetime = NOW) -> NewNotice:
+    return NewNotice(
+        key=f"ops:fulfillment:F{n}",
+        rule_id="ops",
+        scope=Scope.FULFILLMENT,
+        order_id=f"O{n}",
+        fulfillment_id=f"F{n}",
+        recipient="ops@example.com",
+        campaign_id=None,
+        due_at=due,
+        created_at=NOW,
+        fulfillment_ids=(f"F{n}",),
+        record={"order_id": f"O{n}"},
+        digest_key=group,
+    )
+
+
+def test_claim_due_takes_a_digest_whole_past_the_limit(store: AnyStore) -> None:
+    """A claim of one that picks a digest notice takes the digest's other claimable notices
+    too (even one due later), not those of another digest, nor one another worker holds."""
+    day1, day2 = "ops:digest:2026-11-27", "ops:digest:2026-11-28"
+    notices = [
+        digest_notice(1, day1),
+        digest_notice(2, day1, due=NOW + timedelta(minutes=1)),
+        digest_notice(3, day1, due=NOW + timedelta(minutes=2)),
+        digest_notice(4, day2, due=NOW + timedelta(minutes=3)),
+        digest_notice(5, None, due=NOW + timedelta(minutes=4)),
+    ]
+    store.ingest([], lambda known, orders: Decision(notices=notices))
+    (held,) = store.claim_keys(
+        ["ops:fulfillment:F3"], now=LATER, lease_until=LATER + LEASE, token="other"
+    )
+    assert held.digest_key == day1
+    claimed = store.claim_due(now=NOW, limit=1, lease_until=NOW + LEASE, token="me")
+    assert sorted(n.key for n in claimed) == ["ops:fulfillment:F1", "ops:fulfillment:F2"]
+    assert {n.digest_key for n in claimed} == {day1}
+    assert {n.status for n in claimed} == {NoticeStatus.SENDING}
 
 
 def test_an_empty_ledger_has_nothing_due(store: AnyStore) -> None:

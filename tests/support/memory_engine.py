@@ -77,6 +77,8 @@ def rig(
     due_adjuster: DueAdjuster | None = None,
     max_ambiguous: int = 2,
     store: MemoryStore | None = None,
+    claim_batch: int = 64,
+    operator_email: str | None = None,
 ) -> Rig:
     """An engine on a MemoryStore (a fresh one unless given: another "instance" on the same
     ledger) and a fresh MemoryTransport, with the project's templates."""
@@ -94,6 +96,8 @@ def rig(
             ),
             due_adjuster=due_adjuster,
             max_ambiguous=max_ambiguous,
+            claim_batch=claim_batch,
+            operator_email=operator_email,
         ),
         clock=clock,
     )

@@ -101,3 +101,23 @@ def test_describe_trigger_says_what_fires_a_rule_in_one_line() -> None:
     )
     assert describe_trigger(order) == "order reaches Shipped"
     assert describe_trigger(parcel) == "fulfillment enters Pending Shipment"
+
+
+def test_describe_trigger_says_when_a_stalled_or_operator_rule_fires() -> None:
+    """A stalled rule names the status and how long it stands; an operator rule says so,
+    and its digest's interval."""
+    shipped = {rule.id: rule for rule in load_rules(ROOT / "rules")}
+    assert (
+        describe_trigger(shipped["awaiting_carrier_pickup"])
+        == "fulfillment Pending Shipment unchanged for 3 days"
+    )
+    assert describe_trigger(shipped["on_hold"]) == "fulfillment Hold unchanged for 2 days"
+    assert describe_trigger(shipped["stalled_parcels_operator"]) == (
+        "fulfillment Pending Shipment unchanged for 3 days, to the operator (one digest per 1 day)"
+    )
+    odd = parse_rule(
+        'id = "x"\nname = "X"\non = "Shipped"\nscope = "order"\ntemplate = "t"\n'
+        'stalled_after = "36h"\n',
+        source="x.toml",
+    )
+    assert describe_trigger(odd) == "order Shipped unchanged for 1 day 12 hours"
