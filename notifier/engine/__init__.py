@@ -1,6 +1,7 @@
 """The public names of notifier.engine (its modules hold the code)."""
 
-from notifier.engine.engine import Engine, EngineConfig
+from notifier.engine.config import EngineConfig
+from notifier.engine.engine import Engine
 from notifier.engine.reports import (
     Clock,
     DeliveryReport,

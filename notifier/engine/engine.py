@@ -9,32 +9,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import timedelta
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from email.message import EmailMessage
-from itertools import islice
 
-from notifier.core.decide import Decision, DueAdjuster, OrderView, Outcome, decide
-from notifier.core.future_dated import BATCH, FutureDated, Source, tally, warning
+from notifier.core.decide import OrderView
 from notifier.core.models import (
-    DEFAULT_FUTURE_TOLERANCE,
     Notice,
     NoticeStatus,
-    Record,
     message_id_for,
 )
 from notifier.core.redact import mask_email
-from notifier.core.retry_policy import RetryPolicy
 from notifier.core.rules import Rule, operator_problems
-from notifier.core.stalled import moved_on
 from notifier.engine.claimant import holder_is_gone, this_process
+from notifier.engine.config import EngineConfig
 from notifier.engine.group_commit import GroupCommitter, InlineWriter
+from notifier.engine.ingesting import Ingesting
+from notifier.engine.outcomes import SendInterrupted, cancel_reason, retry_outcome
 from notifier.engine.reports import (
     Clock,
     DeliveryReport,
-    IngestReport,
     NullObserver,
     Observer,
     utc_now,
@@ -49,7 +42,6 @@ from notifier.errors import (
     TemplateError,
     TransientSendError,
 )
-from notifier.rendering.branding import Branding
 from notifier.rendering.compose import Composer
 from notifier.rendering.renderer import Renderer
 from notifier.store.base import Completion, Store
@@ -58,42 +50,13 @@ from notifier.transports import Transport
 log = logging.getLogger("notifier.engine")
 
 
-@dataclass(frozen=True, slots=True)
-class EngineConfig:
-    # Sender and shop details for composing; the engine itself needs its Message-ID domain.
-    branding: Branding
-    lease: timedelta = timedelta(minutes=5)
-    claim_batch: int = 64
-    ingest_chunk: int = 1000
-    retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
-    # After this many deliveries that died after DATA, stop: a further try risks a duplicate.
-    max_ambiguous: int = 2
-    # Applied to each new notice's due time (quiet hours); None: due when the rule says.
-    due_adjuster: DueAdjuster | None = None
-    # Notices between "handed to the transport" and "outcome recorded" at any moment: a
-    # crash re-sends at most these (the transport's connection count is the natural size).
-    max_in_flight: int = 4
-    # A record dated later than its receipt by more than this is taken as received now.
-    future_tolerance: timedelta = DEFAULT_FUTURE_TOLERANCE
-    # NOTIFIER_OPERATOR_EMAIL: where rules with to = "operator" send.
-    operator_email: str | None = None
-
-
-class SendInterrupted(AmbiguousSendError):
-    """interrupted by a crash during its send (may have arrived)"""
-
-
 class _ClaimLost(Exception):
     """Another worker holds this notice now: it must not be sent from here."""
 
 
-def _chunks(items: Iterable[Record], size: int) -> Iterator[list[Record]]:
-    iterator = iter(items)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
+class Engine(Ingesting):
+    """Ingestion (engine.ingesting) and delivery, over one store and one transport."""
 
-
-class Engine:
     def __init__(
         self,
         *,
@@ -135,119 +98,6 @@ class Engine:
             lambda keys: self.store.mark_send_started(keys, token=self.worker_id, now=self.clock()),
             try_inline=inline_writer,
         )
-
-    # --- ingest ---------------------------------------------------------------------------
-
-    def ingest(self, records: Iterable[Record], *, source: Source = BATCH) -> IngestReport:
-        """Store records, update fulfillment state and create the notices they call for.
-
-        `source` names where the records came from, for the future-dated count and warning.
-        """
-        report = IngestReport()
-        for chunk in _chunks(records, self.config.ingest_chunk):
-            report.add(self._ingest_decided(chunk, lambda _: source)[0])
-        return report
-
-    def ingest_groups(
-        self, groups: Sequence[Sequence[Record]], *, sources: Sequence[Source] | None = None
-    ) -> tuple[IngestReport, list[IngestReport]]:
-        """Several requests' records in ONE store transaction (group commit): all or none.
-
-        Returns the total and a report per group. Records are decided in order, so a record
-        that an earlier group (or the ledger) already holds is a duplicate of its group.
-        `sources` gives each group's source (default: batch).
-        """
-        records = [record for group in groups for record in group]
-        if not records:
-            return IngestReport(), [IngestReport() for _ in groups]
-        group_sources = sources if sources is not None else [BATCH] * len(groups)
-        source_of_record = {
-            id(record): source
-            for group, source in zip(groups, group_sources, strict=True)
-            for record in group
-        }
-        total, decision = self._ingest_decided(records, lambda r: source_of_record[id(r)])
-        outcome_of = {id(record): outcome for record, outcome in decision.outcomes}
-        skew_of = {id(record): skew for record, skew in decision.future_dated}
-        created = set(total.created_keys)
-        created_by = Counter(n.trigger_key for n in decision.notices if n.key in created)
-        reports = []
-        for group, source in zip(groups, group_sources, strict=True):
-            # One pass per group: a webhook group commit holds many one-record groups.
-            report = IngestReport()
-            for record in group:
-                outcome = outcome_of.get(id(record))
-                if outcome is None:
-                    report.duplicates += 1
-                    continue
-                report.accepted += 1
-                report.stale += outcome is Outcome.STALE
-                report.repeats += outcome is Outcome.REPEAT
-                report.notices_created += created_by[record.dedup_key]
-                if (skew := skew_of.get(id(record))) is not None:
-                    counted = report.future_dated.setdefault(
-                        source.name, FutureDated(hint=source.hint)
-                    )
-                    counted.add(skew)
-            reports.append(report)
-        return total, reports
-
-    def _ingest_decided(
-        self, chunk: Sequence[Record], source_of: Callable[[Record], Source]
-    ) -> tuple[IngestReport, Decision]:
-        now = self.clock()
-
-        def decider(known: set[str], orders: dict[str, OrderView]) -> Decision:
-            return decide(
-                chunk,
-                orders=orders,
-                known_record_keys=known,
-                rules=self.rules,
-                now=now,
-                due_adjuster=self.config.due_adjuster,
-                future_tolerance=self.config.future_tolerance,
-                operator_email=self.config.operator_email,
-            )
-
-        result = self.store.ingest(chunk, decider)
-        decision = result.decision
-        outcomes = Counter(outcome for _, outcome in decision.outcomes)
-        created = set(result.created)
-        report = IngestReport(
-            accepted=len(decision.outcomes),
-            duplicates=decision.duplicates,
-            stale=outcomes[Outcome.STALE],
-            repeats=outcomes[Outcome.REPEAT],
-            notices_created=len(created),
-            notices_cancelled=sum(
-                1
-                for n in decision.notices
-                if n.key in created and n.status is NoticeStatus.CANCELLED
-            ),
-            created_keys=list(result.created),
-        )
-        if decision.future_dated:
-            self._report_future_dated(decision, source_of, report)
-        for notice in decision.notices:
-            if notice.key in created and notice.status is NoticeStatus.CANCELLED:
-                log.info("notice %s not sent: %s", notice.key, notice.reason)
-        for rule_id, record, why in decision.skipped:
-            log.info(
-                "rule %s: no notice for fulfillment %s: %s", rule_id, record.fulfillment_id, why
-            )
-        self.observer.ingested(report)
-        return report, decision
-
-    def _report_future_dated(
-        self, decision: Decision, source_of: Callable[[Record], Source], report: IngestReport
-    ) -> None:
-        report.future_dated = tally(
-            (source_of(record), skew) for record, skew in decision.future_dated
-        )
-        for name, counted in report.future_dated.items():
-            if name not in self._warned_sources:
-                self._warned_sources.add(name)
-                log.warning("%s", warning(name, counted))
 
     # --- deliver --------------------------------------------------------------------------
 
@@ -616,53 +466,17 @@ class Engine:
         return Completion(NoticeStatus.SENT, at=self.clock(), message_id=message_id)
 
     def _retry(self, notice: Notice, exc: SendError, *, ambiguous: bool) -> Completion:
-        now = self.clock()
-        if ambiguous and notice.ambiguous_attempts + 1 >= self.config.max_ambiguous:
-            reason = (
-                f"gave up after {notice.attempts} attempts: delivery ambiguous twice"
-                f" (may have arrived): {exc}"
-            )
-            return Completion(NoticeStatus.FAILED, at=now, reason=reason, ambiguous=True)
-        next_at = self.config.retry_policy.next_attempt(
-            attempts=notice.attempts,
-            first_attempt_at=notice.first_attempt_at or now,
-            now=now,
-            retry_after=exc.retry_after,
-        )
-        if next_at is None:
-            reason = f"gave up after {notice.attempts} attempts: {exc}"
-            log.warning("notice %s failed: %s", notice.key, reason)
-            return Completion(NoticeStatus.FAILED, at=now, reason=reason, ambiguous=ambiguous)
-        kind = "ambiguous" if ambiguous else "transient"
-        log.info(
-            "notice %s: %s failure, next attempt %s: %s", notice.key, kind, next_at.isoformat(), exc
-        )
-        return Completion(
-            NoticeStatus.RETRY, at=now, due_at=next_at, reason=f"{kind}: {exc}", ambiguous=ambiguous
+        return retry_outcome(
+            notice,
+            exc,
+            ambiguous=ambiguous,
+            now=self.clock(),
+            policy=self.config.retry_policy,
+            max_ambiguous=self.config.max_ambiguous,
         )
 
     def cancel_reason(
         self, notice: Notice, rule: Rule | None, order: OrderView, suppressed: Mapping[str, str]
     ) -> str | None:
         """Why a claimed notice must not be sent after all (re-checked right before sending)."""
-        if rule is None:
-            return f"rule {notice.rule_id!r} no longer exists"
-        if not rule.enabled:
-            return f"rule {rule.id!r} is disabled"
-        if not notice.recipient:
-            return "no email address"
-        if (why := suppressed.get(notice.recipient.casefold())) is not None:
-            return f"address suppressed: {why}"
-        for fulfillment_id in notice.fulfillment_ids:
-            state = order.fulfillments.get(fulfillment_id)
-            if state is not None and state.status in rule.cancel_if:
-                return f"fulfillment {fulfillment_id} is now {state.status.value}"
-        if notice.entered_at is not None:
-            return moved_on(
-                on=rule.on,
-                scope=notice.scope,
-                fulfillment_ids=notice.fulfillment_ids,
-                entered_at=notice.entered_at,
-                order=order,
-            )
-        return None
+        return cancel_reason(notice, rule, order, suppressed)
