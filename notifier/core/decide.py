@@ -24,6 +24,7 @@ from notifier.core.models import (
     future_skew,
     ordering_time,
 )
+from notifier.core.models import OrderView as OrderView  # its home; decide's name for it
 from notifier.core.rules import Audience, Rule, applies_to, missing_fields, notice_key, rules_on
 from notifier.core.stalled import stalled_key
 
@@ -35,18 +36,6 @@ class Outcome(enum.StrEnum):
     APPLIED = "applied"  # changed the fulfillment's status
     REPEAT = "repeat"  # the status it already had: fires nothing new
     STALE = "stale"  # older than the state it would change: stored for audit only
-
-
-@dataclass(slots=True)
-class OrderView:
-    """What is known of one order: its fulfillments' states and, if told, its full id list."""
-
-    order_id: str
-    fulfillments: dict[str, FulfillmentState] = field(default_factory=dict)
-    fulfillment_ids: tuple[str, ...] | None = None
-
-    def expected_ids(self) -> Sequence[str]:
-        return self.fulfillment_ids if self.fulfillment_ids else list(self.fulfillments)
 
 
 @dataclass(slots=True)

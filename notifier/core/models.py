@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -285,3 +285,15 @@ def message_id_for(notice_key: str, domain: str) -> str:
     """A Message-ID derived from the notice key, so a resend after a crash carries the same one."""
     digest = hashlib.sha256(notice_key.encode()).hexdigest()[:32]
     return f"<{digest}@{domain}>"
+
+
+@dataclass(slots=True)
+class OrderView:
+    """What is known of one order: its fulfillments' states and, if told, its full id list."""
+
+    order_id: str
+    fulfillments: dict[str, FulfillmentState] = field(default_factory=dict)
+    fulfillment_ids: tuple[str, ...] | None = None
+
+    def expected_ids(self) -> Sequence[str]:
+        return self.fulfillment_ids if self.fulfillment_ids else list(self.fulfillments)

@@ -10,12 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
-from notifier.core.models import FulfillmentState, Scope, Status
-
-if TYPE_CHECKING:
-    from notifier.core.decide import OrderView  # decide imports this module
+from notifier.core.models import FulfillmentState, OrderView, Scope, Status
 
 
 def stalled_key(base_key: str, entered_at: datetime) -> str:
