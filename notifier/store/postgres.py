@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterable, Sequence
 
 import psycopg
 from sqlalchemy.engine import make_url
@@ -29,6 +30,22 @@ def is_postgres_url(url: str) -> bool:
 def libpq_url(url: str) -> str:
     """The SQLAlchemy URL (`postgresql+psycopg://…`) as a plain libpq connection string."""
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def lock_orders(
+    run_many: Callable[[str, Sequence[tuple[int]]], object], order_ids: Iterable[str]
+) -> None:
+    """Take a transaction-scoped advisory lock per order, so instances ingesting records of
+    the same order serialise on it (decide needs the order as it stands). Sorted, so two
+    transactions never wait for each other in a circle; executemany runs them in order,
+    pipelined: one round trip, not one per order."""
+    locks = sorted({_advisory_key(order_id) for order_id in order_ids})
+    run_many("SELECT pg_advisory_xact_lock(%s)", [(key,) for key in locks])
+
+
+def _advisory_key(text_value: str) -> int:
+    # A stable signed 64-bit key for pg_advisory_xact_lock.
+    return zlib.crc32(text_value.encode()) - 2**31
 
 
 def notify_due(run: Callable[[str, tuple[str, str]], object], count: int) -> None:

@@ -13,7 +13,6 @@ SQLite specifics live in notifier.store.sqlite, PostgreSQL ones in notifier.stor
 from __future__ import annotations
 
 import json
-import zlib
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -72,11 +71,6 @@ def create_store_engine(url: str) -> Engine:
     if make_url(url).get_backend_name() == "sqlite":
         return sqlite.create_sqlite_engine(url)
     return create_engine(url, pool_pre_ping=True)
-
-
-def _advisory_key(text_value: str) -> int:
-    # A stable signed 64-bit key for pg_advisory_xact_lock.
-    return zlib.crc32(text_value.encode()) - 2**31
 
 
 class SqlStore:
@@ -162,10 +156,7 @@ class SqlStore:
         keys = list({record.dedup_key for record in batch})
         with self._driver_tx("ingesting records") as tx:
             if self.dialect == "postgresql" and order_ids:
-                # Serialise work on the same order across instances; sorted, so no deadlock.
-                # executemany runs them in order, pipelined: one round trip, not one per order.
-                locks = sorted({_advisory_key(order_id) for order_id in order_ids})
-                tx.run_many("SELECT pg_advisory_xact_lock(%s)", [(key,) for key in locks])
+                postgres.lock_orders(tx.run_many, order_ids)
             known = fast_paths.known_keys(tx, keys)
             decision = decide(known, fast_paths.load_orders(tx, order_ids))
             created = fast_paths.write_decision(tx, decision)
