@@ -10,6 +10,8 @@ from typing import Any
 
 import css_inline
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from notifier.authoring.preview import preview_notice, sample_records
 from notifier.core.rules import Rule, load_rules
@@ -146,3 +148,21 @@ def test_a_missing_include_on_a_path_not_taken_is_no_error(tmp_path: Path) -> No
         tmp_path, '{% if v == "x" %}{% include "gone.html" %}{% endif %}', {"v": "a"}
     )
     assert fast == slow and "error" not in fast
+
+
+TNA = next(rule for rule in RULES if rule.template == "tracking_number_assigned")
+SHIPPED_RENDERER = Renderer(ROOT / "templates")
+SHIPPED_COMPOSER = Composer(
+    SHIPPED_RENDERER,
+    Branding(mail_from="S <s@example.com>", shop={"name": "S", "support_email": "s@example.com"}),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(st.characters(blacklist_categories=["Cs"]), max_size=40))
+def test_any_customer_name_gives_the_per_message_bytes(name: str) -> None:
+    """Any text as a customer's name (controls, entities, markup, every plane): the filled
+    shape is byte for byte what inlining that message whole writes."""
+    context = contexts(SHIPPED_COMPOSER, TNA, name, None)
+    fast = SHIPPED_RENDERER.render(TNA.template, context).html
+    assert fast == per_message(SHIPPED_RENDERER, TNA.template, context, None)
