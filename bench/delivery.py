@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import aiosmtplib
 
@@ -111,9 +112,9 @@ def notifier_delivery(
         sent: list[EmailMessage] = []
         send = engine.transport.send
 
-        async def keep_and_send(message: EmailMessage) -> None:
+        async def keep_and_send(message: EmailMessage, /, **options: Any) -> None:
             sent.append(message)
-            await send(message)
+            await send(message, **options)
 
         engine.transport.send = keep_and_send  # type: ignore[method-assign]
 

@@ -12,6 +12,7 @@ import linecache
 import re
 import time
 import traceback
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -28,6 +29,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from notifier.core import carriers
 from notifier.core.mime import write_message
 from notifier.errors import TemplateError
+from notifier.rendering import inlining
 
 PARTS = ("subject.txt", "body.txt", "body.html")
 _SPACES = re.compile(r"\s+")
@@ -177,6 +179,7 @@ def make_environment(templates_dir: Path) -> ImmutableSandboxedEnvironment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
         auto_reload=True,
+        finalize=inlining.finalize,
     )
     env.filters["tracking_url"] = carriers.tracking_url
     env.filters["carrier_name"] = carriers.carrier_name
@@ -190,6 +193,13 @@ class Renderer:
     def __init__(self, templates_dir: Path) -> None:
         self.templates_dir = templates_dir
         self.env = make_environment(templates_dir)
+        self._shapes = inlining.ShapeCache()
+        # Per loaded template: whether its printed values reach the output as they are. An
+        # edited template is a new Template object, so it is looked at again; an edit of only
+        # the layout it extends is seen when the child is next reloaded.
+        self._copies_values: weakref.WeakKeyDictionary[jinja2.Template, bool] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def candidates(self, template: str, part: str, campaign_id: str | None) -> list[str]:
         names = [f"{template}/{part}"]
@@ -200,15 +210,31 @@ class Renderer:
     def render(
         self, template: str, context: Mapping[str, Any], *, campaign_id: str | None = None
     ) -> RenderedEmail:
-        subject, text, html = (
-            self._render_part(template, part, context, campaign_id) for part in PARTS
+        subject, text = (
+            self._render_part(template, part, context, campaign_id) for part in PARTS[:2]
         )
         return RenderedEmail(
             # A subject is one line whatever the template does: no header injection by newline.
             subject=_SPACES.sub(" ", subject).strip(),
             text=text,
-            html=css_inline.inline(html),
+            html=self._render_inlined_html(template, context, campaign_id),
         )
+
+    def _render_inlined_html(
+        self, template: str, context: Mapping[str, Any], campaign_id: str | None
+    ) -> str:
+        """body.html with the layout's CSS inlined: by its cached shape where that gives the
+        same bytes as inlining the whole message (notifier.rendering.inlining)."""
+        capture = inlining.Capture()
+        shape = self._render_part(template, "body.html", context, campaign_id, capture=capture)
+        if not capture.active:
+            return css_inline.inline(shape)
+        inlined = self._shapes.inline(shape, capture)
+        if inlined is None:
+            inlined = css_inline.inline(
+                self._render_part(template, "body.html", context, campaign_id)
+            )
+        return inlined
 
     def render_part(
         self,
@@ -222,11 +248,28 @@ class Renderer:
         return self._render_part(template, part, context, campaign_id)
 
     def _render_part(
-        self, template: str, part: str, context: Mapping[str, Any], campaign_id: str | None
+        self,
+        template: str,
+        part: str,
+        context: Mapping[str, Any],
+        campaign_id: str | None,
+        *,
+        capture: inlining.Capture | None = None,
     ) -> str:
+        """One part rendered; with a `capture`, as its shape (when the template allows it,
+        else `capture.active` is cleared and the part is rendered as it is)."""
         names = self.candidates(template, part, campaign_id)
         try:
-            return self.env.select_template(names).render(context)
+            loaded = self.env.select_template(names)
+            if capture is not None and not self._copies_printed_values(loaded):
+                capture.active = False
+            if capture is None or not capture.active:
+                return loaded.render(context)
+            token = inlining.capturing(capture)
+            try:
+                return loaded.render(context)
+            finally:
+                inlining.release(token)
         except jinja2.TemplateNotFound:
             raise TemplateError(
                 f"template {template!r}: {self.templates_dir / names[-1]} does not exist"
@@ -244,6 +287,13 @@ class Renderer:
             raise TemplateError(
                 f"{self._where(exc, names[-1])}: {type(exc).__name__}: {exc}"
             ) from None
+
+    def _copies_printed_values(self, loaded: jinja2.Template) -> bool:
+        known = self._copies_values.get(loaded)
+        if known is None:
+            name = loaded.name or ""
+            known = self._copies_values[loaded] = not inlining.transforms_output(self.env, name)
+        return known
 
     def _path(self, name: str) -> str:
         path = Path(name)
