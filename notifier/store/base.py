@@ -30,6 +30,14 @@ class Completion:
     ambiguous: bool = False
     suppress_reason: str | None = None  # also suppress the recipient (hard bounce)
 
+    @property
+    def stored_due_at(self) -> datetime:
+        """The notice's due_at once this is recorded: the retry time, else the outcome's."""
+        if self.status is NoticeStatus.RETRY:
+            assert self.due_at is not None
+            return self.due_at
+        return self.at
+
 
 # Given the record keys already stored and the touched orders, return the decision to write.
 Decider = Callable[[set[str], dict[str, OrderView]], Decision]

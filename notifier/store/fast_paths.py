@@ -238,18 +238,13 @@ def _complete_sql(mark: str) -> str:
 
 def complete(tx: DriverTx, key: str, token: str, completion: Completion) -> bool:
     """Record how a claimed notice ended; False if the claim is no longer `token`'s."""
-    if completion.status is NoticeStatus.RETRY:
-        assert completion.due_at is not None
-        due_at = completion.due_at
-    else:
-        due_at = completion.at
     sent = completion.status is NoticeStatus.SENT
     done = tx.run(
         _complete_sql(tx.mark),
         (
             completion.status.value,
             completion.reason,
-            tx.stamp(due_at),
+            tx.stamp(completion.stored_due_at),
             tx.stamp(completion.at) if sent else None,
             completion.message_id,
             1 if completion.ambiguous else 0,

@@ -214,11 +214,6 @@ class MemoryStore:
             return False
         if notice.claim_token != token:
             return False  # the claim was lost: another worker holds (or finished) it
-        if completion.status is NoticeStatus.RETRY:
-            assert completion.due_at is not None
-            due_at = completion.due_at
-        else:
-            due_at = completion.at
         sent = completion.status is NoticeStatus.SENT
         self.notices_by_key[key] = replace(
             notice,
@@ -226,7 +221,7 @@ class MemoryStore:
             reason=completion.reason,
             claim_token=None,
             lease_until=None,
-            due_at=_utc(due_at),
+            due_at=_utc(completion.stored_due_at),
             sent_at=_utc(completion.at) if sent else notice.sent_at,
             message_id=completion.message_id or notice.message_id,
             ambiguous_attempts=notice.ambiguous_attempts + (1 if completion.ambiguous else 0),
