@@ -85,10 +85,10 @@ class GroupCommitter(Generic[Item, Answer]):
         # webhook's group size (bench/webhook.py), for one iteration of added latency.
         await asyncio.sleep(0)
         while self._waiting:
-            group = self._take_group()
+            group, size = self._take_group()
             items = [item for item, _ in group]
             try:
-                answers = await self._run(items)
+                answers = await self._run(items, size)
             except Exception as exc:  # every caller of this group gets the error
                 for _, future in group:
                     if not future.done():
@@ -99,8 +99,9 @@ class GroupCommitter(Generic[Item, Answer]):
                 if not future.done():
                     future.set_result(answer)
 
-    async def _run(self, items: list[Item]) -> Sequence[Answer]:
-        if self._try_inline is not None and self._fits_inline(items):
+    async def _run(self, items: list[Item], size: int) -> Sequence[Answer]:
+        fits_inline = self._inline_max is None or size <= self._inline_max
+        if self._try_inline is not None and fits_inline:
             answers = self._try_inline(lambda: self._write(items))
             if answers is not None:
                 return answers
@@ -111,27 +112,14 @@ class GroupCommitter(Generic[Item, Answer]):
             self._thread = ThreadPoolExecutor(1, thread_name_prefix=self._thread_name)
         return await asyncio.get_running_loop().run_in_executor(self._thread, self._write, items)
 
-    def _fits_inline(self, items: list[Item]) -> bool:
-        if self._inline_max is None:
-            return True
-        total = 0
-        for item in items:
-            total += self._size(item)
-            if total > self._inline_max:
-                return False
-        return True
-
-    def _take_group(self) -> list[tuple[Item, asyncio.Future[Answer]]]:
-        """The oldest waiting items, up to max_size (always at least one)."""
-        taken = 1
-        if self._max_size is not None:
-            total = self._size(self._waiting[0][0])
-            while taken < len(self._waiting):
-                total += self._size(self._waiting[taken][0])
-                if total > self._max_size:
-                    break
-                taken += 1
-        else:
-            taken = len(self._waiting)
+    def _take_group(self) -> tuple[list[tuple[Item, asyncio.Future[Answer]]], int]:
+        """The oldest waiting items, up to max_size (always at least one), and their size."""
+        taken = total = 0
+        for item, _ in self._waiting:
+            size = self._size(item)
+            if taken and self._max_size is not None and total + size > self._max_size:
+                break
+            total += size
+            taken += 1
         group, self._waiting = self._waiting[:taken], self._waiting[taken:]
-        return group
+        return group, total
