@@ -10,26 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.cli import notifier_process as notifier
 from support.project import ROOT, env_for, settings_for, smtp_settings, write_jsonl
 from support.smtp_sink import SmtpSink
 
 UPS = "1Z999AA10123456784"
-
-
-def notifier(
-    *args: str, env: dict[str, str], stdin: str | None = None, cwd: Path = ROOT
-) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFIER_")}
-    full_env.update(env)
-    return subprocess.run(
-        [sys.executable, "-m", "notifier", *args],
-        env=full_env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=60,
-    )
 
 
 def lifecycle(order: str, fid: str, email: str = "jane@example.com") -> list[dict[str, Any]]:

@@ -11,8 +11,6 @@ import errno
 import json
 import logging
 import os
-import subprocess
-import sys
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
@@ -23,8 +21,9 @@ from typing import Any
 
 import aiosmtplib
 import pytest
+from support.cli import notifier_process as notifier
 from support.filesystems import Refusal, full_folder, read_only_folder
-from support.project import ROOT, env_for, settings_for, smtp_settings
+from support.project import env_for, settings_for, smtp_settings
 from support.smtp_sink import SmtpSink
 
 from notifier.core.models import Notice, NoticeStatus
@@ -261,19 +260,6 @@ def test_an_unclassified_transport_error_is_ambiguous_and_logged_once(
 
 
 # --- `notifier run` end to end ------------------------------------------------------------
-
-
-def notifier(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFIER_")}
-    full_env.update(env)
-    return subprocess.run(
-        [sys.executable, "-m", "notifier", *args],
-        env=full_env,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-    )
 
 
 def test_run_with_a_read_only_outbox_exits_cleanly_and_leaves_every_notice_retry(

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,7 +14,7 @@ from typer.testing import CliRunner
 
 from notifier.cli import app
 from notifier.settings import Settings
-from support.project import env_for
+from support.project import ROOT, env_for
 
 UPS = "1Z999AA10123456784"
 
@@ -63,3 +66,20 @@ def tna_key(n: int | str) -> str:
 def write_records(path: Path, records: list[dict[str, Any]]) -> Path:
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), "utf-8")
     return path
+
+
+def notifier_process(
+    *args: str, env: dict[str, str], stdin: str | None = None, cwd: Path = ROOT
+) -> subprocess.CompletedProcess[str]:
+    """`python -m notifier ARGS…` as a child process: only `env`'s NOTIFIER_* settings."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFIER_")}
+    full_env.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "notifier", *args],
+        env=full_env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=60,
+    )
