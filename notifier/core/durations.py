@@ -26,14 +26,27 @@ def parse_duration(value: str | int | float) -> timedelta:
         raise ValueError(f"duration too long: {value!r}") from None
 
 
-def format_duration(value: timedelta) -> str:
-    """The inverse of parse_duration, for display: 90 s -> "1m30s"."""
+_SPELLED = (("d", "day", 86400), ("h", "hour", 3600), ("m", "minute", 60), ("s", "second", 1))
+
+
+def _split(value: timedelta) -> list[tuple[int, str, str]]:
+    """(count, short unit, word) for each non-zero unit, largest first."""
     seconds = int(value.total_seconds())
-    if seconds == 0:
-        return "0s"
     parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+    for short, word, size in _SPELLED:
         count, seconds = divmod(seconds, size)
         if count:
-            parts.append(f"{count}{unit}")
-    return "".join(parts)
+            parts.append((count, short, word))
+    return parts
+
+
+def format_duration(value: timedelta) -> str:
+    """The inverse of parse_duration, for display: 90 s -> "1m30s"."""
+    return "".join(f"{count}{short}" for count, short, _ in _split(value)) or "0s"
+
+
+def spoken_duration(value: timedelta) -> str:
+    """As people say it, to two units: "3 days", "1 day 12 hours", "90 minutes" is "1 hour
+    30 minutes"."""
+    words = [f"{count} {word}{'s' if count != 1 else ''}" for count, _, word in _split(value)]
+    return " ".join(words[:2]) or "0 seconds"

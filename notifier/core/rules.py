@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from notifier.core.durations import parse_duration
+from notifier.core.durations import parse_duration, spoken_duration
 from notifier.core.models import OPTIONAL_TEXT_FIELDS, Record, Scope, Status
 from notifier.core.toml_files import parse_toml
 from notifier.errors import RuleError
@@ -237,7 +237,7 @@ def describe_trigger(rule: Rule) -> str:
     """What fires a rule, in one line for people (`notifier rules`)."""
     if rule.stalled_after is not None:
         subject = "order" if rule.scope is Scope.ORDER else "fulfillment"
-        trigger = f"{subject} {rule.on.value} unchanged for {_plain_duration(rule.stalled_after)}"
+        trigger = f"{subject} {rule.on.value} unchanged for {spoken_duration(rule.stalled_after)}"
     elif rule.scope is Scope.ORDER:
         trigger = f"order reaches {rule.on.value}"
     else:
@@ -245,17 +245,5 @@ def describe_trigger(rule: Rule) -> str:
     if rule.to is Audience.OPERATOR:
         trigger += ", to the operator"
         if rule.digest is not None:
-            trigger += f" (one digest per {_plain_duration(rule.digest)})"
+            trigger += f" (one digest per {spoken_duration(rule.digest)})"
     return trigger
-
-
-def _plain_duration(span: timedelta) -> str:
-    """3 days, 2 hours, 1 day 12 hours, 90 minutes: as people say them."""
-    seconds = int(span.total_seconds())
-    units = (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
-    parts = []
-    for name, size in units:
-        count, seconds = divmod(seconds, size)
-        if count:
-            parts.append(f"{count} {name}{'s' if count != 1 else ''}")
-    return " ".join(parts[:2]) or "0 seconds"
