@@ -248,8 +248,8 @@ class Engine(Ingesting):
         stopping: Callable[[], bool] | None = None,
     ) -> tuple[Completion, bool] | None:
         if notice.send_started_at is not None:
-            # Its last send was cut off (a crash, a lease run out) after it was handed to
-            # the transport: it may have arrived. Sent again at once, a crash loop would
+            # Its last send was cut off (a crash, a lease run out) once its DATA had begun:
+            # it may have arrived. Sent again at once, a crash loop would
             # multiply it; so it is one ambiguous attempt, like a connection dropped after
             # DATA, and waits for the backoff (or, the second time, stops for the operator).
             started = self.clock()
@@ -361,8 +361,9 @@ class Engine(Ingesting):
         )
 
     async def _mark_send_started(self, notice: Notice) -> None:
-        """Write (committed) that this notice is being handed to the transport, so a crash
-        before its outcome is recorded counts as an attempt; raise _ClaimLost if another
+        """Write (committed) that this notice's message is about to leave (the transport's
+        before_data: for SMTP, DATA is next), so a crash before its outcome is recorded
+        counts as an attempt; raise _ClaimLost if another
         worker holds it now (it must not be sent from here)."""
         kept = await self._persist(
             lambda: self._send_marks.submit(notice.key),

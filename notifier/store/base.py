@@ -65,10 +65,11 @@ class Store(Protocol):
         ...
 
     def mark_send_started(self, keys: Sequence[str], *, token: str, now: datetime) -> list[bool]:
-        """Record, in one transaction, that these claimed notices are about to be handed to
-        the transport; False for one whose claim is no longer this token's. The mark stays
-        until the notice's outcome is recorded: a notice claimed again with its mark still
-        set was interrupted in its send (a crash) and may have arrived."""
+        """Record, in one transaction, that these claimed notices' messages are about to
+        leave (the transport's before_data: for SMTP, DATA is next); False for one whose
+        claim is no longer this token's. The mark stays until the notice's outcome is
+        recorded: a notice claimed again with its mark still set was interrupted in its send
+        (a crash) and may have arrived."""
         ...
 
     def release(self, keys: Collection[str], *, token: str, now: datetime) -> int:

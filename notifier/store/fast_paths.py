@@ -269,7 +269,7 @@ def suppress(tx: DriverTx, address: str, reason: str, now: datetime) -> None:
 
 
 def mark_send_started(tx: DriverTx, keys: Sequence[str], token: str, now: datetime) -> list[bool]:
-    """Mark claimed notices as handed to the transport; False where the claim was lost."""
+    """Mark claimed notices' messages as about to leave; False where the claim was lost."""
     sql = (
         f"UPDATE {notices.name} SET send_started_at = {tx.mark}"
         f" WHERE key = {tx.mark} AND claim_token = {tx.mark} AND status = '{_SENDING}'"

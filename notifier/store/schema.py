@@ -131,7 +131,7 @@ notices = Table(
     Column("message_id", String(255)),
     Column("reason", Text),
     Column("claim_token", String(64)),
-    # Set just before the notice is handed to the transport, cleared by its outcome: still
+    # Set as the message is about to leave (SMTP: before DATA), cleared by its outcome: still
     # set when the notice is claimed again, its last send was interrupted (may have arrived).
     Column("send_started_at", UtcDateTime),
     # A stalled rule's notice: the entry into the status it is about (notifier.core.stalled).

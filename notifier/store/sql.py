@@ -222,8 +222,8 @@ class SqlStore:
             return [fast_paths.complete(tx, key, token, done) for key, done in completions]
 
     def mark_send_started(self, keys: Sequence[str], *, token: str, now: datetime) -> list[bool]:
-        """Record that these claimed notices are being handed to the transport (one
-        transaction); False where the claim is no longer this token's."""
+        """Record that these claimed notices' messages are about to leave (one transaction);
+        False where the claim is no longer this token's."""
         with self._driver_tx("recording that sends started") as tx:
             return fast_paths.mark_send_started(tx, keys, token, now)
 
