@@ -5,14 +5,13 @@ from __future__ import annotations
 import email
 import email.policy
 import json
-import shutil
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
 from support.cli import notifier
-from support.project import ROOT, settings_for
+from support.project import settings_for, switched_on
 from support.webhook import SECRET, TOKEN
 
 from notifier.http.metrics import Metrics
@@ -27,12 +26,7 @@ DISABLED = ("delivered", "return_started", "return_received", "fulfillment_cance
 
 def enabled_project(tmp_path: Path, *rule_ids: str) -> Settings:
     """The project's rules with these built-in ones switched on (enabled = true)."""
-    rules = tmp_path / "rules"
-    shutil.copytree(ROOT / "rules", rules)
-    for rule_id in rule_ids:
-        path = rules / f"{rule_id}.toml"
-        path.write_text(path.read_text().replace("enabled = false", "enabled = true"))
-    return settings_for(tmp_path, rules_dir=rules)
+    return settings_for(tmp_path, rules_dir=switched_on(tmp_path, *rule_ids))
 
 
 def run(settings: Settings, tmp_path: Path, name: str, records: list[dict[str, Any]]) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from support.konnektive_server import EMPTY, KonnektiveServer, Reply, success
-from support.project import ROOT, settings_for, smtp_settings
+from support.project import settings_for, smtp_settings, switched_on
 from support.smtp_sink import SmtpSink
 
 from notifier.engine import Engine
@@ -345,11 +344,7 @@ def test_delivered_and_rma_orders_send_the_built_in_emails_once(
 ) -> None:
     """With Delivered and Return started switched on, a polled Delivered fulfillment sends
     its date and an RMA Pending one its RMA number; the re-read window sends nothing twice."""
-    rules = tmp_path / "rules"
-    shutil.copytree(ROOT / "rules", rules)
-    for name in ("delivered", "return_started"):
-        path = rules / f"{name}.toml"
-        path.write_text(path.read_text().replace("enabled = false", "enabled = true"))
+    rules = switched_on(tmp_path, "delivered", "return_started")
     delivered = {**ful("DF-1", "DELIVERED", UPS, "UPS"), "dateDelivered": "11/26/2026"}
     returning = {**ful("RF-1", "RMA_PENDING"), "rmaNumber": "RMA-5521"}
     orders = [

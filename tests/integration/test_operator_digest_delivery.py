@@ -8,7 +8,8 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from support.project import RULES, smtp_settings
+from support.memory_engine import Clock
+from support.project import smtp_settings, switched_on
 from support.smtp_sink import SmtpSink
 
 from notifier.core.models import Notice, NoticeStatus, Record
@@ -17,24 +18,6 @@ from notifier.processes.wiring import open_engine
 
 START = datetime(2026, 11, 27, 15, 0, tzinfo=UTC)
 UPS = "1Z999AA10123456784"
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-def operator_rules(tmp_path: Path) -> Path:
-    folder = tmp_path / "rules"
-    folder.mkdir()
-    text = (RULES / "stalled_parcels_operator.toml").read_text()
-    (folder / "stalled_parcels_operator.toml").write_text(
-        text.replace("enabled = false", "enabled = true")
-    )
-    return folder
 
 
 def pending_shipment(n: int) -> Record:
@@ -60,7 +43,7 @@ def test_an_operator_digest_sends_one_email_listing_three_stalled_fulfillments(
         tmp_path,
         smtp_sink.host,
         smtp_sink.port,
-        rules_dir=operator_rules(tmp_path),
+        rules_dir=switched_on(tmp_path, "stalled_parcels_operator", others=False),
         database_url=store_url,
         operator_email="ops@example.com",
     )

@@ -8,7 +8,8 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from support.project import RULES, smtp_settings
+from support.memory_engine import Clock
+from support.project import smtp_settings, switched_on
 from support.smtp_sink import SmtpSink
 
 from notifier.core.models import Notice, NoticeStatus, Record
@@ -17,25 +18,6 @@ from notifier.processes.wiring import open_engine
 
 START = datetime(2026, 11, 27, 15, 0, tzinfo=UTC)
 UPS = "1Z999AA10123456784"
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-def pickup_rules(tmp_path: Path) -> Path:
-    """The shipped Awaiting carrier pickup rule, switched on."""
-    folder = tmp_path / "rules"
-    folder.mkdir()
-    text = (RULES / "awaiting_carrier_pickup.toml").read_text()
-    (folder / "awaiting_carrier_pickup.toml").write_text(
-        text.replace("enabled = false", "enabled = true")
-    )
-    return folder
 
 
 def change(n: int, status: str, at: datetime) -> Record:
@@ -61,7 +43,7 @@ def test_a_stalled_parcel_gets_one_email_and_one_that_shipped_gets_none(
         tmp_path,
         smtp_sink.host,
         smtp_sink.port,
-        rules_dir=pickup_rules(tmp_path),
+        rules_dir=switched_on(tmp_path, "awaiting_carrier_pickup", others=False),
         database_url=store_url,
     )
     clock = Clock(START)

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from support.memory_engine import Clock
 from support.project import RULES, settings_for, smtp_settings
 from support.smtp_sink import SmtpSink
 
@@ -21,14 +22,6 @@ from notifier.engine.worker import DeliveryWorker
 from notifier.processes.wiring import open_engine
 
 UPS = "1Z999AA10123456784"
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def rules_with(tmp_path: Path, extra: str) -> Path:

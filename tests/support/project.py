@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -46,3 +47,17 @@ def env_for(settings: Settings) -> dict[str, str]:
             value = value.get_secret_value()
         env[f"NOTIFIER_{name.upper()}"] = str(value)
     return env
+
+
+def switched_on(tmp_path: Path, *rule_ids: str, others: bool = True) -> Path:
+    """A copy of the project's rules folder with these built-in rules switched on (they ship
+    `enabled = false`); with `others=False`, only these rules."""
+    folder = tmp_path / "rules"
+    if others:
+        shutil.copytree(RULES, folder)
+    else:
+        folder.mkdir()
+    for rule_id in rule_ids:
+        text = (RULES / f"{rule_id}.toml").read_text()
+        (folder / f"{rule_id}.toml").write_text(text.replace("enabled = false", "enabled = true"))
+    return folder
