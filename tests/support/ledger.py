@@ -9,12 +9,11 @@ from notifier.core.models import Record
 from notifier.core.records import parse_record
 from notifier.core.rules import Rule, load_rules
 from notifier.engine import Clock, Engine, EngineConfig, utc_now
-from notifier.rendering.branding import Branding
 from notifier.rendering.renderer import Renderer
 from notifier.store.base import Store
 from notifier.transports import Transport
 from notifier.transports.memory import MemoryTransport
-from support.project import RULES, TEMPLATES
+from support.project import BRANDING, RULES, TEMPLATES
 
 UPS = "1Z999AA10123456784"
 
@@ -53,10 +52,7 @@ def engine_on(
         rules=load_rules(RULES) if rules is None else rules,
         renderer=Renderer(TEMPLATES),
         config=EngineConfig(
-            Branding(
-                mail_from="Example Store <orders@example.com>",
-                shop={"name": "Example Store", "support_email": "support@example.com"},
-            ),
+            BRANDING,
             lease=lease,
             claim_batch=claim_batch,
         ),

@@ -16,11 +16,10 @@ from notifier.core.models import Notice, Record
 from notifier.core.records import parse_record
 from notifier.core.rules import Rule, load_rules, parse_rule
 from notifier.engine import DeliveryReport, Engine, EngineConfig
-from notifier.rendering.branding import Branding
 from notifier.rendering.renderer import Renderer
 from notifier.store.memory import MemoryStore
 from notifier.transports.memory import MemoryTransport
-from support.project import RULES, TEMPLATES
+from support.project import BRANDING, RULES, TEMPLATES
 
 UPS = "1Z999AA10123456784"
 USPS = "9400111206206406260787"
@@ -90,10 +89,7 @@ def rig(
         rules=load_rules(RULES) if rules is None else rules,
         renderer=Renderer(TEMPLATES),
         config=EngineConfig(
-            Branding(
-                mail_from="Example Store <orders@example.com>",
-                shop={"name": "Example Store", "support_email": "support@example.com"},
-            ),
+            BRANDING,
             due_adjuster=due_adjuster,
             max_ambiguous=max_ambiguous,
             claim_batch=claim_batch,

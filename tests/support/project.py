@@ -8,10 +8,16 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from notifier.rendering.branding import Branding
 from notifier.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "rules"
+# The sender and shop the tests' engines compose with.
+BRANDING = Branding(
+    mail_from="Example Store <orders@example.com>",
+    shop={"name": "Example Store", "support_email": "support@example.com"},
+)
 TEMPLATES = ROOT / "templates"
 
 
