@@ -26,6 +26,7 @@ from notifier.sources.bounces.outcome import Outcome, readable, unfolded
 
 # The bounce's headers are kept with each event for audit, up to this much.
 _PAYLOAD_CHARS = 8_000
+_EARLIEST_YEAR = 1990
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +109,8 @@ def _date(message: Message, received_at: datetime) -> datetime:
         written = parsedate_to_datetime(unfolded(message.get("Date", "")))
     except (TypeError, ValueError, IndexError):
         return received_at
+    if written.year < _EARLIEST_YEAR:
+        return received_at  # a two-digit year some old MTAs write ("101" for 2001)
     if written.tzinfo is None:
         written = written.replace(tzinfo=UTC)
     return min(written.astimezone(UTC), received_at)
