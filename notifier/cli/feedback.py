@@ -122,6 +122,7 @@ def import_command(
             show_default=False,
         ),
     ],
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
 ) -> None:
     """Read bounce messages (DSNs, abuse reports, other MTAs' bounces) into the ledger: each
     tied to its notice, stored once, the bounced or complaining addresses suppressed."""
@@ -148,9 +149,24 @@ def import_command(
             received_at=engine.clock(),
             bounce_address=config.bounce_address,
         )
-    _print_import(report)
+    if as_json:
+        sys.stdout.write(json.dumps(_import_json(report), indent=2) + "\n")
+    else:
+        _print_import(report)
     if report.not_understood:
         raise typer.Exit(EXIT_REJECTED)
+
+
+def _import_json(report: ImportReport) -> dict[str, object]:
+    return {
+        "messages": report.messages,
+        "events": report.events,
+        **report.feedback.as_json(),
+        "suppressed": [
+            {"address": address, "reason": reason} for address, reason in report.feedback.suppressed
+        ],
+        "not_understood": [{"where": where, "reason": why} for where, why in report.not_understood],
+    }
 
 
 def _print_import(report: ImportReport) -> None:
