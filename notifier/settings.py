@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     konnektive_password: SecretStr | None = None
     konnektive_timezone: str = "UTC"
     konnektive_interval: str = "15m"
+    # The bounce mailbox's credentials (`mailbox` jobs in notifier.toml, unless a job names
+    # other variables with `username_env` / `password_env`).
+    mailbox_username: str | None = None
+    mailbox_password: SecretStr | None = None
     # notifier serve (webhook ingestion)
     serve_host: str = "127.0.0.1"
     serve_port: int = Field(default=8000, ge=0, le=65535)

@@ -26,7 +26,7 @@ from notifier.http.webhook import WebhookConfig, create_app
 from notifier.processes.gc_tuning import settle_after_startup
 from notifier.processes.lifecycle import Service, run_until_stopped
 from notifier.processes.project_file import ProjectFile
-from notifier.processes.wiring import open_engine
+from notifier.processes.wiring import feedback_intake, open_engine
 from notifier.processes.worker import delivery_worker_for
 from notifier.settings import Settings
 
@@ -179,7 +179,12 @@ def standard_extras(
             return Extras(routers=routers)
         from notifier.processes.scheduler import ScheduledJobs
 
-        jobs = ScheduledJobs(project_file, engine=engine, wake=worker.wake)
+        jobs = ScheduledJobs(
+            project_file,
+            engine=engine,
+            wake=worker.wake,
+            feedback=feedback_intake(settings, engine),
+        )
         return Extras(routers=routers, services=[jobs])
 
     return build
