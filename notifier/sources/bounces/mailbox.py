@@ -160,9 +160,14 @@ class BounceMailbox:
         options = self.options
         where = f"mailbox {options.username}@{options.server}"
         try:
-            box = _mailbox(options)
-            box.login(options.username, options.password, initial_folder=options.folder)
+            box = _mailbox(options)  # connected
         except (ImapToolsError, imaplib.IMAP4.error, OSError, ValueError) as exc:
+            raise MailboxError(f"{where}: {_said(exc)}") from None
+        try:
+            box.login(options.username, options.password, initial_folder=options.folder)
+        except (ImapToolsError, imaplib.IMAP4.error, OSError) as exc:
+            with suppress(OSError):
+                box.client.shutdown()
             raise MailboxError(f"{where}: {_said(exc)}") from None
         try:
             yield box
