@@ -6,6 +6,7 @@ with nothing of the original in it still finds its notice."""
 from __future__ import annotations
 
 import asyncio
+import json
 import mailbox
 import shutil
 from datetime import UTC, datetime, timedelta
@@ -237,3 +238,35 @@ def test_a_bounce_address_with_a_plus_is_refused_naming_the_setting(tmp_path: Pa
 
     assert result.exit_code == 2
     assert "NOTIFIER_BOUNCE_ADDRESS" in result.stderr
+
+
+def test_stdin_takes_one_message_or_an_mbox(settings: Settings, tmp_path: Path) -> None:
+    """`-` reads one message, or (starting with an mbox `From ` line) several."""
+    from support.project import env_for
+    from typer.testing import CliRunner
+
+    from notifier.cli import app
+
+    path = tmp_path / "two.mbox"
+    box = mailbox.mbox(path)
+    for name in ("dsn_10.eml", "qmail_01.eml"):
+        box.add((SAMPLES / name).read_bytes())
+    box.close()
+    runner = CliRunner()
+    args = ["feedback", "import", "--json", "-"]
+
+    one = runner.invoke(
+        app, args, input=(SAMPLES / "exim_01.eml").read_bytes(), env=env_for(settings)
+    )
+    two = runner.invoke(app, args, input=path.read_bytes(), env=env_for(settings))
+
+    assert (one.exit_code, two.exit_code) == (0, 0), one.output + two.output
+    assert json.loads(one.stdout)["messages"] == 1
+    report = json.loads(two.stdout)
+    assert (report["messages"], report["stored"]) == (2, 2)
+    store = SqlStore(settings.database_url)
+    try:
+        bounced = ["userx@its.example.nl", "anne.person@dom.ain", "userx@example.de"]
+        assert set(store.suppressed(bounced)) == set(bounced)
+    finally:
+        store.close()

@@ -8,7 +8,9 @@ import email
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from support.bounces import dsn, sample, sample_names
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from support.bounces import SAMPLES, dsn, sample, sample_names
 
 from notifier.core.feedback import FeedbackEvent, FeedbackKind, verp_address
 from notifier.sources.bounces import NotUnderstood, read_bounce
@@ -308,3 +310,38 @@ def test_broken_input_is_not_understood_never_raised(raw: bytes) -> None:
     assert isinstance(reading, NotUnderstood | list)
     if isinstance(reading, NotUnderstood):
         assert reading.reason
+
+
+# --- any input: events or a reason, never an exception ------------------------------------
+
+_PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@_PROPERTY
+@given(st.binary(max_size=2_000))
+def test_any_bytes_read_to_events_or_a_reason(raw: bytes) -> None:
+    reading = read_bounce(email.message_from_bytes(raw), received_at=NOW)
+
+    assert isinstance(reading, NotUnderstood | list)
+
+
+@_PROPERTY
+@given(
+    name=st.sampled_from(sorted(EXPECTED)),
+    cut=st.floats(min_value=0.0, max_value=1.0),
+    noise=st.binary(max_size=200),
+)
+def test_a_real_bounce_cut_short_or_garbled_still_reads_without_raising(
+    name: str, cut: float, noise: bytes
+) -> None:
+    """A truncated mailbox, a broken download: what is left is read, or said not to be."""
+    raw = (SAMPLES / name).read_bytes()
+    damaged = raw[: int(len(raw) * cut)] + noise
+
+    reading = read_bounce(
+        email.message_from_bytes(damaged), received_at=NOW, bounce_address="bounces@shop.example"
+    )
+
+    assert isinstance(reading, NotUnderstood | list)
+    if isinstance(reading, list):
+        assert all(e.occurred_at <= NOW and e.event_id for e in reading)
