@@ -92,6 +92,11 @@ def test_a_ca_file_is_relative_to_the_config_file_and_must_exist(tmp_path: Path)
         options('ca_file = "gone.pem"\n', source=source)
 
 
+def test_the_processed_folder_must_not_be_the_one_read() -> None:
+    with pytest.raises(ConfigError, match=r"jobs\.bounces: .*must differ"):
+        options('processed_folder = "INBOX"\n')
+
+
 @pytest.mark.parametrize(
     ("extra", "field"),
     [

@@ -60,6 +60,12 @@ class MailboxOptions:
     bounce_address: str | None = None  # NOTIFIER_BOUNCE_ADDRESS, for VERP tokens
 
     def __post_init__(self) -> None:
+        folders = (self.folder, self.processed_folder, self.unparsed_folder)
+        if len(set(folders)) != len(folders):
+            raise ConfigError(
+                f"mailbox {self.host}: folder, processed_folder and unparsed_folder must differ"
+                f" (a message moved to the folder it is read from would be read again)"
+            )
         if self.tls == "none" and not _is_loopback(self.host):
             raise ConfigError(
                 f"mailbox {self.host}: tls = 'none' sends the password in clear; it is allowed"
