@@ -73,6 +73,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.render
 	$(BIN)/python -m bench.scheduled_sources
 	$(BIN)/python -m bench.webhook
+	$(BIN)/python -m bench.bounces
 
 .PHONY: soak bench-workers
 
