@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support.bounces import SAMPLES, dsn, sample, sample_names
+from support.reliability import EXAMPLES
 
 from notifier.core.feedback import FeedbackEvent, FeedbackKind, verp_address
 from notifier.sources.bounces import NotUnderstood, read_bounce
@@ -314,7 +315,9 @@ def test_broken_input_is_not_understood_never_raised(raw: bytes) -> None:
 
 # --- any input: events or a reason, never an exception ------------------------------------
 
-_PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+_PROPERTY = settings(
+    max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 @_PROPERTY
