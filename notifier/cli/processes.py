@@ -174,4 +174,6 @@ def schedule_run(
             scheduler.close_sources()
         delivery = asyncio.run(deliver_and_close(engine))
     delivered = ", ".join(f"{n} {s.value}" for s, n in sorted(delivery.counts.items()))
+    if summary := scheduler.summaries.get(job):
+        out.print(f"job {job}: {summary}", highlight=False)
     out.print(f"job {job}: {created} notice(s) created; delivered: {delivered or 'nothing due'}")

@@ -129,6 +129,8 @@ class NotifierScheduler(AsyncIOScheduler):  # type: ignore[misc]
         # Where `mailbox` jobs hand their bounces (processes.wiring.feedback_intake).
         self.feedback = feedback
         self.runs: dict[str, int] = {}
+        # What a job's last run did, in words, where its kind says more than a count.
+        self.summaries: dict[str, str] = {}
         self._stopping = False
         self._in_flight: set[asyncio.Future[int]] = set()
         self._pollers: dict[str, KonnektivePoller] = {}
@@ -203,7 +205,8 @@ class NotifierScheduler(AsyncIOScheduler):  # type: ignore[misc]
             if self.feedback is None:
                 raise ConfigError(f"job {spec.name}: a mailbox job needs the feedback intake")
             mailbox = BounceMailbox(spec.options, clock=self.engine.clock, name=spec.name)
-            mailbox.run(self.feedback, stopping=lambda: self._stopping)
+            run = mailbox.run(self.feedback, stopping=lambda: self._stopping)
+            self.summaries[spec.name] = run.describe()
             return 0  # suppressions cancel notices when they fall due; nothing to wake
         assert isinstance(spec.options, KonnektiveOptions)
         poller = self._pollers.get(spec.name)

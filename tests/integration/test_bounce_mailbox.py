@@ -93,6 +93,10 @@ def test_each_bounce_is_stored_once_and_moved_and_a_second_run_handles_nothing(
     first = notifier(settings, "schedule", "run", "bounces")
 
     assert first.exit_code == 0, first.stdout + first.stderr
+    assert (
+        "job bounces: 4 message(s): 3 event(s), 3 new (2 tied to a notice, 1 not),"
+        " 3 address(es) suppressed, 1 not understood (set aside)"
+    ) in first.stdout
     assert imap.uids("INBOX") == []
     assert len(imap.uids(PROCESSED)) == 3
     assert imap.subjects(UNPARSED) == ["Auto reply"]
@@ -114,6 +118,7 @@ def test_each_bounce_is_stored_once_and_moved_and_a_second_run_handles_nothing(
     second = notifier(settings, "schedule", "run", "bounces")
 
     assert second.exit_code == 0, second.stdout + second.stderr
+    assert "job bounces: no messages" in second.stdout
     assert (len(imap.uids(PROCESSED)), len(imap.uids(UNPARSED))) == (3, 1)
     store = SqlStore(settings.database_url)
     try:

@@ -91,6 +91,18 @@ class MailboxRun:
     unparsed: list[tuple[str, str]] = field(default_factory=list)  # (where, why), moved aside
     feedback: FeedbackReport = field(default_factory=FeedbackReport)
 
+    def describe(self) -> str:
+        """One line for the operator: `notifier schedule run` prints it, the log has it."""
+        if not self.read:
+            return "no messages"
+        feedback = self.feedback
+        return (
+            f"{self.read} message(s): {self.events} event(s), {feedback.stored} new"
+            f" ({sum(feedback.matched.values())} tied to a notice, {feedback.unmatched} not),"
+            f" {len(feedback.suppressed)} address(es) suppressed,"
+            f" {len(self.unparsed)} not understood (set aside)"
+        )
+
 
 class BounceMailbox:
     def __init__(
@@ -115,15 +127,7 @@ class BounceMailbox:
                     break
                 self._handle(box, uids[start : start + self.options.batch], intake, run)
         if run.read:
-            log.info(
-                "job %s: %d message(s), %d event(s), %d matched, %d suppressed, %d not understood",
-                self.name,
-                run.read,
-                run.events,
-                sum(run.feedback.matched.values()),
-                len(run.feedback.suppressed),
-                len(run.unparsed),
-            )
+            log.info("job %s: %s", self.name, run.describe())
         return run
 
     def _handle(
