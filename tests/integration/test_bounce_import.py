@@ -19,7 +19,7 @@ from support.memory_engine import Clock, tna_key, tracking
 from support.project import settings_for, smtp_settings, write_jsonl
 from support.smtp_sink import SmtpSink
 
-from notifier.core.feedback import MatchedBy, verp_token
+from notifier.core.feedback import MatchedBy, verp_address, verp_token
 from notifier.core.models import NoticeStatus
 from notifier.processes.wiring import open_engine
 from notifier.settings import Settings
@@ -270,3 +270,34 @@ def test_stdin_takes_one_message_or_an_mbox(settings: Settings, tmp_path: Path) 
         assert set(store.suppressed(bounced)) == set(bounced)
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("recipient", ["jose@example.com", "josé@exämple.com"])
+def test_the_verp_envelope_holds_for_an_internationalised_address_too(
+    smtp_sink: SmtpSink, recipient: str
+) -> None:
+    """A non-ASCII recipient takes the stdlib (SMTPUTF8) path; its envelope is still the
+    notice's bounce address."""
+    from notifier.rendering.renderer import RenderedEmail, build_message
+    from notifier.transports.smtp import SmtpTransport
+
+    message_id = "<0d9a9f2df44f11a4047acf8bd6f3711d@example.com>"
+    bounce = verp_address("bounces@shop.example", message_id)
+    message = build_message(
+        RenderedEmail(subject="Your parcel", text="Hello\n", html="<p>Hello</p>"),
+        sender="Example Store <orders@example.com>",
+        recipient=recipient,
+        recipient_name="José",
+        message_id=message_id,
+        date=datetime.now(UTC),
+        envelope_from=bounce,
+    )
+
+    async def send() -> None:
+        async with SmtpTransport(hostname=smtp_sink.host, port=smtp_sink.port) as transport:
+            await transport.send(message)
+
+    asyncio.run(send())
+    [delivery] = smtp_sink.deliveries
+    assert (delivery.mail_from, delivery.rcpt_tos) == (bounce, (recipient,))
+    assert delivery.message["From"] == "Example Store <orders@example.com>"
