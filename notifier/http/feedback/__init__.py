@@ -2,6 +2,6 @@
 one module per provider — how it verifies, what its payload says — and the router."""
 
 from notifier.http.feedback.config import FeedbackConfig
-from notifier.http.feedback.router import FeedbackAccepted, Intake, feedback_router
+from notifier.http.feedback.router import FeedbackAccepted, feedback_router
 
-__all__ = ["FeedbackAccepted", "FeedbackConfig", "Intake", "feedback_router"]
+__all__ = ["FeedbackAccepted", "FeedbackConfig", "feedback_router"]

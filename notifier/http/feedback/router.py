@@ -11,17 +11,17 @@ answered 200 and counted as unmatched: providers retry anything else for days.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from notifier.core.feedback import FeedbackEvent, MatchedBy
+from notifier.engine.feedback import FeedbackIntake, FeedbackReport
 from notifier.errors import StoreError
 from notifier.http.body import HttpProblem, Problem, decode_json_text, read_body, redact
 from notifier.http.feedback import mailgun, postmark, sendgrid, ses
@@ -40,24 +40,6 @@ from notifier.http.feedback.sns import (
 log = logging.getLogger("notifier.http.feedback")
 
 RETRY_AFTER = "30"
-
-
-class Report(Protocol):
-    """What the intake answers (notifier.engine.feedback.FeedbackReport)."""
-
-    received: int
-    stored: int
-    duplicates: int
-    unmatched: int
-    matched: Mapping[MatchedBy, int]
-    suppressed: Sequence[tuple[str, str]]
-
-
-class Intake(Protocol):
-    """Ties events to notices, stores each once, applies the suppression policy (sync; one
-    transaction; StoreError when the ledger is unavailable)."""
-
-    def take(self, events: Sequence[FeedbackEvent]) -> Report: ...
 
 
 class FeedbackAccepted(BaseModel):
@@ -90,7 +72,7 @@ SendgridTimestamp = Annotated[
 
 
 def feedback_router(
-    config: FeedbackConfig, *, intake: Intake, clock: Callable[[], datetime]
+    config: FeedbackConfig, *, intake: FeedbackIntake, clock: Callable[[], datetime]
 ) -> APIRouter:
     """POST /v1/feedback/{ses,postmark,sendgrid,mailgun}."""
     router = APIRouter(tags=["feedback"])
@@ -241,14 +223,14 @@ def _off(provider: str, settings: str) -> HttpProblem:
     return HttpProblem(404, f"the {provider} feedback webhook is off: set {settings}")
 
 
-def _answer(parsed: Parsed, report: Report | None) -> Response:
+def _answer(parsed: Parsed, report: FeedbackReport | None) -> Response:
     body = FeedbackAccepted(
         received=len(parsed.events),
         stored=report.stored if report else 0,
         duplicates=report.duplicates if report else 0,
         unmatched=report.unmatched if report else 0,
         ignored=parsed.ignored,
-        matched={str(by): n for by, n in report.matched.items() if n} if report else {},
+        matched={by.value: n for by, n in report.matched.items() if n} if report else {},
         suppressed=len(report.suppressed) if report else 0,
         note=parsed.note,
     )
