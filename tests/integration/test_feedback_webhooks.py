@@ -14,6 +14,9 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given
+from hypothesis import settings as settings_
+from hypothesis import strategies as st
 from support.feedback_providers import (
     MAILGUN_KEY,
     POSTMARK_PASSWORD,
@@ -437,3 +440,71 @@ def test_an_unavailable_ledger_is_503_with_retry_after(
                 engine.store.close()
     assert response.status_code == 503
     assert response.headers["retry-after"]
+
+
+# --- authentic but arbitrary payloads ---------------------------------------------------------
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "feedback"
+_SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
+_JSON = st.recursive(
+    _SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+def _samples(provider: str) -> list[Any]:
+    files = sorted((DATA / provider).glob("*.json"))
+    return [json.loads(f.read_text(encoding="utf-8")) for f in files]
+
+
+@st.composite
+def _mutated(draw: st.DrawFn, provider: str) -> Any:
+    """A documented sample with one field (top level or one down) replaced by any JSON."""
+    value = draw(st.sampled_from(_samples(provider)))
+    value = json.loads(json.dumps(value))
+    holder = value[0] if isinstance(value, list) else value
+    if provider == "mailgun":
+        holder = holder["event-data"]
+    name = draw(st.sampled_from(sorted(holder)))
+    inner = holder[name]
+    if isinstance(inner, dict) and inner and draw(st.booleans()):
+        holder, name = inner, draw(st.sampled_from(sorted(inner)))
+    holder[name] = draw(_JSON)
+    return value
+
+
+def test_authentic_payloads_of_any_shape_are_answered_200_or_422(
+    tmp_path: Path, sns: SnsSide, sendgrid: SendgridSide
+) -> None:
+    """Verified, then whatever the provider's JSON holds: stored, ignored or refused with a
+    problem document — never a 500."""
+    with SmtpSink() as sink:
+        settings = feedback_settings(tmp_path, sink, sns, sendgrid)
+        with open_engine(settings) as engine, TestClient(app_for(settings, engine)) as client:
+
+            @given(data=st.data(), provider=st.sampled_from(PROVIDERS))
+            @settings_(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
+            def check(data: st.DataObject, provider: str) -> None:
+                value = data.draw(_JSON | _mutated(provider), label="payload")
+                if provider == "ses":
+                    message = sns.notification(value if isinstance(value, dict) else {"x": value})
+                    post = Post("/v1/feedback/ses", json.dumps(message).encode(), {})
+                elif provider == "postmark":
+                    post = Post(
+                        "/v1/feedback/postmark", json.dumps(value).encode(), _postmark_headers()
+                    )
+                elif provider == "sendgrid":
+                    body = json.dumps(value).encode()
+                    post = Post("/v1/feedback/sendgrid", body, sendgrid.headers(body))
+                else:
+                    event = value.get("event-data") if isinstance(value, dict) else value
+                    body = json.dumps(mailgun_signed(event)).encode()  # type: ignore[arg-type]
+                    post = Post("/v1/feedback/mailgun", body, {})
+                response = client.post(post.path, content=post.body, headers=post.headers)
+                assert response.status_code in (200, 422), (provider, response.text)
+                assert response.json()
+
+            check()
