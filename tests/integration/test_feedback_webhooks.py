@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given
@@ -33,6 +34,7 @@ from support.feedback_providers import (
     ses_bounce,
 )
 from support.project import settings_for, smtp_settings
+from support.server import ServeProcess
 from support.smtp_sink import SmtpSink
 from support.waiting import wait_until
 from support.webhook import SECRET, body_of, shipment, signed
@@ -508,3 +510,42 @@ def test_authentic_payloads_of_any_shape_are_answered_200_or_422(
                 assert response.json()
 
             check()
+
+
+def test_notifier_serve_answers_the_configured_feedback_webhooks(
+    tmp_path: Path, smtp_sink: SmtpSink
+) -> None:
+    """The real process: a notice sent, Mailgun's signed bounce for it matched and the address
+    suppressed; a provider left unconfigured is 404."""
+    settings = smtp_settings(
+        tmp_path,
+        smtp_sink.host,
+        smtp_sink.port,
+        webhook_secret=SECRET,
+        mailgun_signing_key=MAILGUN_KEY,
+    )
+    with ServeProcess(settings, cwd=tmp_path) as server:
+        body = body_of(shipment(1))
+        assert (
+            httpx.post(
+                f"{server.url}/v1/status-changes", content=body, headers=signed(body)
+            ).status_code
+            == 202
+        )
+        (message,) = smtp_sink.wait_for(1, timeout=20)
+        recipient = shipment(1)["email"]
+        report = mailgun_signed(mailgun_failure(recipient, str(message["Message-ID"])))
+        store = SqlStore(settings.database_url)
+        try:
+            # The ledger records `sent` (and its Message-ID) just after the server's 250.
+            assert wait_until(
+                lambda: bool(store.notices_by_message_id([str(message["Message-ID"])])), timeout=10
+            )
+            answer = httpx.post(f"{server.url}/v1/feedback/mailgun", json=report)
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["matched"] == {"message-id": 1}
+            assert store.suppressed([recipient])
+        finally:
+            store.close()
+        assert httpx.post(f"{server.url}/v1/feedback/postmark", json={}).status_code == 404
+        assert server.terminate() == 0, server.output
