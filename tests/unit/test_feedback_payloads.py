@@ -121,7 +121,13 @@ def test_postmark_bounce_dump_gives_the_original_message_id() -> None:
 
 def test_postmark_types_map_to_kinds() -> None:
     value = sample("postmark", "bounce.json")
-    for bounce_type, kind in [("SoftBounce", FeedbackKind.BOUNCE_TRANSIENT)]:
+    for bounce_type, kind in [
+        ("HardBounce", FeedbackKind.BOUNCE_PERMANENT),
+        ("BadEmailAddress", FeedbackKind.BOUNCE_PERMANENT),
+        ("SoftBounce", FeedbackKind.BOUNCE_TRANSIENT),
+        ("Transient", FeedbackKind.BOUNCE_TRANSIENT),
+        ("Blocked", FeedbackKind.BOUNCE_TRANSIENT),
+    ]:
         value["Type"] = bounce_type
         assert postmark.parse_record(value, payload="").events[0].kind is kind
     value["Type"] = "AutoResponder"
