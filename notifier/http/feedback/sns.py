@@ -26,6 +26,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from notifier.errors import NotifierError
 from notifier.http.feedback.common import PayloadInvalid, Unverified, check_fresh, iso_time
 
 NOTIFICATION = "Notification"
@@ -54,7 +55,7 @@ MAX_CERTIFICATE_BYTES = 64 * 1024
 CACHED_CERTIFICATES = 32  # SNS rotates a few per region; a bound keeps junk URLs from growing it
 
 
-class SnsUnreachable(Exception):
+class SnsUnreachable(NotifierError):
     """SNS could not be reached now (network, timeout, its 5xx): worth a retry."""
 
 
