@@ -226,6 +226,9 @@ def rates_from_counts(
     return FeedbackRates(since=since, overall=overall, by_campaign=by_campaign)
 
 
+# The window the rates are reported over (`notifier feedback stats`, /metrics).
+FEEDBACK_WINDOW = timedelta(days=7)
+
 # Gmail's and Yahoo's bulk-sender rules enforce 0.3%; warn well before it.
 COMPLAINT_WARNING_RATE = 0.001
 
