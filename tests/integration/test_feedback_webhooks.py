@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given
 from hypothesis import settings as settings_
 from hypothesis import strategies as st
+from support.cli import notifier
 from support.feedback_providers import (
     MAILGUN_KEY,
     POSTMARK_PASSWORD,
@@ -547,5 +548,9 @@ def test_notifier_serve_answers_the_configured_feedback_webhooks(
             assert store.suppressed([recipient])
         finally:
             store.close()
+        # What the operator sees: the verdict beside `sent`.
+        listing = notifier(settings, "notices")
+        assert listing.exit_code == 0, listing.stderr
+        assert "bounced" in listing.stdout
         assert httpx.post(f"{server.url}/v1/feedback/postmark", json={}).status_code == 404
         assert server.terminate() == 0, server.output
