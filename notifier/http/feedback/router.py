@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from notifier.engine.feedback import FeedbackIntake, FeedbackReport
 from notifier.errors import StoreError
-from notifier.http.body import HttpProblem, Problem, decode_json_text, read_body, redact
+from notifier.http.body import HttpProblem, Problem, decode_json_text, read_body
 from notifier.http.feedback import mailgun, postmark, sendgrid, ses
 from notifier.http.feedback.common import Parsed, PayloadInvalid, Unverified
 from notifier.http.feedback.config import FeedbackConfig
@@ -99,8 +99,6 @@ def feedback_router(
                 "the store is unavailable; nothing was stored, retry later",
                 headers={"Retry-After": RETRY_AFTER},
             ) from None
-        for address, reason in report.suppressed:
-            log.warning("%s feedback suppressed %s: %s", provider, redact(address), redact(reason))
         return _answer(parsed, report)
 
     doc: dict[str, Any] = {"response_model": FeedbackAccepted, "responses": _PROBLEMS}
