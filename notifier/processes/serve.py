@@ -21,6 +21,7 @@ from fastapi import APIRouter
 
 from notifier.engine import Engine
 from notifier.engine.worker import DeliveryWorker
+from notifier.http.feedback import FeedbackConfig, feedback_router
 from notifier.http.metrics import Metrics
 from notifier.http.webhook import WebhookConfig, create_app
 from notifier.processes.gc_tuning import settle_after_startup
@@ -114,7 +115,9 @@ def serve(
     extras: Callable[[Engine, DeliveryWorker], Extras] | None = None,
 ) -> None:
     """Run until SIGTERM/SIGINT. Raises ConfigError (before listening) on bad settings."""
-    WebhookConfig.from_settings(settings, insecure=insecure)  # refuse before opening anything
+    # Refuse bad settings before opening anything.
+    WebhookConfig.from_settings(settings, insecure=insecure)
+    FeedbackConfig.from_settings(settings)
     metrics = Metrics()
     with open_engine(settings, project_file=project_file, observer=metrics) as engine:
         worker = delivery_worker_for(engine, settings)
@@ -158,12 +161,13 @@ def http_config(app: object, *, host: str, port: int, grace: float) -> uvicorn.C
 def standard_extras(
     settings: Settings, project_file: ProjectFile
 ) -> Callable[[Engine, DeliveryWorker], Extras]:
-    """What `notifier serve` adds to the webhook: the /preview page (when
-    NOTIFIER_PREVIEW_TOKEN is set) and the scheduler (when notifier.toml or the
-    environment defines jobs). Both come from what the entry point read once, at start."""
+    """What `notifier serve` adds to the webhook: the delivery-feedback webhooks (each off
+    until its provider's settings are given), the /preview page (when NOTIFIER_PREVIEW_TOKEN
+    is set) and the scheduler (when notifier.toml or the environment defines jobs). All come
+    from what the entry point read once, at start."""
 
     def build(engine: Engine, worker: DeliveryWorker) -> Extras:
-        routers = []
+        routers = [feedback_router_for(settings, engine)]
         if settings.preview_token is not None and settings.preview_token.get_secret_value():
             from notifier.http.preview import preview_router
             from notifier.rendering.setup import make_composer
@@ -188,3 +192,12 @@ def standard_extras(
         return Extras(routers=routers, services=[jobs])
 
     return build
+
+
+def feedback_router_for(settings: Settings, engine: Engine) -> APIRouter:
+    """POST /v1/feedback/{ses,postmark,sendgrid,mailgun} on the engine's store and clock."""
+    return feedback_router(
+        FeedbackConfig.from_settings(settings),
+        intake=feedback_intake(settings, engine),
+        clock=engine.clock,
+    )
