@@ -117,7 +117,7 @@ def test_the_summary_names_each_message_not_understood(settings: Settings) -> No
 def test_importing_the_same_bounces_again_stores_nothing_new(
     settings: Settings, tmp_path: Path
 ) -> None:
-    """Event ids come from the bounces themselves: a second import is all duplicates."""
+    """Event ids come from the bounces themselves: a second import stores nothing new."""
     files = [str(SAMPLES / name) for name in BOUNCED]
     first = notifier(settings, "feedback", "import", "--json", *files)
     second = notifier(settings, "feedback", "import", "--json", *files)
