@@ -148,6 +148,19 @@ def test_an_mbox_is_read_message_by_message_and_positions_are_named(
     assert missed["reason"].startswith("no bounce or complaint report found")
 
 
+def test_a_folder_with_no_mail_in_it_is_said_so(settings: Settings, tmp_path: Path) -> None:
+    folder = tmp_path / "cur"
+    folder.mkdir()
+    (folder / "1764633600.M1P2.host:2,S").write_bytes((SAMPLES / "dsn_10.eml").read_bytes())
+
+    result = notifier(settings, "feedback", "import", "--json", str(folder))
+
+    assert result.exit_code == 1
+    assert result.json()["not_understood"] == [
+        {"where": str(folder), "reason": "no .eml or mbox files in this folder"}
+    ]
+
+
 def test_a_missing_file_is_a_usage_error_and_nothing_is_imported(
     settings: Settings, tmp_path: Path
 ) -> None:

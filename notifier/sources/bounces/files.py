@@ -35,9 +35,12 @@ class Found:
 def messages_in(path: Path) -> Iterator[Found]:
     """The messages of a file or a folder named on the command line."""
     if path.is_dir():
-        for child in sorted(path.iterdir()):
-            if child.is_file() and _holds_mail(child):
-                yield from _messages_of_file(child)
+        files = [c for c in sorted(path.iterdir()) if c.is_file() and _holds_mail(c)]
+        if not files:
+            # Said, not passed over: a Maildir's cur/ or a folder of .txt files reads as nothing.
+            yield Found(str(path), None, "no .eml or mbox files in this folder")
+        for child in files:
+            yield from _messages_of_file(child)
         return
     yield from _messages_of_file(path)
 
