@@ -189,9 +189,10 @@ class MemoryStore:
                 )
                 stored.append(True)
                 notice = self.notices_by_key.get(item.notice_key or "")
-                if notice is not None:
-                    verdict = stronger(notice.feedback, event.kind)
-                    self.notices_by_key[notice.key] = replace(notice, feedback=verdict)
+                if notice is None:
+                    continue  # see SuppressionPolicy: only mail notifier sent suppresses
+                verdict = stronger(notice.feedback, event.kind)
+                self.notices_by_key[notice.key] = replace(notice, feedback=verdict)
                 if recipient is None:
                     continue
                 transient = 0
@@ -201,6 +202,7 @@ class MemoryStore:
                         for f in self.feedback_events.values()
                         if f.event.recipient == recipient
                         and f.event.kind is FeedbackKind.BOUNCE_TRANSIENT
+                        and f.notice_key is not None
                         and event.occurred_at - policy.transient_window
                         < f.event.occurred_at
                         <= event.occurred_at

@@ -584,13 +584,17 @@ def test_feedback_is_stored_once_and_raises_the_notices_verdict(store: AnyStore)
 
 
 def test_transient_bounces_suppress_at_the_limit_within_the_window(store: AnyStore) -> None:
+    (key,) = sent_notices(store, 1)
     policy = SuppressionPolicy(transient_limit=3, transient_window=timedelta(days=7))
     transient = FeedbackKind.BOUNCE_TRANSIENT
 
-    def add(n: int, at: datetime) -> tuple[tuple[str, str], ...]:
-        event = StoredFeedback(bounce(n, transient, at=at), None, MatchedBy.NONE, received_at=at)
+    def add(n: int, at: datetime, key: str | None = key) -> tuple[tuple[str, str], ...]:
+        how = MatchedBy.MESSAGE_ID if key else MatchedBy.NONE
+        event = StoredFeedback(bounce(n, transient, at=at), key, how, received_at=at)
         return store.add_feedback([event], policy=policy).suppressed
 
+    # Unmatched ones (not mail notifier sent) neither suppress nor count.
+    assert add(10, NOW, key=None) == add(11, NOW, key=None) == add(12, NOW, key=None) == ()
     assert add(1, NOW - timedelta(days=9)) == ()  # outside the window of the later ones
     assert add(2, NOW) == ()
     assert add(3, NOW + timedelta(days=1)) == ()
