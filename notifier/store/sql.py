@@ -13,6 +13,7 @@ SQLite specifics live in notifier.store.sqlite, PostgreSQL ones in notifier.stor
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -37,6 +38,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from notifier.core.decide import OrderView
+from notifier.core.history import HistoryEntry, HistoryKind
 from notifier.core.models import (
     FulfillmentState,
     Notice,
@@ -49,8 +51,10 @@ from notifier.store.base import Completion, Decider, IngestResult
 from notifier.store.fast_paths import DriverTx
 from notifier.store.schema import (
     cursors,
+    notice_history,
     notices,
     records,
+    sent_copies,
     suppressions,
 )
 
@@ -455,6 +459,54 @@ class SqlStore:
                 self._notify_due(conn.exec_driver_sql, count)
             return count
 
+    # --- history and sent copies (the operator console) ----------------------------------
+
+    def add_history(self, entries: Sequence[HistoryEntry]) -> None:
+        if not entries:
+            return
+        rows = [
+            {
+                "notice_key": e.key,
+                "at": e.at,
+                "kind": e.kind,
+                "outcome": e.outcome,
+                "detail": e.detail,
+                "actor": e.actor,
+            }
+            for e in entries
+        ]
+        with self._write("writing a notice's history") as conn:
+            conn.execute(notice_history.insert(), rows)
+
+    def history(self, key: str) -> list[HistoryEntry]:
+        query = (
+            select(notice_history)
+            .where(notice_history.c.notice_key == key)
+            .order_by(notice_history.c.at, notice_history.c.id)
+        )
+        with self._read("reading a notice's history") as conn:
+            return [_history(row) for row in conn.execute(query)]
+
+    def sent_copy(self, key: str) -> bytes | None:
+        query = select(sent_copies.c.message).where(sent_copies.c.notice_key == key)
+        with self._read("reading a sent copy") as conn:
+            stored = conn.scalar(query)
+        return None if stored is None else zlib.decompress(stored)
+
+    def prune_sent_copies(self, *, before: datetime, limit: int) -> int:
+        # Bounded: one pass deletes at most `limit` rows, by the sent_at index.
+        oldest = (
+            select(sent_copies.c.notice_key)
+            .where(sent_copies.c.sent_at < before)
+            .order_by(sent_copies.c.sent_at)
+            .limit(limit)
+        )
+        with self._write("pruning sent copies") as conn:
+            done = conn.execute(
+                delete(sent_copies).where(sent_copies.c.notice_key.in_(oldest.scalar_subquery()))
+            )
+        return int(done.rowcount)
+
     # --- suppression ------------------------------------------------------------------
 
     def _suppress(self, conn: Connection, address: str, reason: str, now: datetime) -> None:
@@ -527,6 +579,18 @@ class SqlStore:
             return
         with job_lock.file_job_lock(job_lock.lock_file_for(database, name)) as held:
             yield held
+
+
+def _history(row: Row[Any]) -> HistoryEntry:
+    kind: HistoryKind = "action" if row.kind == "action" else "attempt"
+    return HistoryEntry(
+        key=row.notice_key,
+        at=row.at,
+        kind=kind,
+        outcome=row.outcome,
+        detail=row.detail,
+        actor=row.actor,
+    )
 
 
 def _notice(row: Row[Any]) -> Notice:
