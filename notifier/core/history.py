@@ -7,9 +7,10 @@ operator asked for, and who asked. Rows are only ever added.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 HistoryKind = Literal["attempt", "action"]
 ATTEMPT: HistoryKind = "attempt"
@@ -28,3 +29,16 @@ class HistoryEntry:
     outcome: str
     detail: str | None = None  # the server's reply, the error text, the action's note
     actor: str | None = None  # who acted (an action's token name); None for attempts
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedRecord:
+    """The audit copy of one record as the ledger keeps it, and what became of it."""
+
+    order_id: str
+    fulfillment_id: str
+    status: str
+    occurred_at: datetime
+    received_at: datetime
+    outcome: str  # applied | repeat | stale (a duplicate is not stored again)
+    payload: Mapping[str, Any]

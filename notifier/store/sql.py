@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import zlib
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -122,6 +122,10 @@ class SqlStore:
             connection.begin(),
         ):
             yield connection
+
+    def reading(self, doing: str) -> AbstractContextManager[Connection]:
+        """A read-only transaction, errors translated (for notifier.store.queries)."""
+        return self._read(doing)
 
     @contextmanager
     def _driver_tx(self, doing: str, *, write: bool = True) -> Iterator[DriverTx]:
@@ -343,7 +347,7 @@ class SqlStore:
         rows = conn.execute(
             select(notices).where(notices.c.key.in_(keys)).order_by(notices.c.due_at)
         )
-        return [_notice(row) for row in rows]
+        return [notice_from_row(row) for row in rows]
 
     def add_resend(self, key: str, *, now: datetime, reason: str) -> str | None:
         with self._write("adding a resend") as conn:
@@ -404,12 +408,12 @@ class SqlStore:
         if limit is not None:
             query = query.limit(limit)
         with self._read("listing notices") as conn:
-            return [_notice(row) for row in conn.execute(query)]
+            return [notice_from_row(row) for row in conn.execute(query)]
 
     def notice(self, key: str) -> Notice | None:
         with self._read("reading a notice") as conn:
             row = conn.execute(select(notices).where(notices.c.key == key)).first()
-        return None if row is None else _notice(row)
+        return None if row is None else notice_from_row(row)
 
     def notice_counts(self) -> Mapping[NoticeStatus, int]:
         with self._read("counting notices") as conn:
@@ -593,7 +597,8 @@ def _history(row: Row[Any]) -> HistoryEntry:
     )
 
 
-def _notice(row: Row[Any]) -> Notice:
+def notice_from_row(row: Row[Any]) -> Notice:
+    """A notices row as the Notice value (also for notifier.store.queries)."""
     status = NoticeStatus(row.status)
     return Notice(
         key=row.key,
