@@ -10,6 +10,7 @@ it looks like a key); every branch of the match is an index lookup (migration 00
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
@@ -64,7 +65,7 @@ class ConsoleQueries:
         self.store = store
 
     def search_notices(self, query: NoticeQuery) -> NoticePage:
-        where = _conditions(query)
+        where = _conditions(query, dialect=self.store.dialect)
         page = (
             select(notices)
             .where(*where)
@@ -117,11 +118,11 @@ class ConsoleQueries:
         return self.store.sent_copy(key)
 
 
-def _conditions(query: NoticeQuery) -> list[ColumnElement[bool]]:
+def _conditions(query: NoticeQuery, *, dialect: str) -> list[ColumnElement[bool]]:
     where: list[ColumnElement[bool]] = []
     q = (query.q or "").strip()
     if q:
-        where.append(_matches(q))
+        where.append(_matches(q, dialect=dialect))
     if query.status is not None:
         where.append(notices.c.status == query.status.value)
     if query.rule_id:
@@ -135,7 +136,7 @@ def _conditions(query: NoticeQuery) -> list[ColumnElement[bool]]:
     return where
 
 
-def _matches(q: str) -> ColumnElement[bool]:
+def _matches(q: str, *, dialect: str) -> ColumnElement[bool]:
     """`q` as any of the things an operator searches by; each branch an index lookup."""
     addresses = sorted({q, q.lower()})
     # Tracking numbers are printed with spaces ("9400 1112 ...") and kept as sent.
@@ -159,6 +160,16 @@ def _matches(q: str) -> ColumnElement[bool]:
         ),
     ]
     if _KEY_SEPARATOR in q:
-        # Only what looks like a key is tried as a prefix: the one branch without an index.
-        branches.append(notices.c.key.startswith(q, autoescape=True))
+        # Only what looks like a key is tried as a prefix.
+        branches.append(_key_prefix(q, dialect=dialect))
     return or_(*branches)
+
+
+def _key_prefix(prefix: str, *, dialect: str) -> ColumnElement[bool]:
+    """Keys starting with `prefix`. SQLite compares text byte-wise, so a range on the
+    primary key finds them by index (its LIKE ignores case and cannot); PostgreSQL's
+    collation may not order prefixes together, so it gets LIKE (a scan, still quick)."""
+    if dialect == "sqlite" and ord(prefix[-1]) < sys.maxunicode:
+        following = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        return and_(notices.c.key >= prefix, notices.c.key < following)
+    return notices.c.key.startswith(prefix, autoescape=True)

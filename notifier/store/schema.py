@@ -149,6 +149,7 @@ notices = Table(
     Index("ix_notices_recipient", "recipient"),
     Index("ix_notices_fulfillment", "fulfillment_id"),
     Index("ix_notices_created", "created_at"),
+    Index("ix_notices_status_created", "status", "created_at"),
 )
 
 # Addresses that must not be mailed (hard bounces, operator's list).
