@@ -24,6 +24,13 @@ from support.smtp_sink import SmtpSink
 from support.waiting import wait_until
 from support.webhook import body_of, shipment
 
+from notifier.core.feedback import (
+    FeedbackEvent,
+    FeedbackKind,
+    MatchedBy,
+    StoredFeedback,
+    SuppressionPolicy,
+)
 from notifier.core.models import Record
 from notifier.core.records import read_path
 from notifier.engine import Engine
@@ -299,3 +306,26 @@ def test_serve_without_a_console_token_answers_404(tmp_path: Path) -> None:
         httpx.Client(base_url=server.url, timeout=10) as http,
     ):
         assert http.get("/v1/notices", headers=bearer(FULL)).status_code == 404
+
+
+def test_provider_feedback_shows_on_the_timeline(api: Api) -> None:
+    """A bounce reported for a sent notice is the last entry of its timeline, with its words."""
+    key = str(kn1002(api)[0]["key"])
+    notice = api.engine.store.notice(key)
+    assert notice is not None and notice.sent_at is not None
+    later = notice.sent_at + timedelta(minutes=5)
+    event = FeedbackEvent(
+        provider="postmark",
+        event_id="pm-1",
+        kind=FeedbackKind.BOUNCE_PERMANENT,
+        occurred_at=later,
+        recipient=notice.recipient,
+        message_id=notice.message_id,
+        diagnostic="550 5.1.1 <sam.okafor@example.com>: user unknown",
+    )
+    api.engine.store.add_feedback(
+        [StoredFeedback(event, key, MatchedBy.MESSAGE_ID, later)], policy=SuppressionPolicy()
+    )
+    last = api.get(path_of(key)).json()["timeline"][-1]
+    assert last["kind"] == "feedback" and last["title"] == "postmark: bounced"
+    assert "user unknown" in last["detail"]
