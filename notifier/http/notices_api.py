@@ -256,12 +256,12 @@ def notices_router(
         created_to: datetime | None = Query(None, alias="to", description="created before"),
         limit: int = Query(50, ge=1, le=MAX_PAGE),
         offset: int = Query(0, ge=0, le=10_000_000),
-        format: OutputFormat = OutputFormat.JSON,
+        output: OutputFormat = Query(OutputFormat.JSON, alias="format"),
         who: Operator = Depends(reader),
     ) -> Any:
         """Newest first; `total` counts every match. `format=csv` for a spreadsheet."""
         page = await search(q, status, rule, campaign, created_from, created_to, limit, offset)
-        if format is OutputFormat.CSV:
+        if output is OutputFormat.CSV:
             return _csv(page)
         return _page(page)
 
