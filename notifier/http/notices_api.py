@@ -498,6 +498,11 @@ def _rerender(engine: Engine, notice: Notice) -> bytes:
     except TemplateError as exc:
         detail = f"no copy is kept and today's template does not render: {exc}"
         raise HttpProblem(404, detail) from None
+    except Exception as exc:
+        # As in delivery (Engine._attempt): data no one foresaw must not become a 500.
+        log.exception("notice %s: could not re-render its message", notice.key)
+        detail = f"no copy is kept and the message cannot be built: {type(exc).__name__}"
+        raise HttpProblem(404, detail) from None
     return wire_bytes(message)
 
 
