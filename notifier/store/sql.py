@@ -252,8 +252,12 @@ class SqlStore:
         self, completions: Sequence[tuple[str, Completion]], *, token: str
     ) -> list[bool]:
         """Record several deliveries in one transaction (a group commit)."""
+        copies = [fast_paths.compressed_copy(done) for _, done in completions]
         with self._driver_tx("recording deliveries") as tx:
-            return [fast_paths.complete(tx, key, token, done) for key, done in completions]
+            return [
+                fast_paths.complete(tx, key, token, done, copy)
+                for (key, done), copy in zip(completions, copies, strict=True)
+            ]
 
     def mark_send_started(self, keys: Sequence[str], *, token: str, now: datetime) -> list[bool]:
         """Record that these claimed notices' messages are about to leave (one transaction);
