@@ -69,6 +69,12 @@ class Settings(BaseSettings):
     future_tolerance: Duration = "5m"
     # The preview page (/preview) is off unless this is set, and then requires it.
     preview_token: SecretStr | None = None
+    # The operator console (/console) and the notices API (/v1/notices) are off unless the
+    # first is set; it gives full access, the viewer token read-only access.
+    console_token: SecretStr | None = None
+    console_viewer_token: SecretStr | None = None
+    # How long the exact bytes of each sent email are kept (compressed) for the console.
+    sent_copy_retention: Duration = "30d"
     # Scheduled runs (README "Scheduled runs"): the config file, and jobs from the environment.
     config: Path | None = None
     drop_dir: Path | None = None

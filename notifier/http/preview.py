@@ -12,8 +12,6 @@ token comes as `?token=` (then swapped for a cookie and dropped from the address
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 from collections.abc import Sequence
 from urllib.parse import parse_qs
@@ -35,6 +33,7 @@ from notifier.core.rules import Rule
 from notifier.engine import utc_now
 from notifier.errors import NotifierError, TemplateError
 from notifier.http.preview_pages import DENIED, LIST, RULE, links, page, secure
+from notifier.http.tokens import bearer, derive, same
 from notifier.rendering.compose import Composer
 from notifier.settings import Settings
 
@@ -109,22 +108,19 @@ def preview_router(*, composer: Composer, rules: Sequence[Rule], token: str) -> 
 
 class _TokenGuard:
     def __init__(self, token: str) -> None:
-        self._token = token.encode()
+        self._token = token
         # The cookie holds a value derived from the token, never the token itself.
-        self._cookie = hmac.new(self._token, b"notifier preview cookie", hashlib.sha256).hexdigest()
-
-    def _matches(self, given: str | None, expected: bytes) -> bool:
-        return given is not None and hmac.compare_digest(given.encode(), expected)
+        self._cookie = derive(token, "notifier preview cookie")
 
     def check(self, request: Request) -> Response | None:
         """None when the request may see the page; else the response to send instead."""
-        if self._matches(request.cookies.get(COOKIE), self._cookie.encode()):
+        if same(request.cookies.get(COOKIE), self._cookie):
             return None
-        header = request.headers.get(TOKEN_HEADER) or _bearer(request.headers.get("authorization"))
-        if self._matches(header, self._token):
+        header = request.headers.get(TOKEN_HEADER) or bearer(request.headers.get("authorization"))
+        if same(header, self._token):
             return None
         query = request.query_params.get("token")
-        if self._matches(query, self._token):
+        if same(query, self._token):
             # Keep the token out of the address bar, history and logs from here on.
             rest = request.url.remove_query_params("token")
             target = rest.path + (f"?{rest.query}" if rest.query else "")
@@ -146,12 +142,6 @@ class _TokenGuard:
             headers={"WWW-Authenticate": 'Bearer realm="notifier preview"'},
             wrong=given,
         )
-
-
-def _bearer(value: str | None) -> str | None:
-    if value and value[:7].lower() == "bearer ":
-        return value[7:].strip()
-    return None
 
 
 # --- the pages ----------------------------------------------------------------------------

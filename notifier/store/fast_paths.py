@@ -13,6 +13,7 @@ come from notifier.store.schema; errors are still translated by SqlStore.
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from functools import cache
@@ -28,9 +29,11 @@ from notifier.store.schema import (
     as_utc,
     bind_stamp,
     fulfillments,
+    notice_history,
     notices,
     orders,
     records,
+    sent_copies,
     suppressions,
 )
 
@@ -236,8 +239,19 @@ def _complete_sql(mark: str) -> str:
     )
 
 
-def complete(tx: DriverTx, key: str, token: str, completion: Completion) -> bool:
-    """Record how a claimed notice ended; False if the claim is no longer `token`'s."""
+def compressed_copy(completion: Completion) -> bytes | None:
+    """The sent copy as stored (zlib level 1: most of the saving at a fraction of the
+    time). Done before the transaction opens, so the write lock is not held for it."""
+    if completion.status is not NoticeStatus.SENT or completion.sent_bytes is None:
+        return None
+    return zlib.compress(completion.sent_bytes, 1)
+
+
+def complete(
+    tx: DriverTx, key: str, token: str, completion: Completion, copy: bytes | None = None
+) -> bool:
+    """Record how a claimed notice ended; False if the claim is no longer `token`'s.
+    `copy`: the sent message, from `compressed_copy`."""
     sent = completion.status is NoticeStatus.SENT
     done = tx.run(
         _complete_sql(tx.mark),
@@ -252,12 +266,24 @@ def complete(tx: DriverTx, key: str, token: str, completion: Completion) -> bool
             token,
         ),
     )
-    if done and completion.suppress_reason:
+    if not done:
+        return False
+    history = _insert_sql(
+        tx.mark, notice_history.name, ("notice_key", "at", "kind", "outcome", "detail")
+    )
+    detail = completion.detail or completion.reason
+    tx.run(history, (key, tx.stamp(completion.at), "attempt", completion.status.value, detail))
+    if sent and copy is not None:
+        keep = _insert_sql(
+            tx.mark, sent_copies.name, ("notice_key", "sent_at", "message"), upsert_on="notice_key"
+        )
+        tx.run(keep, (key, tx.stamp(completion.at), copy))
+    if completion.suppress_reason:
         found = tx.rows(f"SELECT recipient FROM {notices.name} WHERE key = {tx.mark}", (key,))
         recipient = found[0][0] if found else None
         if recipient:
             suppress(tx, recipient, completion.suppress_reason, completion.at)
-    return bool(done)
+    return True
 
 
 def suppress(tx: DriverTx, address: str, reason: str, now: datetime) -> None:
