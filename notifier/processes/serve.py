@@ -175,6 +175,7 @@ def standard_extras(
                     token=settings.preview_token.get_secret_value(),
                 )
             )
+        routers.extend(_console_routers(settings, engine, worker))
         if not project_file.jobs:
             return Extras(routers=routers)
         from notifier.processes.scheduler import ScheduledJobs
@@ -183,3 +184,15 @@ def standard_extras(
         return Extras(routers=routers, services=[jobs])
 
     return build
+
+
+def _console_routers(settings: Settings, engine: Engine, worker: DeliveryWorker) -> list[APIRouter]:
+    """The /console pages when NOTIFIER_CONSOLE_TOKEN is set; none otherwise (404)."""
+    from notifier.http.operator_auth import OperatorTokens
+
+    tokens = OperatorTokens.from_settings(settings)
+    if tokens is None:
+        return []
+    from notifier.http.console import console_router
+
+    return [console_router(engine=engine, tokens=tokens, wake=worker.wake)]
