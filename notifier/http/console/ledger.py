@@ -1,0 +1,140 @@
+"""What the pages read from the ledger and do to it, in one place: the read-side queries
+(notifier.store.queries), the timeline (notifier.core.timeline) and the operator actions
+(notifier.engine.operator, the CLI's code). Blocking calls: routes run them off the loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from notifier.core.models import Notice, NoticeStatus
+from notifier.engine import Engine
+from notifier.store.sql import SqlStore
+
+PAGE_SIZE = 25
+
+
+@dataclass(frozen=True, slots=True)
+class Search:
+    """The search form's fields, as given (checked by `from_params`)."""
+
+    q: str = ""
+    status: str = ""
+    rule: str = ""
+    campaign: str = ""
+    created_from: str = ""
+    created_to: str = ""
+    page: int = 1
+
+    def params(self) -> dict[str, str]:
+        """The fields as the form and the links spell them."""
+        return {
+            "q": self.q,
+            "status": self.status,
+            "rule": self.rule,
+            "campaign": self.campaign,
+            "from": self.created_from,
+            "to": self.created_to,
+        }
+
+
+class SearchInvalid(ValueError):
+    """A search field that cannot be used, named."""
+
+
+def search_from(params: Any) -> Search:
+    """The search from a request's query parameters; SearchInvalid names a bad field."""
+    status = (params.get("status") or "").strip()
+    if status and status not in {s.value for s in NoticeStatus}:
+        raise SearchInvalid(
+            f"status {status!r} is not one of {', '.join(s.value for s in NoticeStatus)}"
+        )
+    for name in ("from", "to"):
+        value = (params.get(name) or "").strip()
+        if value:
+            try:
+                date.fromisoformat(value)
+            except ValueError:
+                raise SearchInvalid(f"{name} {value!r} is not a date (YYYY-MM-DD)") from None
+    page_text = (params.get("page") or "1").strip()
+    if not page_text.isdigit() or int(page_text) < 1:
+        raise SearchInvalid(f"page {page_text!r} is not a page number")
+    return Search(
+        q=(params.get("q") or "").strip(),
+        status=status,
+        rule=(params.get("rule") or "").strip(),
+        campaign=(params.get("campaign") or "").strip(),
+        created_from=(params.get("from") or "").strip(),
+        created_to=(params.get("to") or "").strip(),
+        page=int(page_text),
+    )
+
+
+def day_start(text: str) -> datetime | None:
+    return datetime.combine(date.fromisoformat(text), time(), tzinfo=UTC) if text else None
+
+
+def day_end(text: str) -> datetime | None:
+    """The end of that day: a date range's `to` includes the whole day."""
+    start = day_start(text)
+    return None if start is None else start + timedelta(days=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    items: Sequence[Notice]
+    total: int
+
+
+def search_notices(store: SqlStore, search: Search) -> Found:
+    # Interim, until notifier.store.queries lands: by order id or status only.
+    status = NoticeStatus(search.status) if search.status else None
+    found = store.notices(status=status, order_id=search.q or None)
+    found.sort(key=lambda n: (n.created_at, n.key), reverse=True)
+    start = (search.page - 1) * PAGE_SIZE
+    return Found(found[start : start + PAGE_SIZE], len(found))
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    at: datetime
+    kind: str
+    title: str
+    detail: str | None = None
+    outcome: str | None = None
+    actor: str | None = None
+
+
+def timeline_for(store: SqlStore, notice: Notice) -> list[Entry]:
+    # Interim, until notifier.core.timeline lands.
+    entries = [Entry(notice.created_at, "created", "notice created", outcome=None)]
+    if notice.sent_at is not None:
+        entries.append(Entry(notice.sent_at, "attempt", "sent", outcome="sent"))
+    return entries
+
+
+def sent_copy(store: SqlStore, key: str) -> bytes | None:
+    return None  # interim: no copies kept yet
+
+
+async def retry(engine: Engine, key: str, *, actor: str) -> str:
+    made = engine.store.make_due([key], now=engine.clock())
+    return f"{key} is due now: it is sent again shortly" if made else f"{key} was not retried"
+
+
+async def resend(engine: Engine, key: str, *, actor: str) -> str:
+    new_key, _ = await engine.resend(key)
+    return new_key
+
+
+def suppress(engine: Engine, address: str, *, reason: str, actor: str, key: str | None) -> str:
+    engine.store.suppress(address, reason=reason, now=engine.clock())
+    return f"{address} is suppressed"
+
+
+def unsuppress(engine: Engine, address: str, *, actor: str, key: str | None) -> str:
+    done = engine.store.unsuppress(address)
+    return f"{address} is no longer suppressed" if done else f"{address} was not suppressed"
