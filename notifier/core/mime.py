@@ -12,6 +12,8 @@ it, with the same header list (`_notice_headers`), so there is one writer of a n
 from __future__ import annotations
 
 import binascii
+import copy
+import email.policy
 import functools
 import hashlib
 import re
@@ -28,6 +30,17 @@ class WireMessage(EmailMessage):
     wire: bytes = b""
     envelope_from: str = ""
     envelope_to: tuple[str, ...] = ()
+
+
+def wire_bytes(message: EmailMessage) -> bytes:
+    """The bytes a transport sends for `message`: its wire form when composed here, else
+    as the stdlib writes it for SMTP (SMTPUTF8 where an address is not ASCII)."""
+    if isinstance(message, WireMessage) and message.wire and "Bcc" not in message:
+        return message.wire
+    outgoing = copy.copy(message)
+    del outgoing["Bcc"]  # in the envelope only, as transports send it
+    ascii_only = all(str(v).isascii() for v in outgoing.values())
+    return outgoing.as_bytes(policy=email.policy.SMTP if ascii_only else email.policy.SMTPUTF8)
 
 
 # Lines this long or shorter go unencoded; QP writes at most 76 either way.

@@ -30,3 +30,5 @@ class EngineConfig:
     future_tolerance: timedelta = DEFAULT_FUTURE_TOLERANCE
     # NOTIFIER_OPERATOR_EMAIL: where rules with to = "operator" send.
     operator_email: str | None = None
+    # NOTIFIER_SENT_COPY_RETENTION: how long each sent message's bytes are kept; 0: none.
+    sent_copy_retention: timedelta = timedelta(days=30)

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from email.message import EmailMessage
 
 from notifier.core.decide import OrderView
+from notifier.core.mime import wire_bytes
 from notifier.core.models import (
     Notice,
     NoticeStatus,
@@ -48,6 +49,8 @@ from notifier.store.base import Completion, Store
 from notifier.transports import Transport
 
 log = logging.getLogger("notifier.engine")
+# Sent copies deleted per delivery pass at most: more than a pass sends, so it keeps up.
+PRUNE_BATCH = 500
 
 
 class _ClaimLost(Exception):
@@ -122,7 +125,23 @@ class Engine(Ingesting):
             if not claimed:
                 break
             report.add(await self.deliver_claimed(claimed, stopping=stopping))
+        if report.total:
+            await self.prune_sent_copies()
         return report
+
+    async def prune_sent_copies(self) -> int:
+        """Drop sent copies older than the retention: a bounded DELETE after each pass that
+        sent something, so the table stays at about the retention's worth of mail."""
+        if not self.config.sent_copy_retention:
+            return 0
+        before = self.clock() - self.config.sent_copy_retention
+        try:
+            return await asyncio.to_thread(
+                self.store.prune_sent_copies, before=before, limit=PRUNE_BATCH
+            )
+        except StoreError as exc:  # only housekeeping: the next pass tries again
+            log.warning("could not prune sent copies: %s", exc)
+            return 0
 
     async def claim(self, limit: int) -> list[Notice]:
         now = self.clock()
@@ -426,7 +445,7 @@ class Engine(Ingesting):
         """Hand a built message to the transport; every error classified into a Completion."""
         assert notice.recipient is not None
         try:
-            await self.transport.send(message, before_data=before_data)
+            reply = await self.transport.send(message, before_data=before_data)
         except (_ClaimLost, StoreError):
             raise  # from the send mark: not a send error, and nothing was sent
         except PermanentSendError as exc:
@@ -464,7 +483,14 @@ class Engine(Ingesting):
             unforeseen = AmbiguousSendError(f"unexpected error from the transport: {what}")
             return self._retry(notice, unforeseen, ambiguous=True)
         log.info("notice %s sent to %s", notice.key, mask_email(notice.recipient))
-        return Completion(NoticeStatus.SENT, at=self.clock(), message_id=message_id)
+        return Completion(
+            NoticeStatus.SENT,
+            at=self.clock(),
+            message_id=message_id,
+            detail=reply,
+            # Kept (compressed) with the outcome, for the console to show as it was sent.
+            sent_bytes=wire_bytes(message) if self.config.sent_copy_retention else None,
+        )
 
     def _retry(self, notice: Notice, exc: SendError, *, ambiguous: bool) -> Completion:
         return retry_outcome(

@@ -54,6 +54,7 @@ def engine_config(
         max_in_flight=settings.smtp_connections,
         future_tolerance=parse_duration(settings.future_tolerance),
         operator_email=settings.operator_email or None,
+        sent_copy_retention=parse_duration(settings.sent_copy_retention),
     )
 
 

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Protocol
 
 from notifier.core.decide import Decision, OrderView
+from notifier.core.history import HistoryEntry
 from notifier.core.models import FulfillmentState, Notice, NoticeStatus, Record
 
 
@@ -29,6 +30,10 @@ class Completion:
     message_id: str | None = None
     ambiguous: bool = False
     suppress_reason: str | None = None  # also suppress the recipient (hard bounce)
+    # For the notice's history: the server's reply (sent: its answer to DATA), else the error.
+    detail: str | None = None
+    # sent: the exact bytes handed to the transport, kept as the notice's sent copy.
+    sent_bytes: bytes | None = None
 
     @property
     def stored_due_at(self) -> datetime:
@@ -55,7 +60,10 @@ class Store(Protocol):
         ...
 
     def complete(self, key: str, *, token: str, completion: Completion) -> bool:
-        """Record how a claimed notice ended; False if the claim was lost to another worker."""
+        """Record how a claimed notice ended; False if the claim was lost to another worker.
+
+        In the same transaction: an `attempt` row in the notice's history and, for a sent
+        notice with `sent_bytes`, its sent copy."""
         ...
 
     def complete_many(
@@ -92,6 +100,22 @@ class Store(Protocol):
 
     def add_resend(self, key: str, *, now: datetime, reason: str) -> str | None:
         """Copy a notice as a new pending notice `<key>#resend-<n>`; its key, or None."""
+        ...
+
+    def add_history(self, entries: Sequence[HistoryEntry]) -> None:
+        """Append rows to notices' histories (operator actions), in one transaction."""
+        ...
+
+    def history(self, key: str) -> list[HistoryEntry]:
+        """A notice's history, oldest first."""
+        ...
+
+    def sent_copy(self, key: str) -> bytes | None:
+        """The exact bytes the notice was sent as, if a copy is still kept."""
+        ...
+
+    def prune_sent_copies(self, *, before: datetime, limit: int) -> int:
+        """Delete up to `limit` sent copies older than `before`; how many went."""
         ...
 
     def orders(self, order_ids: Collection[str]) -> dict[str, OrderView]: ...

@@ -13,6 +13,7 @@ come from notifier.store.schema; errors are still translated by SqlStore.
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from functools import cache
@@ -28,9 +29,11 @@ from notifier.store.schema import (
     as_utc,
     bind_stamp,
     fulfillments,
+    notice_history,
     notices,
     orders,
     records,
+    sent_copies,
     suppressions,
 )
 
@@ -252,12 +255,24 @@ def complete(tx: DriverTx, key: str, token: str, completion: Completion) -> bool
             token,
         ),
     )
-    if done and completion.suppress_reason:
+    if not done:
+        return False
+    history = _insert_sql(
+        tx.mark, notice_history.name, ("notice_key", "at", "kind", "outcome", "detail")
+    )
+    detail = completion.detail or completion.reason
+    tx.run(history, (key, tx.stamp(completion.at), "attempt", completion.status.value, detail))
+    if sent and completion.sent_bytes is not None:
+        copy = _insert_sql(
+            tx.mark, sent_copies.name, ("notice_key", "sent_at", "message"), upsert_on="notice_key"
+        )
+        tx.run(copy, (key, tx.stamp(completion.at), zlib.compress(completion.sent_bytes, 6)))
+    if completion.suppress_reason:
         found = tx.rows(f"SELECT recipient FROM {notices.name} WHERE key = {tx.mark}", (key,))
         recipient = found[0][0] if found else None
         if recipient:
             suppress(tx, recipient, completion.suppress_reason, completion.at)
-    return bool(done)
+    return True
 
 
 def suppress(tx: DriverTx, address: str, reason: str, now: datetime) -> None:

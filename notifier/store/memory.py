@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from notifier.core.decide import Decision, OrderView, Outcome
+from notifier.core.history import ATTEMPT, HistoryEntry
 from notifier.core.models import FulfillmentState, NewNotice, Notice, NoticeStatus, Record
 from notifier.errors import StoreError
 from notifier.store.base import Completion, Decider, IngestResult, Store
@@ -65,6 +66,8 @@ class MemoryStore:
         self.notices_by_key: dict[str, Notice] = {}  # in insertion order
         self.suppressed_addresses: dict[str, Suppression] = {}  # by case-folded address
         self.cursors: dict[str, StoredCursor] = {}
+        self.history_rows: list[HistoryEntry] = []  # in the order written
+        self.sent_copies: dict[str, tuple[datetime, bytes]] = {}  # by notice key
         self._held_jobs: set[str] = set()
         self.closed = False
 
@@ -227,9 +230,45 @@ class MemoryStore:
             ambiguous_attempts=notice.ambiguous_attempts + (1 if completion.ambiguous else 0),
             send_started_at=None,
         )
+        self.history_rows.append(
+            HistoryEntry(
+                key=key,
+                at=_utc(completion.at),
+                kind=ATTEMPT,
+                outcome=completion.status.value,
+                detail=completion.detail or completion.reason,
+            )
+        )
+        if sent and completion.sent_bytes is not None:
+            self.sent_copies[key] = (_utc(completion.at), completion.sent_bytes)
         if completion.suppress_reason and notice.recipient:
             self._suppress(notice.recipient, completion.suppress_reason, completion.at)
         return True
+
+    # --- history and sent copies --------------------------------------------------------
+
+    def add_history(self, entries: Sequence[HistoryEntry]) -> None:
+        _check_aware(*(e.at for e in entries), doing="writing a notice's history")
+        with self._lock:
+            self.history_rows.extend(replace(e, at=_utc(e.at)) for e in entries)
+
+    def history(self, key: str) -> list[HistoryEntry]:
+        with self._lock:
+            rows = [e for e in self.history_rows if e.key == key]
+        return sorted(rows, key=lambda e: e.at)  # stable: ties stay in the order written
+
+    def sent_copy(self, key: str) -> bytes | None:
+        with self._lock:
+            kept = self.sent_copies.get(key)
+        return None if kept is None else kept[1]
+
+    def prune_sent_copies(self, *, before: datetime, limit: int) -> int:
+        _check_aware(before, doing="pruning sent copies")
+        with self._lock:
+            old = sorted((at, key) for key, (at, _) in self.sent_copies.items() if at < before)
+            for _, key in old[:limit]:
+                del self.sent_copies[key]
+            return len(old[:limit])
 
     def mark_send_started(self, keys: Sequence[str], *, token: str, now: datetime) -> list[bool]:
         _check_aware(now, doing="recording that sends started")

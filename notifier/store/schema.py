@@ -12,6 +12,7 @@ from sqlalchemy import (
     Dialect,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -99,6 +100,7 @@ fulfillments = Table(
     # When it entered its current status (FulfillmentState.status_since); NULL before 0005.
     Column("status_since", UtcDateTime),
     Index("ix_fulfillments_order", "order_id"),
+    Index("ix_fulfillments_tracking", "tracking_number"),
 )
 
 # An order's complete list of fulfillment ids, when a record told us (order_fulfillment_ids).
@@ -143,6 +145,11 @@ notices = Table(
     Index("ix_notices_due", "status", "due_at"),
     Index("ix_notices_order", "order_id"),
     Index("ix_notices_digest", "digest_key"),
+    # The console's search (notifier.store.queries): by address, fulfillment, newest first.
+    Index("ix_notices_recipient", "recipient"),
+    Index("ix_notices_fulfillment", "fulfillment_id"),
+    Index("ix_notices_created", "created_at"),
+    Index("ix_notices_status_created", "status", "created_at"),
 )
 
 # Addresses that must not be mailed (hard bounces, operator's list).
@@ -152,6 +159,30 @@ suppressions = Table(
     Column("address", String(255), primary_key=True),
     Column("reason", Text, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+)
+
+# Each notice's history: every attempt's outcome (written with it) and every operator action.
+notice_history = Table(
+    "notice_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("notice_key", Text, nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("kind", String(16), nullable=False),  # attempt | action
+    Column("outcome", String(32), nullable=False),
+    Column("detail", Text),  # the server's reply, the error text, the action's note
+    Column("actor", String(255)),  # who acted (actions only)
+    Index("ix_notice_history_key", "notice_key"),
+)
+
+# The exact bytes of each sent message (zlib), kept for NOTIFIER_SENT_COPY_RETENTION.
+sent_copies = Table(
+    "sent_copies",
+    metadata,
+    Column("notice_key", Text, primary_key=True),
+    Column("sent_at", UtcDateTime, nullable=False),
+    Column("message", LargeBinary, nullable=False),
+    Index("ix_sent_copies_sent_at", "sent_at"),
 )
 
 # Small named values that must survive restarts (e.g. a polled source's cursor).

@@ -13,8 +13,9 @@ SQLite specifics live in notifier.store.sqlite, PostgreSQL ones in notifier.stor
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -37,6 +38,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from notifier.core.decide import OrderView
+from notifier.core.history import HistoryEntry, HistoryKind
 from notifier.core.models import (
     FulfillmentState,
     Notice,
@@ -49,8 +51,10 @@ from notifier.store.base import Completion, Decider, IngestResult
 from notifier.store.fast_paths import DriverTx
 from notifier.store.schema import (
     cursors,
+    notice_history,
     notices,
     records,
+    sent_copies,
     suppressions,
 )
 
@@ -118,6 +122,10 @@ class SqlStore:
             connection.begin(),
         ):
             yield connection
+
+    def reading(self, doing: str) -> AbstractContextManager[Connection]:
+        """A read-only transaction, errors translated (for notifier.store.queries)."""
+        return self._read(doing)
 
     @contextmanager
     def _driver_tx(self, doing: str, *, write: bool = True) -> Iterator[DriverTx]:
@@ -339,7 +347,7 @@ class SqlStore:
         rows = conn.execute(
             select(notices).where(notices.c.key.in_(keys)).order_by(notices.c.due_at)
         )
-        return [_notice(row) for row in rows]
+        return [notice_from_row(row) for row in rows]
 
     def add_resend(self, key: str, *, now: datetime, reason: str) -> str | None:
         with self._write("adding a resend") as conn:
@@ -400,12 +408,12 @@ class SqlStore:
         if limit is not None:
             query = query.limit(limit)
         with self._read("listing notices") as conn:
-            return [_notice(row) for row in conn.execute(query)]
+            return [notice_from_row(row) for row in conn.execute(query)]
 
     def notice(self, key: str) -> Notice | None:
         with self._read("reading a notice") as conn:
             row = conn.execute(select(notices).where(notices.c.key == key)).first()
-        return None if row is None else _notice(row)
+        return None if row is None else notice_from_row(row)
 
     def notice_counts(self) -> Mapping[NoticeStatus, int]:
         with self._read("counting notices") as conn:
@@ -454,6 +462,54 @@ class SqlStore:
             if count:
                 self._notify_due(conn.exec_driver_sql, count)
             return count
+
+    # --- history and sent copies (the operator console) ----------------------------------
+
+    def add_history(self, entries: Sequence[HistoryEntry]) -> None:
+        if not entries:
+            return
+        rows = [
+            {
+                "notice_key": e.key,
+                "at": e.at,
+                "kind": e.kind,
+                "outcome": e.outcome,
+                "detail": e.detail,
+                "actor": e.actor,
+            }
+            for e in entries
+        ]
+        with self._write("writing a notice's history") as conn:
+            conn.execute(notice_history.insert(), rows)
+
+    def history(self, key: str) -> list[HistoryEntry]:
+        query = (
+            select(notice_history)
+            .where(notice_history.c.notice_key == key)
+            .order_by(notice_history.c.at, notice_history.c.id)
+        )
+        with self._read("reading a notice's history") as conn:
+            return [_history(row) for row in conn.execute(query)]
+
+    def sent_copy(self, key: str) -> bytes | None:
+        query = select(sent_copies.c.message).where(sent_copies.c.notice_key == key)
+        with self._read("reading a sent copy") as conn:
+            stored = conn.scalar(query)
+        return None if stored is None else zlib.decompress(stored)
+
+    def prune_sent_copies(self, *, before: datetime, limit: int) -> int:
+        # Bounded: one pass deletes at most `limit` rows, by the sent_at index.
+        oldest = (
+            select(sent_copies.c.notice_key)
+            .where(sent_copies.c.sent_at < before)
+            .order_by(sent_copies.c.sent_at)
+            .limit(limit)
+        )
+        with self._write("pruning sent copies") as conn:
+            done = conn.execute(
+                delete(sent_copies).where(sent_copies.c.notice_key.in_(oldest.scalar_subquery()))
+            )
+        return int(done.rowcount)
 
     # --- suppression ------------------------------------------------------------------
 
@@ -529,7 +585,20 @@ class SqlStore:
             yield held
 
 
-def _notice(row: Row[Any]) -> Notice:
+def _history(row: Row[Any]) -> HistoryEntry:
+    kind: HistoryKind = "action" if row.kind == "action" else "attempt"
+    return HistoryEntry(
+        key=row.notice_key,
+        at=row.at,
+        kind=kind,
+        outcome=row.outcome,
+        detail=row.detail,
+        actor=row.actor,
+    )
+
+
+def notice_from_row(row: Row[Any]) -> Notice:
+    """A notices row as the Notice value (also for notifier.store.queries)."""
     status = NoticeStatus(row.status)
     return Notice(
         key=row.key,

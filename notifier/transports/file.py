@@ -48,9 +48,7 @@ class FileTransport:
             raise ValueError("a message needs a Message-ID to be written to a file")
         return self.directory / f"{_file_stem(str(message_id))}.eml"
 
-    async def send(
-        self, message: EmailMessage, /, *, before_data: BeforeData | None = None
-    ) -> None:
+    async def send(self, message: EmailMessage, /, *, before_data: BeforeData | None = None) -> str:
         if before_data is not None:
             await before_data()  # outside the OS-error mapping: what it raises passes through
         with _outbox_errors(self.directory):
@@ -63,6 +61,7 @@ class FileTransport:
                 )
                 data = message.as_bytes(policy=policy)
             await asyncio.to_thread(_write_atomically, target, data)
+        return f"written to the outbox as {target.name}"
 
     async def close(self) -> None:
         pass

@@ -27,9 +27,7 @@ class MemoryTransport:
             raise ValueError(f"times must be at least 1, not {times}")
         self._failures.extend([exc] * times)
 
-    async def send(
-        self, message: EmailMessage, /, *, before_data: BeforeData | None = None
-    ) -> None:
+    async def send(self, message: EmailMessage, /, *, before_data: BeforeData | None = None) -> str:
         if self.closed:
             raise TransientSendError("the memory transport is closed")
         if before_data is not None:
@@ -37,6 +35,7 @@ class MemoryTransport:
         if self._failures:
             raise self._failures.popleft()
         self.messages.append(message)
+        return f"accepted as message {len(self.messages)} in memory"
 
     async def close(self) -> None:
         self.closed = True

@@ -15,7 +15,8 @@ class Transport(Protocol):
 
     The envelope sender is the ``Sender`` address if the message has one, else the
     ``From`` address; the recipients are every ``To``, ``Cc`` and ``Bcc`` address.
-    ``send`` returns once the message is accepted, or raises a
+    ``send`` returns once the message is accepted — with the server's reply (SMTP: its
+    answer to DATA) or a note on where it went, for the notice's history — or raises a
     :class:`~notifier.errors.SendError` saying whether trying again can help: each
     transport translates its driver's and the OS's errors at its own edge. Anything else
     it lets escape is a bug the engine still survives, counting it as ambiguous.
@@ -29,6 +30,6 @@ class Transport(Protocol):
 
     async def send(
         self, message: EmailMessage, /, *, before_data: BeforeData | None = None
-    ) -> None: ...
+    ) -> str | None: ...
 
     async def close(self) -> None: ...

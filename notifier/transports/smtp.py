@@ -113,12 +113,11 @@ class SmtpTransport:
     ) -> None:
         await self.close()
 
-    async def send(
-        self, message: EmailMessage, /, *, before_data: BeforeData | None = None
-    ) -> None:
+    async def send(self, message: EmailMessage, /, *, before_data: BeforeData | None = None) -> str:
+        """The server's reply to DATA (e.g. "250 2.0.0 Ok: queued as 4XyZ")."""
         progress = _Progress(before_data)
         try:
-            await self._send(message, progress)
+            return await self._send(message, progress)
         except SendError:
             raise
         except _BeforeDataFailed as failed:
@@ -126,23 +125,23 @@ class SmtpTransport:
         except Exception as exc:
             raise _unforeseen(exc, self._server, data_started=progress.data_started) from exc
 
-    async def _send(self, message: EmailMessage, progress: _Progress) -> None:
+    async def _send(self, message: EmailMessage, progress: _Progress) -> str:
         if self._closed:
             raise TransientSendError(f"{self._server}: the SMTP transport is closed")
         sender, recipients = _envelope(message)
         async with self._slots:
             client, reused = await self._checkout()
             try:
-                await self._send_on(client, message, sender, recipients, progress)
+                return await self._send_on(client, message, sender, recipients, progress)
             except _StaleConnection as exc:
                 if not reused:
                     raise TransientSendError(f"{self._server}: connection lost") from exc
-            else:
-                return
             # An idle connection the server had quietly closed: nothing was sent
             # on it, so one go on a fresh connection is safe.
             try:
-                await self._send_on(await self._connect(), message, sender, recipients, progress)
+                return await self._send_on(
+                    await self._connect(), message, sender, recipients, progress
+                )
             except _StaleConnection as exc:
                 raise TransientSendError(f"{self._server}: connection lost") from exc
 
@@ -159,9 +158,9 @@ class SmtpTransport:
         sender: str,
         recipients: list[str],
         progress: _Progress,
-    ) -> None:
+    ) -> str:
         try:
-            await self._transact(client, message, sender, recipients, progress)
+            reply = await self._transact(client, message, sender, recipients, progress)
         except AmbiguousSendError:
             client.close()
             raise
@@ -175,6 +174,7 @@ class SmtpTransport:
             client.close()
             raise
         await self._checkin(client)
+        return reply
 
     @property
     def _server(self) -> str:
@@ -266,7 +266,7 @@ class SmtpTransport:
         sender: str,
         recipients: list[str],
         progress: _Progress,
-    ) -> None:
+    ) -> str:
         utf8 = not all(address.isascii() for address in (sender, *recipients))
         if utf8 and not client.supports_extension("smtputf8"):
             raise PermanentSendError(
@@ -306,7 +306,7 @@ class SmtpTransport:
                 raise _BeforeDataFailed(exc) from exc
         progress.data_started = True
         try:
-            await client.data(data)
+            reply = await client.data(data)
         except aiosmtplib.SMTPResponseException as exc:
             # A reply, even a late one, is an answer: the message was not taken.
             raise _refused("DATA", exc.code, exc.message) from exc
@@ -315,6 +315,7 @@ class SmtpTransport:
                 f"{self._server}: connection failed after the message data was sent, "
                 f"before the server confirmed it: {exc}"
             ) from exc
+        return f"{reply.code} {reply.message}"
 
     async def _recipients(
         self, client: aiosmtplib.SMTP, recipients: Sequence[str], encoding: str

@@ -16,6 +16,7 @@ from support.ledger import engine_on, tracking_records
 from support.project import RULES
 
 from notifier.core.decide import Decision, OrderView
+from notifier.core.history import HistoryEntry
 from notifier.core.models import NewNotice, NoticeStatus, Scope
 from notifier.core.records import parse_record
 from notifier.core.rules import parse_rule
@@ -243,6 +244,85 @@ def test_complete_many_answers_each_notice(store: AnyStore) -> None:
     answers = store.complete_many([(keys[0], sent()), (keys[1], sent())], token="a")
     assert answers == [True, False]
     assert store.notice_counts() == {NoticeStatus.SENT: 1, NoticeStatus.PENDING: 1}
+
+
+# --- history and sent copies ---------------------------------------------------------------
+
+
+def test_each_completion_adds_an_attempt_row_with_the_reply(store: AnyStore) -> None:
+    """A retry then a send: two attempt rows, oldest first, with the error and the reply."""
+    (key,) = seed(store, 1)
+    store.claim_keys([key], now=LATER, lease_until=LATER + LEASE, token="a")
+    retry = Completion(
+        NoticeStatus.RETRY,
+        at=LATER,
+        due_at=LATER + timedelta(minutes=1),
+        reason="transient: 451 4.3.0 try later",
+    )
+    assert store.complete(key, token="a", completion=retry)
+    again = LATER + timedelta(minutes=2)
+    store.claim_keys([key], now=again, lease_until=again + LEASE, token="a")
+    done = replace(sent(at=again), detail="250 2.0.0 Ok: queued as 7F3A")
+    assert store.complete(key, token="a", completion=done)
+    history = store.history(key)
+    assert [(h.kind, h.outcome, h.detail) for h in history] == [
+        ("attempt", "retry", "transient: 451 4.3.0 try later"),
+        ("attempt", "sent", "250 2.0.0 Ok: queued as 7F3A"),
+    ]
+    assert [h.at for h in history] == [LATER, again] and history[0].actor is None
+
+
+def test_a_lost_claim_writes_no_history_and_no_copy(store: AnyStore) -> None:
+    """A completion refused (claim lost) leaves no trace: the other worker's outcome counts."""
+    (key,) = seed(store, 1)
+    store.claim_keys([key], now=LATER, lease_until=LATER + LEASE, token="a")
+    lost = replace(sent(), sent_bytes=b"Subject: x\r\n\r\nbody\r\n")
+    assert not store.complete(key, token="b", completion=lost)
+    assert store.history(key) == [] and store.sent_copy(key) is None
+
+
+def test_a_sent_copy_is_kept_exactly_and_pruned_by_age(store: AnyStore) -> None:
+    """The exact bytes come back; pruning removes only copies older than the cut, bounded."""
+    keys = seed(store, 3)
+    message = "Subject: Ihre Sendung\r\n\r\nGrüße\r\n".encode() * 50
+    for offset, key in enumerate(keys):
+        at = LATER + timedelta(days=offset)
+        store.claim_keys([key], now=at, lease_until=at + LEASE, token="a")
+        store.complete(
+            key, token="a", completion=replace(sent(at=at), sent_bytes=message + key.encode())
+        )
+    assert store.sent_copy(keys[1]) == message + keys[1].encode()
+    assert store.prune_sent_copies(before=LATER + timedelta(days=2), limit=1) == 1
+    assert store.sent_copy(keys[0]) is None and store.sent_copy(keys[1]) is not None
+    assert store.prune_sent_copies(before=LATER + timedelta(days=2), limit=10) == 1
+    assert [store.sent_copy(k) is not None for k in keys] == [False, False, True]
+
+
+def test_actions_join_the_history_in_time_order(store: AnyStore) -> None:
+    """An operator action lands between the attempts it came between, with its actor."""
+    (key,) = seed(store, 1)
+    store.claim_keys([key], now=LATER, lease_until=LATER + LEASE, token="a")
+    failed = Completion(NoticeStatus.FAILED, at=LATER, reason="permanent: 550 no such user")
+    store.complete(key, token="a", completion=failed)
+    store.add_history(
+        [
+            HistoryEntry(
+                key=key,
+                at=LATER + timedelta(hours=1),
+                kind="action",
+                outcome="retry",
+                detail="made due again",
+                actor="console-token:1a2b3c4d",
+            )
+        ]
+    )
+    history = store.history(key)
+    assert [(h.kind, h.outcome, h.actor) for h in history] == [
+        ("attempt", "failed", None),
+        ("action", "retry", "console-token:1a2b3c4d"),
+    ]
+    assert history[1].at == LATER + timedelta(hours=1)
+    assert store.history("no such key") == []
 
 
 def test_notice_counts_by_rule_count_each_rules_notices_by_status(store: AnyStore) -> None:
