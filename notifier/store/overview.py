@@ -9,17 +9,14 @@ Days and hours are UTC.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, Connection, and_, func, select
-from sqlalchemy.exc import SQLAlchemyError
 
 from notifier.core.models import NoticeStatus
-from notifier.errors import StoreError
 from notifier.store.schema import notices, records
 from notifier.store.sql import SqlStore
 
@@ -115,7 +112,7 @@ def read_overview(store: SqlStore, *, now: datetime, limit: int = 10) -> Overvie
     """Everything the overview page shows, in one read transaction."""
     today = start_of_day(now)
     week_start = today - timedelta(days=WEEK_DAYS - 1)
-    with _reading(store, "reading the console overview") as conn:
+    with store.reading("reading the console overview") as conn:
         hours = _sent_by(conn, store.dialect, since=today, hours=True)
         days = _sent_by(conn, store.dialect, since=week_start, hours=False)
         return Overview(
@@ -132,20 +129,6 @@ def read_overview(store: SqlStore, *, now: datetime, limit: int = 10) -> Overvie
             ),
             attention=_attention(conn, now=now, limit=limit),
         )
-
-
-@contextmanager
-def _reading(store: SqlStore, doing: str) -> Iterator[Connection]:
-    """A read-only transaction (on SQLite: no write lock taken), driver errors translated."""
-    try:
-        with (
-            store.engine.connect().execution_options(notifier_readonly=True) as conn,
-            conn.begin(),
-        ):
-            yield conn
-    except SQLAlchemyError as exc:
-        detail = getattr(exc, "orig", None) or exc
-        raise StoreError(f"store {store.safe_url}: {doing}: {detail}") from exc
 
 
 def _counts(conn: Connection, *, since: datetime) -> dict[NoticeStatus, int]:

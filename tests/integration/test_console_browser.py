@@ -131,6 +131,7 @@ def test_done_when_the_example_batch_is_on_the_console(desk: Watched, console: C
     denied = page.goto(f"{console.url}/console")
     assert denied is not None and denied.status == 401
     assert page.locator("#login-form").is_visible()
+    desk.errors.clear()  # the browser logs that 401, as it should
     _log_in(desk, console)
     assert page.inner_text("#today-total") == "9"
 
@@ -191,7 +192,9 @@ def test_retry_and_resend_from_the_notice_page(desk: Watched, console: Console) 
     assert len(console.sink.wait_for(received + 1, timeout=10)) == received + 1
     page.reload()
     assert "sent" in page.inner_text("#notice-status")
-    assert "retry" in page.inner_text("#timeline")
+    timeline = page.inner_text("#timeline")
+    assert "554 5.6.0 message refused" in timeline and "Retry requested" in timeline
+    assert "console-token" in timeline, "the action names who did it"
 
     page.click("#resend")
     page.wait_for_selector("#confirm-resend")

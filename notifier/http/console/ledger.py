@@ -5,14 +5,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from notifier.core.models import Notice, NoticeStatus
+from notifier.core.timeline import TimelineEntry, timeline
 from notifier.engine import Engine
-from notifier.store.sql import SqlStore
+from notifier.store.queries import ConsoleQueries, NoticePage, NoticeQuery
 
 PAGE_SIZE = 25
 
@@ -83,41 +83,30 @@ def day_end(text: str) -> datetime | None:
     return None if start is None else start + timedelta(days=1)
 
 
-@dataclass(frozen=True, slots=True)
-class Found:
-    items: Sequence[Notice]
-    total: int
+def search_notices(queries: ConsoleQueries, search: Search) -> NoticePage:
+    return queries.search_notices(
+        NoticeQuery(
+            q=search.q or None,
+            status=NoticeStatus(search.status) if search.status else None,
+            rule_id=search.rule or None,
+            campaign_id=search.campaign or None,
+            created_from=day_start(search.created_from),
+            created_to=day_end(search.created_to),
+            limit=PAGE_SIZE,
+            offset=(search.page - 1) * PAGE_SIZE,
+        )
+    )
 
 
-def search_notices(store: SqlStore, search: Search) -> Found:
-    # Interim, until notifier.store.queries lands: by order id or status only.
-    status = NoticeStatus(search.status) if search.status else None
-    found = store.notices(status=status, order_id=search.q or None)
-    found.sort(key=lambda n: (n.created_at, n.key), reverse=True)
-    start = (search.page - 1) * PAGE_SIZE
-    return Found(found[start : start + PAGE_SIZE], len(found))
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    at: datetime
-    kind: str
-    title: str
-    detail: str | None = None
-    outcome: str | None = None
-    actor: str | None = None
-
-
-def timeline_for(store: SqlStore, notice: Notice) -> list[Entry]:
-    # Interim, until notifier.core.timeline lands.
-    entries = [Entry(notice.created_at, "created", "notice created", outcome=None)]
-    if notice.sent_at is not None:
-        entries.append(Entry(notice.sent_at, "attempt", "sent", outcome="sent"))
-    return entries
-
-
-def sent_copy(store: SqlStore, key: str) -> bytes | None:
-    return None  # interim: no copies kept yet
+def timeline_for(queries: ConsoleQueries, notice: Notice) -> list[TimelineEntry]:
+    """The notice's one timeline: the records of its fulfillments, its attempts, the
+    operators' actions on it."""
+    ids = notice.fulfillment_ids or ((notice.fulfillment_id,) if notice.fulfillment_id else None)
+    return timeline(
+        notice,
+        history=queries.notice_history(notice.key),
+        records=queries.records_for(notice.order_id, fulfillment_ids=ids),
+    )
 
 
 async def retry(engine: Engine, key: str, *, actor: str) -> str:

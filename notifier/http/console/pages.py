@@ -39,6 +39,7 @@ from notifier.http.console.overview import overview_context
 from notifier.http.console.render import EMAIL_HEADERS, html_page, notice_path, secure
 from notifier.http.operator_auth import Operator, OperatorTokens
 from notifier.store.overview import read_overview
+from notifier.store.queries import ConsoleQueries
 from notifier.store.sql import SqlStore
 
 __all__ = ["console_router"]
@@ -58,6 +59,7 @@ def console_router(
     if not isinstance(store, SqlStore):
         raise TypeError("the console reads a SQL ledger (notifier.store.sql.SqlStore)")
     access = Access(tokens)
+    queries = ConsoleQueries(store)
     router = APIRouter(include_in_schema=False)
 
     def page(request: Request, operator: Operator, template: str, **context: Any) -> Response:
@@ -137,7 +139,7 @@ def console_router(
                 csv_url="",
                 **context,
             )
-        found = await reading(lambda: ledger.search_notices(store, wanted))
+        found = await reading(lambda: ledger.search_notices(queries, wanted))
         if isinstance(found, Response):
             return found
         params = wanted.params()
@@ -159,7 +161,7 @@ def console_router(
         operator = access.reader(request)
         if not isinstance(operator, Operator):
             return operator
-        shown = await reading(lambda: _notice_view(engine, store, key))
+        shown = await reading(lambda: _notice_view(engine, queries, key))
         if isinstance(shown, Response):
             return shown
         if shown is None:
@@ -171,7 +173,7 @@ def console_router(
         operator = access.reader(request)
         if not isinstance(operator, Operator):
             return operator
-        email = await reading(lambda: _email_of(engine, store, key))
+        email = await reading(lambda: _email_of(engine, queries, key))
         if isinstance(email, Response):
             return email
         if email is None or email.html is None:
@@ -321,15 +323,16 @@ def _unavailable() -> Response:
     )
 
 
-def _email_of(engine: Engine, store: SqlStore, key: str) -> ShownEmail | None:
-    notice = store.notice(key)
+def _email_of(engine: Engine, queries: ConsoleQueries, key: str) -> ShownEmail | None:
+    notice = queries.notice(key)
     if notice is None:
         return None
-    raw = ledger.sent_copy(store, key)
+    raw = queries.sent_copy(key)
     return from_bytes(raw) if raw is not None else re_rendered(engine, notice)
 
 
-def _notice_view(engine: Engine, store: SqlStore, key: str) -> dict[str, Any] | None:
+def _notice_view(engine: Engine, queries: ConsoleQueries, key: str) -> dict[str, Any] | None:
+    store = queries.store
     notice = store.notice(key)
     if notice is None:
         return None
@@ -341,8 +344,8 @@ def _notice_view(engine: Engine, store: SqlStore, key: str) -> dict[str, Any] | 
         "trigger_said": describe_trigger(rule) if rule is not None else None,
         "trigger": _record_fields(notice.record),
         "suppressed": next(iter(suppressed.values()), None),
-        "timeline": ledger.timeline_for(store, notice),
-        "email": _email_of(engine, store, key),
+        "timeline": ledger.timeline_for(queries, notice),
+        "email": _email_of(engine, queries, key),
         "html_src": "/console/email/" + quote(key, safe=""),
     }
 
