@@ -10,6 +10,7 @@ from __future__ import annotations
 from notifier.cli import database as _database  # noqa: F401  (first: `db` heads the groups)
 from notifier.cli import batch as _batch  # noqa: F401
 from notifier.cli import ledger as _ledger  # noqa: F401
+from notifier.cli import show as _show  # noqa: F401
 from notifier.cli import authoring as _authoring  # noqa: F401
 from notifier.cli import rules as _rules  # noqa: F401
 from notifier.cli import processes as _processes  # noqa: F401

@@ -6,6 +6,7 @@ Every send goes through the Engine; these commands only pick which notices, and 
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 import re
 import sys
@@ -18,7 +19,7 @@ from rich.table import Table
 
 from notifier.cli.root import EXIT_REJECTED, app, deliver_and_close, err, fail, out, settings
 from notifier.core.models import NoticeStatus
-from notifier.engine import Engine
+from notifier.engine import Engine, operator
 from notifier.engine.reports import DeliveryReport, utc_now
 from notifier.store.sql import SqlStore
 
@@ -38,6 +39,14 @@ def _store() -> Iterator[SqlStore]:
         yield store
     finally:
         store.close()
+
+
+def cli_actor() -> str:
+    """Who acts from the command line, for the notices' history: the OS user."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no name for this uid (a bare container)
+        return "cli"
 
 
 def print_delivery(report: DeliveryReport, *, title: str) -> None:
@@ -101,37 +110,19 @@ def retry(
     """
     if bool(keys) == all_:
         raise fail("give notice keys, or --all (not both)")
-    now = utc_now()
-    problems: list[str] = []
     with _store() as store:
-        if all_:
-            made = store.make_due(None, now=now)
-        else:
-            assert keys is not None
-            wanted: list[str] = []
-            for key in dict.fromkeys(keys):
-                notice = store.notice(key)
-                if notice is None:
-                    problems.append(f"{key}: no such notice")
-                elif notice.status not in (NoticeStatus.RETRY, NoticeStatus.FAILED):
-                    hint = (
-                        "; `notifier resend KEY --force` sends a second copy"
-                        if notice.status is NoticeStatus.SENT
-                        else ""
-                    )
-                    problems.append(f"{key}: is {notice.status.value}, not retry or failed{hint}")
-                else:
-                    wanted.append(key)
-                    if notice.recipient and (why := store.suppressed([notice.recipient])):
-                        err.print(
-                            f"note: {notice.recipient} is suppressed ({next(iter(why.values()))}):"
-                            f" {key} will be cancelled unless you run"
-                            f" `notifier suppress remove {notice.recipient}`",
-                            highlight=False,
-                            soft_wrap=True,
-                            markup=False,
-                        )
-            made = store.make_due(wanted, now=now) if wanted else 0
+        done = operator.retry(store, None if all_ else keys, actor=cli_actor(), now=utc_now())
+    for key, address, why in done.suppressed:
+        err.print(
+            f"note: {address} is suppressed ({why}):"
+            f" {key} will be cancelled unless you run"
+            f" `notifier suppress remove {address}`",
+            highlight=False,
+            soft_wrap=True,
+            markup=False,
+        )
+    problems = done.problems
+    made = done.count
     for problem in problems:
         err.print(f"[red]✗[/] {problem}", highlight=False, soft_wrap=True, markup=True)
     out.print(
@@ -166,7 +157,7 @@ def resend(
 
     async def once(engine: Engine) -> tuple[str, DeliveryReport]:
         try:
-            return await engine.resend(key)
+            return await operator.resend(engine, key, actor=cli_actor())
         finally:
             await engine.transport.close()
 
@@ -209,22 +200,17 @@ def suppress_add(
 ) -> None:
     """Never mail these addresses: their notices are cancelled, with the reason."""
     wanted = _addresses(addresses)
-    now = utc_now()
     with _store() as store:
-        already = store.suppressed(wanted)
-        for address in wanted:
-            if address.casefold() in already:
-                err.print(
-                    f"{address}: already suppressed ({already[address.casefold()]})",
-                    highlight=False,
-                    soft_wrap=True,
-                    markup=False,
-                )
-            else:
-                store.suppress(address, reason=reason, now=now)
-    out.print(
-        f"{len(wanted) - len(already):,} address(es) suppressed", highlight=False, soft_wrap=True
-    )
+        done = operator.suppress(store, wanted, reason=reason, actor=cli_actor(), now=utc_now())
+    for address in wanted:
+        if address.casefold() in done.already:
+            err.print(
+                f"{address}: already suppressed ({done.already[address.casefold()]})",
+                highlight=False,
+                soft_wrap=True,
+                markup=False,
+            )
+    out.print(f"{len(done.added):,} address(es) suppressed", highlight=False, soft_wrap=True)
 
 
 @suppress_app.command("remove")
@@ -234,7 +220,7 @@ def suppress_remove(
     """Mail these addresses again (notices already cancelled stay cancelled)."""
     wanted = _addresses(addresses)
     with _store() as store:
-        removed = [address for address in wanted if store.unsuppress(address)]
+        removed = operator.unsuppress(store, wanted, actor=cli_actor(), now=utc_now())
     for address in wanted:
         if address not in removed:
             err.print(

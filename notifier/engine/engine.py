@@ -199,6 +199,11 @@ class Engine(Ingesting):
         The copy has its own key, so its own Message-ID: mail clients show it as a new
         message. It is an operator's explicit decision; the CLI insists on --force.
         """
+        new_key = await self.add_resend(key)
+        return new_key, await self.deliver_keys([new_key])
+
+    async def add_resend(self, key: str) -> str:
+        """The first half of `resend`: the new notice, due now, not yet sent; its key."""
         original = await asyncio.to_thread(self.store.notice, key)
         if original is None:
             raise NotifierError(f"no notice with key {key!r} (see `notifier notices`)")
@@ -221,7 +226,7 @@ class Engine(Ingesting):
             mask_email(original.recipient or ""),
             new_key,
         )
-        return new_key, await self.deliver_keys([new_key])
+        return new_key
 
     async def deliver_claimed(
         self, claimed: Sequence[Notice], *, stopping: Callable[[], bool] | None = None

@@ -19,10 +19,11 @@ from sqlalchemy import ColumnElement, and_, func, or_, select
 
 from notifier.core.history import HistoryEntry, ReceivedRecord
 from notifier.core.models import Notice, NoticeStatus, Scope
-from notifier.store.schema import fulfillments, notices, records
+from notifier.core.timeline import TimelineEntry, timeline
+from notifier.store.schema import fulfillments, notices, records, sent_copies
 from notifier.store.sql import SqlStore, notice_from_row
 
-__all__ = ["MAX_PAGE", "ConsoleQueries", "NoticePage", "NoticeQuery"]
+__all__ = ["MAX_PAGE", "ConsoleQueries", "NoticeDossier", "NoticePage", "NoticeQuery"]
 
 MAX_PAGE = 500  # notices per page at most (CSV exports page too)
 _KEY_SEPARATOR = ":"  # every notice key has one: rule:scope:id
@@ -46,6 +47,17 @@ class NoticeQuery:
             raise ValueError(f"limit must be between 1 and {MAX_PAGE}, not {self.limit}")
         if self.offset < 0:
             raise ValueError(f"offset cannot be negative, not {self.offset}")
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeDossier:
+    """Everything the ledger knows of one notice, its timeline put together."""
+
+    notice: Notice
+    history: tuple[HistoryEntry, ...]
+    records: tuple[ReceivedRecord, ...]
+    timeline: tuple[TimelineEntry, ...]
+    copy_kept: bool  # the exact bytes it was sent as are still kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +128,29 @@ class ConsoleQueries:
     def sent_copy(self, key: str) -> bytes | None:
         """The exact bytes the notice was sent as, while the copy is kept."""
         return self.store.sent_copy(key)
+
+    def has_sent_copy(self, key: str) -> bool:
+        query = select(sent_copies.c.notice_key).where(sent_copies.c.notice_key == key)
+        with self.store.reading("reading a sent copy") as conn:
+            return conn.scalar(query) is not None
+
+    def dossier(self, key: str) -> NoticeDossier | None:
+        """The notice `key` with its history, its fulfillments' records and its timeline;
+        None if there is no such notice."""
+        notice = self.store.notice(key)
+        if notice is None:
+            return None
+        history = tuple(self.notice_history(key))
+        received = tuple(
+            self.records_for(notice.order_id, fulfillment_ids=notice.fulfillment_ids or None)
+        )
+        return NoticeDossier(
+            notice=notice,
+            history=history,
+            records=received,
+            timeline=tuple(timeline(notice, history=history, records=received)),
+            copy_kept=self.has_sent_copy(key),
+        )
 
 
 def _conditions(query: NoticeQuery, *, dialect: str) -> list[ColumnElement[bool]]:

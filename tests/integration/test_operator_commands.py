@@ -274,3 +274,28 @@ def test_store_counts_match_the_cli(settings: Settings, tmp_path: Path) -> None:
     finally:
         store.close()
     assert {n["status"] for n in ledger(settings).values()} == {"sent"}
+
+
+def test_show_prints_a_notices_whole_story(
+    settings: Settings, tmp_path: Path, smtp_sink: SmtpSink
+) -> None:
+    """After a refusal, a retry and a send: the rule, the record, every step, the copy kept."""
+    smtp_sink.reply_with("554 5.7.1 message refused by policy", stage="data")
+    run(settings, tmp_path, [tna_record(7, first_name="[bold]Eve[/bold]")])
+    assert notifier(settings, "retry", tna_key(7)).exit_code == 0
+    assert notifier(settings, "deliver").exit_code == 0
+    shown = notifier(settings, "show", tna_key(7))
+    assert shown.exit_code == 0, shown.stderr
+    text = shown.stdout
+    assert "tracking_number_assigned" in text and "O7" in text
+    assert "[bold]Eve[/bold]" in text  # customer data printed as it is, never as markup
+    for step in ("Record received", "Notice created", "Failed", "Retry requested", "Sent"):
+        assert step in text, step
+    assert "554 5.7.1" in text and "cli:" in text
+    assert "kept" in text and "not kept" not in text
+
+
+def test_show_of_an_unknown_key_says_so(settings: Settings) -> None:
+    """A key that is not in the ledger: exit 2 and where to look."""
+    shown = notifier(settings, "show", "no:such:key")
+    assert shown.exit_code == 2 and "no notice with key" in shown.stderr
