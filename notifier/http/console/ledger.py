@@ -1,6 +1,7 @@
-"""What the pages read from the ledger and do to it, in one place: the read-side queries
-(notifier.store.queries), the timeline (notifier.core.timeline) and the operator actions
-(notifier.engine.operator, the CLI's code). Blocking calls: routes run them off the loop.
+"""What the pages read from the ledger and do to it, in one place: the search form, the
+read-side queries (notifier.store.queries), the timeline (notifier.core.timeline) and the
+operator actions (notifier.engine.operator, the code the CLI's commands run), each told
+who acted. Blocking calls, except resend: routes run them off the event loop.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from typing import Any
 
 from notifier.core.models import Notice, NoticeStatus
 from notifier.core.timeline import TimelineEntry, timeline
-from notifier.engine import Engine
+from notifier.engine import Engine, operator
+from notifier.errors import NotifierError
 from notifier.store.queries import ConsoleQueries, NoticePage, NoticeQuery
 
 PAGE_SIZE = 25
@@ -109,21 +111,37 @@ def timeline_for(queries: ConsoleQueries, notice: Notice) -> list[TimelineEntry]
     )
 
 
-async def retry(engine: Engine, key: str, *, actor: str) -> str:
-    made = engine.store.make_due([key], now=engine.clock())
-    return f"{key} is due now: it is sent again shortly" if made else f"{key} was not retried"
+def retry(engine: Engine, key: str, *, actor: str) -> str:
+    """Make a notice in retry or failed due now; what happened, in a sentence."""
+    outcome = operator.retry(engine.store, [key], actor=actor, now=engine.clock())
+    if outcome.problems:
+        raise NotifierError(outcome.problems[0])
+    if not outcome.count:
+        raise NotifierError(f"{key} changed meanwhile and was not retried: reload the page")
+    said = f"{key} is due now: the same email (same Message-ID) goes out in a moment."
+    for _, address, why in outcome.suppressed:
+        said += f" Note: {address} is suppressed ({why}), so it will be cancelled."
+    return said
 
 
 async def resend(engine: Engine, key: str, *, actor: str) -> str:
-    new_key, _ = await engine.resend(key)
+    """A new copy of a sent or failed notice, as a new notice; its key."""
+    new_key, _ = await operator.resend(engine, key, actor=actor)
     return new_key
 
 
 def suppress(engine: Engine, address: str, *, reason: str, actor: str, key: str | None) -> str:
-    engine.store.suppress(address, reason=reason, now=engine.clock())
-    return f"{address} is suppressed"
+    outcome = operator.suppress(
+        engine.store, [address], reason=reason, actor=actor, now=engine.clock(), key=key
+    )
+    if not outcome.added:
+        why = next(iter(outcome.already.values()), "")
+        return f"{address} was already suppressed ({why})."
+    return f"{address} is suppressed: notices to it are cancelled until it is unsuppressed."
 
 
 def unsuppress(engine: Engine, address: str, *, actor: str, key: str | None) -> str:
-    done = engine.store.unsuppress(address)
-    return f"{address} is no longer suppressed" if done else f"{address} was not suppressed"
+    removed = operator.unsuppress(engine.store, [address], actor=actor, now=engine.clock(), key=key)
+    if not removed:
+        return f"{address} was not suppressed."
+    return f"{address} is no longer suppressed (notices already cancelled stay cancelled)."

@@ -202,9 +202,12 @@ def console_router(
         if not isinstance(posted, Posted):
             return posted
         key = posted.form.get("key", "")
-        return await _acted(
-            notice_path(key), lambda: ledger.retry(engine, key, actor=posted.operator.actor), wake
-        )
+        actor = posted.operator.actor
+
+        async def run() -> str:
+            return await run_in_threadpool(ledger.retry, engine, key, actor=actor)
+
+        return await _acted(notice_path(key), run, wake)
 
     @router.post("/console/actions/resend")
     async def resend(request: Request) -> Response:
