@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from support.browser import chromium
+from support.browser import chromium, colour_stats
 from support.cli import notifier
 from support.project import ROOT, smtp_settings
 from support.server import ServeProcess
@@ -161,6 +161,10 @@ def test_done_when_the_example_batch_is_on_the_console(desk: Watched, console: C
     assert "Parcel 2 of 2" in page.inner_text("#email-text")
     frame = page.frame_locator("#email-html")
     assert "KN-1002" in frame.locator("body").inner_text()
+    # Painted with its inlined styles (the frame's policy allows them, and no script).
+    assert frame.locator("a.button").count() == 2
+    distinct, blue = colour_stats(page.locator("#email-html").screenshot())
+    assert distinct > 40 and blue > 300, (distinct, blue)
     assert desk.errors == [] and desk.dialogs == []
 
 

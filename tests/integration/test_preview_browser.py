@@ -7,7 +7,6 @@ installs it.
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from support.browser import chromium
+from support.browser import chromium, colour_stats
 from support.live_uvicorn import LiveServer
 from support.project import RULES, settings_for
 
@@ -24,8 +23,6 @@ from notifier.http.preview import include_preview
 from notifier.rendering.setup import make_composer
 
 TOKEN = "browser-test-token-81d0"
-# The base layout's button colour (#2563eb): present only if the inlined CSS was applied.
-BUTTON_BLUE = (0x25, 0x63, 0xEB)
 RECORD = {
     "order_id": "KN-8841",
     "fulfillment_id": "F-3",
@@ -55,20 +52,6 @@ def server(tmp_path: Path) -> Iterator[LiveServer]:
     )
     with LiveServer(app) as live:
         yield live
-
-
-def colour_stats(png: bytes) -> tuple[int, int]:
-    """(distinct colours, pixels within a few steps of the button blue) of a screenshot."""
-    from PIL import Image
-
-    image = Image.open(io.BytesIO(png)).convert("RGB")
-    colours = image.getcolors(maxcolors=1 << 20) or []
-    blue = sum(
-        count
-        for count, rgb in colours
-        if all(abs(c - b) <= 6 for c, b in zip(rgb, BUTTON_BLUE, strict=True))
-    )
-    return len(colours), blue
 
 
 def test_preview_page_in_headless_chromium(browser_page: Any, server: LiveServer) -> None:

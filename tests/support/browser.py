@@ -7,6 +7,7 @@ test skips and says why; `.ci/run` installs chromium.
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 from collections.abc import Iterator
@@ -52,3 +53,21 @@ def chromium(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
             yield browser
         finally:
             browser.close()
+
+
+# The email layout's button colour (#2563eb): present only if the inlined CSS was applied.
+BUTTON_BLUE = (0x25, 0x63, 0xEB)
+
+
+def colour_stats(png: bytes) -> tuple[int, int]:
+    """(distinct colours, pixels within a few steps of the button blue) of a screenshot."""
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    colours = image.getcolors(maxcolors=1 << 20) or []
+    blue = sum(
+        count
+        for count, rgb in colours
+        if all(abs(c - b) <= 6 for c, b in zip(rgb, BUTTON_BLUE, strict=True))
+    )
+    return len(colours), blue
