@@ -19,7 +19,15 @@ from notifier.engine.engine import Engine
 from notifier.engine.reports import DeliveryReport
 from notifier.store.base import Store
 
-__all__ = ["RetryOutcome", "SuppressOutcome", "resend", "retry", "suppress", "unsuppress"]
+__all__ = [
+    "RetryOutcome",
+    "SuppressOutcome",
+    "add_resend",
+    "resend",
+    "retry",
+    "suppress",
+    "unsuppress",
+]
 
 _RETRYABLE = (NoticeStatus.RETRY, NoticeStatus.FAILED)
 
@@ -98,6 +106,13 @@ def retry(store: Store, keys: Sequence[str] | None, *, actor: str, now: datetime
 async def resend(engine: Engine, key: str, *, actor: str) -> tuple[str, DeliveryReport]:
     """Send a sent (or failed) notice again as a new notice `<key>#resend-<n>` (a new
     Message-ID); its key and how its delivery went. Raises NotifierError if it may not."""
+    new_key = await add_resend(engine, key, actor=actor)
+    return new_key, await engine.deliver_keys([new_key])
+
+
+async def add_resend(engine: Engine, key: str, *, actor: str) -> str:
+    """`resend` without the sending: the new notice is due now, for the worker (the
+    console's way: the request returns at once). Its key."""
     asked = engine.clock()
     new_key = await engine.add_resend(key)
     # Written before the copy is sent, so its timeline starts with who asked for it.
@@ -108,7 +123,7 @@ async def resend(engine: Engine, key: str, *, actor: str) -> tuple[str, Delivery
             HistoryEntry(new_key, asked, ACTION, "resend", f"a resend of {key}", actor),
         ],
     )
-    return new_key, await engine.deliver_keys([new_key])
+    return new_key
 
 
 def suppress(

@@ -159,11 +159,17 @@ def standard_extras(
     settings: Settings, project_file: ProjectFile
 ) -> Callable[[Engine, DeliveryWorker], Extras]:
     """What `notifier serve` adds to the webhook: the /preview page (when
-    NOTIFIER_PREVIEW_TOKEN is set) and the scheduler (when notifier.toml or the
+    NOTIFIER_PREVIEW_TOKEN is set), the notices API (when NOTIFIER_CONSOLE_TOKEN is) and
+    the scheduler (when notifier.toml or the
     environment defines jobs). Both come from what the entry point read once, at start."""
 
     def build(engine: Engine, worker: DeliveryWorker) -> Extras:
         routers = []
+        from notifier.http.notices_api import notices_api_from_settings
+
+        # The notices API (/v1/notices), when NOTIFIER_CONSOLE_TOKEN is set.
+        if (api := notices_api_from_settings(engine, settings, wake=worker.wake)) is not None:
+            routers.append(api)
         if settings.preview_token is not None and settings.preview_token.get_secret_value():
             from notifier.http.preview import preview_router
             from notifier.rendering.setup import make_composer
