@@ -1,7 +1,7 @@
-"""What the pages read from the ledger and do to it, in one place: the search form, the
-read-side queries (notifier.store.queries), the timeline (notifier.core.timeline) and the
-operator actions (notifier.engine.operator, the code the CLI's commands run), each told
-who acted. Blocking calls, except resend: routes run them off the event loop.
+"""What the pages read from the ledger and do to it, in one place: the search form over
+the read-side queries (notifier.store.queries), and the operator actions
+(notifier.engine.operator, the code the CLI's commands run), each told who acted.
+Blocking calls, except resend: routes run them off the event loop.
 """
 
 from __future__ import annotations
@@ -10,8 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from notifier.core.models import Notice, NoticeStatus
-from notifier.core.timeline import TimelineEntry, timeline
+from notifier.core.models import NoticeStatus
 from notifier.engine import Engine, operator
 from notifier.errors import NotifierError
 from notifier.store.queries import ConsoleQueries, NoticePage, NoticeQuery
@@ -100,17 +99,6 @@ def search_notices(queries: ConsoleQueries, search: Search) -> NoticePage:
     )
 
 
-def timeline_for(queries: ConsoleQueries, notice: Notice) -> list[TimelineEntry]:
-    """The notice's one timeline: the records of its fulfillments, its attempts, the
-    operators' actions on it."""
-    ids = notice.fulfillment_ids or ((notice.fulfillment_id,) if notice.fulfillment_id else None)
-    return timeline(
-        notice,
-        history=queries.notice_history(notice.key),
-        records=queries.records_for(notice.order_id, fulfillment_ids=ids),
-    )
-
-
 def retry(engine: Engine, key: str, *, actor: str) -> str:
     """Make a notice in retry or failed due now; what happened, in a sentence."""
     outcome = operator.retry(engine.store, [key], actor=actor, now=engine.clock())
@@ -125,9 +113,9 @@ def retry(engine: Engine, key: str, *, actor: str) -> str:
 
 
 async def resend(engine: Engine, key: str, *, actor: str) -> str:
-    """A new copy of a sent or failed notice, as a new notice; its key."""
-    new_key, _ = await operator.resend(engine, key, actor=actor)
-    return new_key
+    """A new copy of a sent or failed notice, as a new notice due now (the worker sends it;
+    the request does not wait for the mail server); its key."""
+    return await operator.add_resend(engine, key, actor=actor)
 
 
 def suppress(engine: Engine, address: str, *, reason: str, actor: str, key: str | None) -> str:

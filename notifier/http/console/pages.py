@@ -221,6 +221,8 @@ def console_router(
             return _unavailable()
         except NotifierError as exc:
             return redirect_with(notice_path(key), Flash(str(exc), "error"))
+        if wake is not None:
+            wake()
         return redirect_with(
             notice_path(new_key), Flash(f"A new copy of {key} was made as {new_key}.")
         )
@@ -335,19 +337,19 @@ def _email_of(engine: Engine, queries: ConsoleQueries, key: str) -> ShownEmail |
 
 
 def _notice_view(engine: Engine, queries: ConsoleQueries, key: str) -> dict[str, Any] | None:
-    store = queries.store
-    notice = store.notice(key)
-    if notice is None:
+    dossier = queries.dossier(key)
+    if dossier is None:
         return None
+    notice = dossier.notice
     rule = engine.rules_by_id.get(notice.rule_id)
-    suppressed = store.suppressed([notice.recipient]) if notice.recipient else {}
+    suppressed = queries.store.suppressed([notice.recipient]) if notice.recipient else {}
     return {
         "notice": notice,
         "rule": rule,
         "trigger_said": describe_trigger(rule) if rule is not None else None,
         "trigger": _record_fields(notice.record),
         "suppressed": next(iter(suppressed.values()), None),
-        "timeline": ledger.timeline_for(queries, notice),
+        "timeline": dossier.timeline,
         "email": _email_of(engine, queries, key),
         "html_src": "/console/email/" + quote(key, safe=""),
     }
