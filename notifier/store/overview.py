@@ -113,8 +113,11 @@ def read_overview(store: SqlStore, *, now: datetime, limit: int = 10) -> Overvie
     today = start_of_day(now)
     week_start = today - timedelta(days=WEEK_DAYS - 1)
     with store.reading("reading the console overview") as conn:
-        hours = _sent_by(conn, store.dialect, since=today, hours=True)
-        days = _sent_by(conn, store.dialect, since=week_start, hours=False)
+        hours = _sent_per_hour(conn, store.dialect, since=week_start)
+        days: dict[datetime, int] = {}
+        for start, sent in hours.items():
+            day = start_of_day(start)
+            days[day] = days.get(day, 0) + sent
         return Overview(
             now=now,
             today=_counts(conn, since=today),
@@ -140,31 +143,31 @@ def _counts(conn: Connection, *, since: datetime) -> dict[NoticeStatus, int]:
     return {NoticeStatus(status): int(count) for status, count in conn.execute(query)}
 
 
-def _sent_by(
-    conn: Connection, dialect: str, *, since: datetime, hours: bool
-) -> dict[datetime, int]:
-    """Sent emails per UTC hour or day since `since`, grouped by the database."""
-    bucket = _truncated(notices.c.sent_at, dialect, hours=hours).label("bucket")
+def _sent_per_hour(conn: Connection, dialect: str, *, since: datetime) -> dict[datetime, int]:
+    """Sent emails per UTC hour since `since`, counted by the database.
+
+    A sent notice's due_at is its sent_at (the store writes a completion's time to both:
+    notifier.store.base.Completion.stored_due_at), and (status, due_at) is indexed for the
+    claim: counted on that index, a week of 90,000 sent notices takes a fraction of what
+    reading sent_at from each row does (bench/console_overview.py)."""
+    bucket = _hour_of(notices.c.due_at, dialect).label("bucket")
     query = (
         select(bucket, func.count())
-        .where(notices.c.status == NoticeStatus.SENT.value, notices.c.sent_at >= since)
+        .where(notices.c.status == NoticeStatus.SENT.value, notices.c.due_at >= since)
         .group_by(bucket)
     )
-    counts: dict[datetime, int] = {}
-    for text, count in conn.execute(query):
-        start = datetime.fromisoformat(f"{text}:00" if hours else str(text)).replace(
-            tzinfo=since.tzinfo
-        )
-        counts[start] = int(count)
-    return counts
+    return {
+        datetime.fromisoformat(f"{text}:00").replace(tzinfo=since.tzinfo): int(count)
+        for text, count in conn.execute(query)
+    }
 
 
-def _truncated(column: Any, dialect: str, *, hours: bool) -> ColumnElement[str]:
-    """`YYYY-MM-DD HH` (or `YYYY-MM-DD`) of a UTC moment, as text, in either database."""
+def _hour_of(column: Any, dialect: str) -> ColumnElement[str]:
+    """`YYYY-MM-DD HH` of a UTC moment, as text, in either database."""
     if dialect == "sqlite":
         # Stored as UTC text, `YYYY-MM-DD HH:MM:SS.ffffff` (notifier.store.schema).
-        return func.substr(column, 1, 13 if hours else 10)
-    return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD HH24" if hours else "YYYY-MM-DD")
+        return func.substr(column, 1, 13)
+    return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD HH24")
 
 
 def _attention(conn: Connection, *, now: datetime, limit: int) -> Attention:
