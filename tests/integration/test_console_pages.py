@@ -125,8 +125,16 @@ def test_the_login_form_logs_in_and_never_sends_you_elsewhere(served: Served) ->
             )
             assert answer.status_code == 303 and answer.headers["location"] == lands, target
         assert browser.get("/console").status_code == 200
-        wrong = browser.post("/console/login", data={"token": "nope"}, follow_redirects=False)
+        wrong = browser.post(
+            "/console/login", data={"token": "nope", "next": "/console/suppressions"}
+        )
         assert wrong.status_code == 403
+        assert 'name="next" value="/console/suppressions"' in wrong.text, "kept for the retry"
+        page = browser.get("/console").text
+        csrf = page.split('name="csrf_token" value="')[1].split('"')[0]
+        out = browser.post("/console/logout", data={"csrf_token": csrf}, follow_redirects=False)
+        assert out.status_code == 303 and out.headers["location"] == "/console"
+        assert browser.get("/console").status_code == 401
 
 
 def test_every_console_page_carries_the_security_headers(served: Served) -> None:

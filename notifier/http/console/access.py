@@ -71,8 +71,12 @@ class Access:
         self.tokens.set_cookie(redirect, operator, secure=request.url.scheme == "https")
         return secure(redirect)
 
-    def login_page(self, request: Request, *, wrong: bool = False) -> Response:
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    def login_page(
+        self, request: Request, *, wrong: bool = False, target: str | None = None
+    ) -> Response:
+        """The login form; once logged in, on to `target` (default: the page asked for)."""
+        if target is None:
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return html_page(
             "login.html",
             status_code=403 if wrong else 401,

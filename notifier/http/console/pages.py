@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from notifier.core.models import NoticeStatus
@@ -37,7 +37,7 @@ from notifier.http.console.access import (
 from notifier.http.console.email_view import ShownEmail, from_bytes, re_rendered
 from notifier.http.console.overview import overview_context
 from notifier.http.console.render import EMAIL_HEADERS, html_page, notice_path, secure
-from notifier.http.operator_auth import Operator, OperatorTokens
+from notifier.http.operator_auth import COOKIE, Operator, OperatorTokens
 from notifier.store.overview import read_overview
 from notifier.store.queries import ConsoleQueries
 from notifier.store.sql import SqlStore
@@ -87,20 +87,20 @@ def console_router(
         try:
             form = await read_form(request)
         except HttpProblem:
-            return access.login_page(request, wrong=True)
+            return access.login_page(request, wrong=True, target="/console")
+        target = form.get("next") or "/console"
         operator = tokens.by_token(form.get("token", "").strip(), via="cookie")
         if operator is None:
-            return access.login_page(request, wrong=True)
-        return access.logged_in(request, operator, form.get("next") or "/console")
+            return access.login_page(request, wrong=True, target=target)
+        return access.logged_in(request, operator, target)
 
     @router.post("/console/logout")
     async def logout(request: Request) -> Response:
         posted = await access.poster(request, act=False)
         if not isinstance(posted, Posted):
             return posted
-        response = access.login_page(request)
-        response.status_code = 200
-        response.delete_cookie("notifier_console", path="/", httponly=True, samesite="strict")
+        response = secure(RedirectResponse("/console", status_code=303))
+        response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
         return response
 
     @router.get("/console")
