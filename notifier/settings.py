@@ -79,6 +79,16 @@ class Settings(BaseSettings):
     webhook_max_bytes: int = Field(default=1024 * 1024, ge=1024)
     postback_token: SecretStr | None = None
     postback_fields: dict[str, str] = Field(default_factory=dict)  # incoming name -> field
+    # Delivery feedback (notifier.engine.feedback): what suppresses an address, and how far back
+    # an event without a Message-ID looks for the latest notice sent to its recipient.
+    feedback_suppress_permanent: bool = True
+    feedback_suppress_complaints: bool = True
+    feedback_transient_limit: int = Field(default=3, ge=0)  # 0: transient bounces never do
+    feedback_transient_window: Duration = "7d"
+    feedback_match_window: Duration = "7d"
+    # VERP: with "bounces@shop.example", each notice's envelope sender is
+    # bounces+<token>@shop.example, so a bounce without the original headers maps back.
+    bounce_address: str | None = None
 
 
 def load_settings() -> Settings:

@@ -15,6 +15,7 @@ from notifier.cli import authoring as _authoring  # noqa: F401
 from notifier.cli import rules as _rules  # noqa: F401
 from notifier.cli import processes as _processes  # noqa: F401
 from notifier.cli import delivery as _delivery  # noqa: F401
+from notifier.cli import feedback as _feedback  # noqa: F401
 
 # isort: on
 from notifier.cli.root import app

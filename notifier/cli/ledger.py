@@ -26,9 +26,21 @@ def notice_json(notice: Notice) -> dict[str, Any]:
         "message_id": notice.message_id,
         "created_at": notice.created_at.isoformat(),
         "sent_at": notice.sent_at.isoformat() if notice.sent_at else None,
+        "feedback": notice.feedback.verdict if notice.feedback else None,
         "due_at": notice.due_at.isoformat(),
         "reason": notice.reason,
     }
+
+
+# The providers' verdict beside `sent` (notifier.core.feedback): bad news in red.
+_VERDICT_STYLES = {"bounced": "red", "complained": "red", "soft-bounced": "yellow"}
+
+
+def _verdict(notice: Notice) -> str:
+    if notice.feedback is None:
+        return ""
+    verdict = notice.feedback.verdict
+    return f" [{_VERDICT_STYLES.get(verdict, 'green')}]{verdict}[/]"
 
 
 @app.command()
@@ -65,7 +77,8 @@ def notices(
         table.add_row(
             notice.key,
             f"[{styles.get(notice.status, 'default')}]{notice.status.value}[/]"
-            + (ambiguous if notice.ambiguous_attempts else ""),
+            + (ambiguous if notice.ambiguous_attempts else "")
+            + _verdict(notice),
             notice.recipient or "-",
             str(notice.attempts),
             notice.created_at.strftime("%Y-%m-%d %H:%M:%S"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -169,3 +170,71 @@ class SuppressionPolicy:
             count, days = transient_in_window, self.transient_window.days
             return f"{count} transient bounces within {days} days, the last {where}{said}"
         return None
+
+
+# --- rates -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackRate:
+    """Of the notices sent in a window, how many the providers reported on, by verdict."""
+
+    sent: int = 0
+    delivered: int = 0
+    bounced: int = 0  # permanent
+    soft_bounced: int = 0
+    complaints: int = 0
+
+    @property
+    def bounce_rate(self) -> float:
+        return self.bounced / self.sent if self.sent else 0.0
+
+    @property
+    def complaint_rate(self) -> float:
+        return self.complaints / self.sent if self.sent else 0.0
+
+    def plus(self, verdict: FeedbackKind | None, count: int) -> FeedbackRate:
+        """This rate with `count` more sent notices whose verdict is `verdict`."""
+        return FeedbackRate(
+            sent=self.sent + count,
+            delivered=self.delivered + (count if verdict is FeedbackKind.DELIVERED else 0),
+            bounced=self.bounced + (count if verdict is FeedbackKind.BOUNCE_PERMANENT else 0),
+            soft_bounced=self.soft_bounced
+            + (count if verdict is FeedbackKind.BOUNCE_TRANSIENT else 0),
+            complaints=self.complaints + (count if verdict is FeedbackKind.COMPLAINT else 0),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackRates:
+    """Rates over a window, overall and per campaign (None: notices without a campaign)."""
+
+    since: datetime
+    overall: FeedbackRate
+    by_campaign: dict[str | None, FeedbackRate]
+
+
+def rates_from_counts(
+    since: datetime, counts: Iterable[tuple[str | None, FeedbackKind | None, int]]
+) -> FeedbackRates:
+    """Rates from (campaign, verdict, notices sent) counts, as the ledger groups them."""
+    overall = FeedbackRate()
+    by_campaign: dict[str | None, FeedbackRate] = {}
+    for campaign, verdict, count in counts:
+        overall = overall.plus(verdict, count)
+        by_campaign[campaign] = by_campaign.get(campaign, FeedbackRate()).plus(verdict, count)
+    return FeedbackRates(since=since, overall=overall, by_campaign=by_campaign)
+
+
+# The window the rates are reported over (`notifier feedback stats`, /metrics).
+FEEDBACK_WINDOW = timedelta(days=7)
+
+# Gmail's and Yahoo's bulk-sender rules enforce 0.3%; warn well before it.
+COMPLAINT_WARNING_RATE = 0.001
+
+
+def stronger(current: FeedbackKind | None, new: FeedbackKind) -> FeedbackKind:
+    """The verdict a notice shows after `new` arrives (a weaker report does not hide news)."""
+    if current is None or VERDICT_RANK[new] >= VERDICT_RANK[current]:
+        return new
+    return current

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from notifier.core.feedback import FeedbackKind
+
 
 class Status(enum.StrEnum):
     """A fulfillment status, as the fulfillment house reports it (docs/design.md §1)."""
@@ -279,6 +281,8 @@ class Notice:
     entered_at: datetime | None = None
     # A digest rule's notice: sent in one message with the others of its window.
     digest_key: str | None = None
+    # The providers' strongest verdict on it once sent (core.feedback.VERDICT_RANK), if any.
+    feedback: FeedbackKind | None = None
 
 
 def message_id_for(notice_key: str, domain: str) -> str:

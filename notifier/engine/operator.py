@@ -113,8 +113,8 @@ async def resend(engine: Engine, key: str, *, actor: str) -> tuple[str, Delivery
 async def add_resend(engine: Engine, key: str, *, actor: str) -> str:
     """`resend` without the sending: the new notice is due now, for the worker (the
     console's way: the request returns at once). Its key."""
-    asked = engine.clock()
     new_key = await engine.add_resend(key)
+    asked = engine.clock()  # not before the copy's creation: its timeline starts there
     # Written before the copy is sent, so its timeline starts with who asked for it.
     await asyncio.to_thread(
         engine.store.add_history,

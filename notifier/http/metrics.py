@@ -21,6 +21,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from notifier.core.feedback import FEEDBACK_WINDOW, FeedbackRates
 from notifier.core.models import NoticeStatus
 from notifier.engine.reports import IngestReport
 from notifier.store.base import Store
@@ -45,8 +46,10 @@ class _LedgerCollector:
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("notifier_store_up", "1 if the store answered this scrape")
         try:
+            now = self.clock()
             counts = self.store.notice_counts()
-            due = self.store.due_count(now=self.clock())
+            due = self.store.due_count(now=now)
+            rates = self.store.feedback_rates(since=now - FEEDBACK_WINDOW)
         except Exception:  # a scrape must answer even when the store does not
             log.exception("metrics: could not read the store")
             up.add_metric([], 0)
@@ -65,6 +68,34 @@ class _LedgerCollector:
         )
         queue.add_metric([], due)
         yield queue
+        yield from _feedback_metrics(rates)
+
+
+def _feedback_metrics(rates: FeedbackRates) -> Iterator[Metric]:
+    """Bounce and complaint rates of the last 7 days, overall (`campaign="all"`) and per
+    campaign (`"none"`: notices without one): what Gmail's and Yahoo's limits are judged on."""
+    sent = GaugeMetricFamily(
+        "notifier_sent_7d", "Notices sent in the last 7 days", labels=["campaign"]
+    )
+    bounce = GaugeMetricFamily(
+        "notifier_bounce_rate_7d",
+        "Share of the last 7 days' sent notices that bounced permanently",
+        labels=["campaign"],
+    )
+    complaint = GaugeMetricFamily(
+        "notifier_complaint_rate_7d",
+        "Share of the last 7 days' sent notices reported as spam (keep under 0.001)",
+        labels=["campaign"],
+    )
+    groups = [("all", rates.overall)] + [
+        ("none" if campaign is None else campaign, rate)
+        for campaign, rate in sorted(rates.by_campaign.items(), key=lambda kv: kv[0] or "")
+    ]
+    for label, rate in groups:
+        sent.add_metric([label], rate.sent)
+        bounce.add_metric([label], rate.bounce_rate)
+        complaint.add_metric([label], rate.complaint_rate)
+    yield from (sent, bounce, complaint)
 
 
 class Metrics:

@@ -165,6 +165,11 @@ _AUTH: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "no console token, or a wrong one"},
     503: {"model": Problem, "description": "the store is unavailable: retry later"},
 }
+_SEARCH: dict[int | str, dict[str, Any]] = {
+    **_AUTH,
+    400: {"model": Problem, "description": "a date without a time zone"},
+    200: {"content": {"text/csv": {}}},
+}
 _ACT: dict[int | str, dict[str, Any]] = {
     **_AUTH,
     403: {"model": Problem, "description": "the viewer token is read-only, or no CSRF token"},
@@ -232,7 +237,7 @@ def notices_router(
     @router.get(
         "/v1/notices",
         response_model=NoticeList,
-        responses={**_AUTH, 200: {"content": {"text/csv": {}}}},
+        responses=_SEARCH,
         summary="Search notices",
     )
     async def list_notices(
@@ -263,7 +268,7 @@ def notices_router(
     @router.get(
         "/v1/notices.csv",
         response_class=Response,
-        responses={**_AUTH, 200: {"content": {"text/csv": {}}}},
+        responses=_SEARCH,
         summary="Search notices, as CSV",
     )
     async def list_notices_csv(
@@ -380,7 +385,7 @@ def notices_router(
     @router.post(
         "/v1/suppressions",
         response_model=SuppressionDone,
-        responses=_ACT,
+        responses={**_ACT, 400: {"model": Problem, "description": "the body is not JSON"}},
         tags=["suppressions"],
         summary="Never mail an address",
     )

@@ -7,9 +7,11 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 from notifier.core.durations import parse_duration
+from notifier.core.feedback import SuppressionPolicy
 from notifier.core.quiet_hours import QuietHours
 from notifier.core.rules import load_rules
 from notifier.engine import Clock, Engine, EngineConfig, Observer, utc_now
+from notifier.engine.feedback import FeedbackIntake
 from notifier.processes.project_file import ProjectFile, load_project_file
 from notifier.rendering.campaigns import Campaign
 from notifier.rendering.setup import make_branding, make_renderer
@@ -89,3 +91,19 @@ def open_engine(
         )
     finally:
         store.close()
+
+
+def feedback_intake(settings: Settings, engine: Engine) -> FeedbackIntake:
+    """The delivery-feedback intake on the engine's store and clock, policy from the settings."""
+    return FeedbackIntake(
+        engine.store,
+        policy=SuppressionPolicy(
+            on_permanent_bounce=settings.feedback_suppress_permanent,
+            on_complaint=settings.feedback_suppress_complaints,
+            transient_limit=settings.feedback_transient_limit,
+            transient_window=parse_duration(settings.feedback_transient_window),
+        ),
+        match_window=parse_duration(settings.feedback_match_window),
+        message_id_domain=engine.config.branding.message_id_domain,
+        clock=engine.clock,
+    )

@@ -68,6 +68,16 @@ class Capture:
     active: bool = True
 
 
+# Remote stylesheets are never fetched: a message renders from the templates alone, with no
+# request leaving the process per send (and none failing it).
+_INLINER = css_inline.CSSInliner(load_remote_stylesheets=False)
+
+
+def inline_css(html: str) -> str:
+    """The document with its stylesheet inlined (css-inline, remote stylesheets off)."""
+    return _INLINER.inline(html)
+
+
 _capture: ContextVar[Capture | None] = ContextVar("notifier_css_capture", default=None)
 
 
@@ -202,7 +212,7 @@ def inline_shape(shape: str, slots: int) -> InlinedShape | None:
 
 
 def _cut(shape: str, slots: int) -> InlinedShape | None:
-    inlined = css_inline.inline(shape)
+    inlined = inline_css(shape)
     found = list(_SLOT.finditer(inlined))
     if [int(m.group(1)) for m in found] != list(range(slots)):
         return None
@@ -217,7 +227,7 @@ def _cut(shape: str, slots: int) -> InlinedShape | None:
     cut = InlinedShape(tuple(pieces), tuple(contexts[m.start()] for m in found))
     for probe in ("", _PROBE):
         values = [probe] * slots
-        if cut.fill(values) != css_inline.inline(fill_escaped(shape, values)):
+        if cut.fill(values) != inline_css(fill_escaped(shape, values)):
             return None
     return cut
 
@@ -256,7 +266,7 @@ class ShapeCache:
         if shape.count(_OPEN) != len(values) or shape.count(_CLOSE) != len(values):
             return None  # the template's own text (or a Markup value) holds marker characters
         if capture.opaque or not all(_plain(v) for v in values):
-            return css_inline.inline(fill_escaped(shape, values))
+            return inline_css(fill_escaped(shape, values))
         if shape in self._shapes:
             cut = self._shapes[shape]
         else:
@@ -264,5 +274,5 @@ class ShapeCache:
                 del self._shapes[next(iter(self._shapes))]
             cut = self._shapes[shape] = inline_shape(shape, len(values))
         if cut is None:
-            return css_inline.inline(fill_escaped(shape, values))
+            return inline_css(fill_escaped(shape, values))
         return cut.fill(values)

@@ -227,14 +227,18 @@ class Renderer:
         same bytes as inlining the whole message (notifier.rendering.inlining)."""
         capture = inlining.Capture()
         shape = self._render_part(template, "body.html", context, campaign_id, capture=capture)
-        if not capture.active:
-            return css_inline.inline(shape)
-        inlined = self._shapes.inline(shape, capture)
-        if inlined is None:
-            inlined = css_inline.inline(
-                self._render_part(template, "body.html", context, campaign_id)
-            )
-        return inlined
+        try:
+            if not capture.active:
+                return inlining.inline_css(shape)
+            inlined = self._shapes.inline(shape, capture)
+            if inlined is None:
+                inlined = inlining.inline_css(
+                    self._render_part(template, "body.html", context, campaign_id)
+                )
+            return inlined
+        except css_inline.InlineError as exc:
+            # e.g. a stylesheet css-inline cannot parse: the template's error, named as such.
+            raise TemplateError(f"{template}/body.html: inlining its CSS failed: {exc}") from None
 
     def render_part(
         self,

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Protocol
 
 from notifier.core.decide import Decision, OrderView
+from notifier.core.feedback import FeedbackRates, StoredFeedback, SuppressionPolicy
 from notifier.core.history import HistoryEntry
 from notifier.core.models import FulfillmentState, Notice, NoticeStatus, Record
 
@@ -42,6 +43,14 @@ class Completion:
             assert self.due_at is not None
             return self.due_at
         return self.at
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackWrite:
+    """What storing a batch of feedback events did."""
+
+    stored: tuple[bool, ...]  # per event: False for a redelivery (already stored)
+    suppressed: tuple[tuple[str, str], ...]  # (address, reason) newly suppressed
 
 
 # Given the record keys already stored and the touched orders, return the decision to write.
@@ -155,6 +164,32 @@ class Store(Protocol):
     def suppressions(self) -> list[tuple[str, str, datetime]]: ...
 
     def fulfillment(self, fulfillment_id: str) -> FulfillmentState | None: ...
+
+    # --- delivery feedback (notifier.engine.feedback) -----------------------------------
+
+    def notices_by_message_id(self, message_ids: Collection[str]) -> dict[str, str]:
+        """Message-ID -> notice key, for those of these Message-IDs some sent notice has."""
+        ...
+
+    def latest_sent_to(self, address: str, *, since: datetime, until: datetime) -> str | None:
+        """The key of the latest notice sent to `address` (case-insensitive) in the window."""
+        ...
+
+    def add_feedback(
+        self, feedback: Sequence[StoredFeedback], *, policy: SuppressionPolicy
+    ) -> FeedbackWrite:
+        """In one transaction: store each event once (provider, event_id), raise its notice's
+        verdict, and suppress its recipient where the policy says so (an address already
+        suppressed keeps its reason)."""
+        ...
+
+    def feedback_for(self, notice_key: str) -> list[StoredFeedback]:
+        """The events tied to this notice, oldest first."""
+        ...
+
+    def feedback_rates(self, *, since: datetime) -> FeedbackRates:
+        """Verdicts on the notices sent since then, overall and per campaign."""
+        ...
 
     def notice(self, key: str) -> Notice | None: ...
 

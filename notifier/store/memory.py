@@ -22,10 +22,18 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from notifier.core.decide import Decision, OrderView, Outcome
+from notifier.core.feedback import (
+    FeedbackKind,
+    FeedbackRates,
+    StoredFeedback,
+    SuppressionPolicy,
+    rates_from_counts,
+    stronger,
+)
 from notifier.core.history import ATTEMPT, HistoryEntry
 from notifier.core.models import FulfillmentState, NewNotice, Notice, NoticeStatus, Record
 from notifier.errors import StoreError
-from notifier.store.base import Completion, Decider, IngestResult, Store
+from notifier.store.base import Completion, Decider, FeedbackWrite, IngestResult, Store
 
 _DUE_STATUSES = frozenset({NoticeStatus.PENDING, NoticeStatus.RETRY, NoticeStatus.SENDING})
 _WAITING_STATUSES = frozenset({NoticeStatus.PENDING, NoticeStatus.RETRY})
@@ -68,6 +76,7 @@ class MemoryStore:
         self.cursors: dict[str, StoredCursor] = {}
         self.history_rows: list[HistoryEntry] = []  # in the order written
         self.sent_copies: dict[str, tuple[datetime, bytes]] = {}  # by notice key
+        self.feedback_events: dict[tuple[str, str], StoredFeedback] = {}  # (provider, event_id)
         self._held_jobs: set[str] = set()
         self.closed = False
 
@@ -138,6 +147,86 @@ class MemoryStore:
     def record_count(self) -> int:
         with self._lock:
             return len(self.records)
+
+    # --- delivery feedback --------------------------------------------------------------
+
+    def notices_by_message_id(self, message_ids: Collection[str]) -> dict[str, str]:
+        wanted = set(message_ids)
+        with self._lock:
+            return {
+                n.message_id: n.key
+                for n in self.notices_by_key.values()
+                if n.message_id is not None and n.message_id in wanted
+            }
+
+    def latest_sent_to(self, address: str, *, since: datetime, until: datetime) -> str | None:
+        spellings = {address, address.lower(), address.casefold()}
+        latest: tuple[datetime, str] | None = None
+        with self._lock:
+            for n in self.notices_by_key.values():
+                at = n.sent_at
+                if n.recipient not in spellings or n.status is not NoticeStatus.SENT or not at:
+                    continue
+                # The latest in the window; on a tie the smallest key, as the SQL orders them.
+                if _utc(since) <= at <= _utc(until) and (
+                    latest is None or at > latest[0] or (at == latest[0] and n.key < latest[1])
+                ):
+                    latest = (at, n.key)
+        return None if latest is None else latest[1]
+
+    def add_feedback(
+        self, feedback: Sequence[StoredFeedback], *, policy: SuppressionPolicy
+    ) -> FeedbackWrite:
+        stored: list[bool] = []
+        suppressed: list[tuple[str, str]] = []
+        with self._lock:
+            for item in feedback:
+                event = item.event
+                recipient = event.recipient.casefold() if event.recipient else None
+                identity = (event.provider, event.event_id)
+                if identity in self.feedback_events:
+                    stored.append(False)
+                    continue
+                self.feedback_events[identity] = replace(
+                    item, event=replace(event, recipient=recipient)
+                )
+                stored.append(True)
+                notice = self.notices_by_key.get(item.notice_key or "")
+                if notice is not None:
+                    verdict = stronger(notice.feedback, event.kind)
+                    self.notices_by_key[notice.key] = replace(notice, feedback=verdict)
+                if recipient is None:
+                    continue
+                transient = 0
+                if event.kind is FeedbackKind.BOUNCE_TRANSIENT:
+                    transient = sum(
+                        1
+                        for f in self.feedback_events.values()
+                        if f.event.recipient == recipient
+                        and f.event.kind is FeedbackKind.BOUNCE_TRANSIENT
+                        and event.occurred_at - policy.transient_window
+                        < f.event.occurred_at
+                        <= event.occurred_at
+                    )
+                reason = policy.reason(event, transient)
+                if reason is not None and recipient not in self.suppressed_addresses:
+                    self._suppress(recipient, reason, item.received_at)
+                    suppressed.append((recipient, reason))
+        return FeedbackWrite(stored=tuple(stored), suppressed=tuple(suppressed))
+
+    def feedback_for(self, notice_key: str) -> list[StoredFeedback]:
+        with self._lock:
+            found = [f for f in self.feedback_events.values() if f.notice_key == notice_key]
+        return sorted(found, key=lambda f: f.event.occurred_at)
+
+    def feedback_rates(self, *, since: datetime) -> FeedbackRates:
+        counts: dict[tuple[str | None, FeedbackKind | None], int] = {}
+        with self._lock:
+            for n in self.notices_by_key.values():
+                if n.status is NoticeStatus.SENT and n.sent_at and n.sent_at >= _utc(since):
+                    group = (n.campaign_id, n.feedback)
+                    counts[group] = counts.get(group, 0) + 1
+        return rates_from_counts(since, ((c, v, k) for (c, v), k in counts.items()))
 
     # --- delivery ---------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from datetime import datetime
 
 from sqlalchemy import ColumnElement, and_, func, or_, select
 
+from notifier.core.feedback import StoredFeedback
 from notifier.core.history import HistoryEntry, ReceivedRecord
 from notifier.core.models import Notice, NoticeStatus, Scope
 from notifier.core.timeline import TimelineEntry, timeline
@@ -56,6 +57,7 @@ class NoticeDossier:
     notice: Notice
     history: tuple[HistoryEntry, ...]
     records: tuple[ReceivedRecord, ...]
+    feedback: tuple[StoredFeedback, ...]
     timeline: tuple[TimelineEntry, ...]
     copy_kept: bool  # the exact bytes it was sent as are still kept
 
@@ -144,11 +146,13 @@ class ConsoleQueries:
         received = tuple(
             self.records_for(notice.order_id, fulfillment_ids=notice.fulfillment_ids or None)
         )
+        feedback = tuple(self.store.feedback_for(key))
         return NoticeDossier(
             notice=notice,
             history=history,
             records=received,
-            timeline=tuple(timeline(notice, history=history, records=received)),
+            feedback=feedback,
+            timeline=tuple(timeline(notice, history=history, records=received, feedback=feedback)),
             copy_kept=self.has_sent_copy(key),
         )
 

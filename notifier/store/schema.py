@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     false,
     text,
 )
@@ -142,14 +143,41 @@ notices = Table(
     Column("digest_key", Text),
     Column("fulfillment_ids", Text, nullable=False),
     Column("record", Text, nullable=False),
+    # The providers' strongest verdict on the sent message so far (FeedbackKind; VERDICT_RANK).
+    Column("feedback", String(24)),
     Index("ix_notices_due", "status", "due_at"),
     Index("ix_notices_order", "order_id"),
     Index("ix_notices_digest", "digest_key"),
-    # The console's search (notifier.store.queries): by address, fulfillment, newest first.
-    Index("ix_notices_recipient", "recipient"),
+    # The console's search (notifier.store.queries): by fulfillment, by status, newest
+    # first (by address: ix_notices_recipient below).
     Index("ix_notices_fulfillment", "fulfillment_id"),
     Index("ix_notices_created", "created_at"),
     Index("ix_notices_status_created", "status", "created_at"),
+    # Feedback is tied to its notice by Message-ID, else by the latest notice to the address.
+    Index("ix_notices_message_id", "message_id"),
+    Index("ix_notices_recipient", "recipient", "sent_at"),
+)
+
+# What the mail providers reported after the handoff (notifier.core.feedback): each event once.
+feedback_events = Table(
+    "feedback_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("provider", String(32), nullable=False),
+    Column("event_id", String(255), nullable=False),
+    Column("notice_key", Text),  # NULL: matched no notice
+    Column("matched_by", String(16), nullable=False),
+    Column("kind", String(24), nullable=False),
+    Column("occurred_at", UtcDateTime, nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("recipient", String(255)),
+    Column("message_id", String(255)),
+    Column("diagnostic", Text, nullable=False),
+    Column("payload", Text, nullable=False),
+    UniqueConstraint("provider", "event_id", name="uq_feedback_events_provider_event"),
+    Index("ix_feedback_events_notice", "notice_key"),
+    Index("ix_feedback_events_recipient", "recipient", "kind", "occurred_at"),
+    Index("ix_feedback_events_occurred", "occurred_at"),
 )
 
 # Addresses that must not be mailed (hard bounces, operator's list).

@@ -38,6 +38,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from notifier.core.decide import OrderView
+from notifier.core.feedback import FeedbackKind, FeedbackRates, StoredFeedback, SuppressionPolicy
 from notifier.core.history import HistoryEntry, HistoryKind
 from notifier.core.models import (
     FulfillmentState,
@@ -47,7 +48,8 @@ from notifier.core.models import (
 )
 from notifier.errors import StoreError
 from notifier.store import fast_paths, migrate, postgres, sqlite
-from notifier.store.base import Completion, Decider, IngestResult
+from notifier.store import feedback as feedback_sql
+from notifier.store.base import Completion, Decider, FeedbackWrite, IngestResult
 from notifier.store.fast_paths import DriverTx
 from notifier.store.schema import (
     cursors,
@@ -179,6 +181,30 @@ class SqlStore:
     def fulfillment(self, fulfillment_id: str) -> FulfillmentState | None:
         with self._driver_tx("reading a fulfillment", write=False) as tx:
             return fast_paths.load_fulfillment(tx, fulfillment_id)
+
+    # --- delivery feedback (statements in notifier.store.feedback) -----------------------
+
+    def notices_by_message_id(self, message_ids: Collection[str]) -> dict[str, str]:
+        with self._read("finding notices by Message-ID") as conn:
+            return feedback_sql.notices_by_message_id(conn, message_ids)
+
+    def latest_sent_to(self, address: str, *, since: datetime, until: datetime) -> str | None:
+        with self._read("finding the latest notice to an address") as conn:
+            return feedback_sql.latest_sent_to(conn, address, since, until)
+
+    def add_feedback(
+        self, feedback: Sequence[StoredFeedback], *, policy: SuppressionPolicy
+    ) -> FeedbackWrite:
+        with self._write("storing delivery feedback") as conn:
+            return feedback_sql.add_feedback(conn, self._insert, feedback, policy)
+
+    def feedback_for(self, notice_key: str) -> list[StoredFeedback]:
+        with self._read("reading a notice's feedback") as conn:
+            return feedback_sql.feedback_for(conn, notice_key)
+
+    def feedback_rates(self, *, since: datetime) -> FeedbackRates:
+        with self._read("counting feedback rates") as conn:
+            return feedback_sql.feedback_rates(conn, since)
 
     # --- delivery ---------------------------------------------------------------------
 
@@ -624,6 +650,7 @@ def notice_from_row(row: Row[Any]) -> Notice:
         send_started_at=row.send_started_at,
         entered_at=row.entered_at,
         digest_key=row.digest_key,
+        feedback=FeedbackKind(row.feedback) if row.feedback else None,
     )
 
 

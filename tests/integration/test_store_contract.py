@@ -16,6 +16,13 @@ from support.ledger import engine_on, tracking_records
 from support.project import RULES
 
 from notifier.core.decide import Decision, OrderView
+from notifier.core.feedback import (
+    FeedbackEvent,
+    FeedbackKind,
+    MatchedBy,
+    StoredFeedback,
+    SuppressionPolicy,
+)
 from notifier.core.history import HistoryEntry
 from notifier.core.models import NewNotice, NoticeStatus, Scope
 from notifier.core.records import parse_record
@@ -582,3 +589,111 @@ def test_a_job_lock_is_held_by_one_caller_at_a_time(store: AnyStore) -> None:
             assert other is True
     with store.job_lock("konnektive") as again:
         assert again is True
+
+
+# --- delivery feedback ------------------------------------------------------------------
+
+
+def sent_notices(store: AnyStore, count: int) -> list[str]:
+    """`count` notices sent at LATER, each with its own Message-ID `<n@example.com>`."""
+    keys = seed(store, count)
+    claim_all(store, token="t")
+    for n, key in enumerate(keys):
+        assert store.complete(key, token="t", completion=sent(message_id=f"<{n}@example.com>"))
+    return keys
+
+
+def bounce(
+    n: int,
+    kind: FeedbackKind = FeedbackKind.BOUNCE_PERMANENT,
+    *,
+    recipient: str = "customer0@example.com",
+    at: datetime = LATER,
+    provider: str = "ses",
+) -> FeedbackEvent:
+    return FeedbackEvent(
+        provider=provider,
+        event_id=f"e{n}",
+        kind=kind,
+        occurred_at=at,
+        recipient=recipient,
+        message_id="<0@example.com>",
+        diagnostic="550 5.1.1 user unknown",
+    )
+
+
+def test_notices_are_found_by_message_id_and_by_address(store: AnyStore) -> None:
+    keys = sent_notices(store, 2)
+    assert store.notices_by_message_id(["<1@example.com>", "<9@example.com>"]) == {
+        "<1@example.com>": keys[1]
+    }
+    window = {"since": LATER - timedelta(days=7), "until": LATER + timedelta(hours=1)}
+    # Case-insensitive on the address: providers report it lower-cased.
+    assert store.latest_sent_to("Customer1@Example.com".lower(), **window) == keys[1]
+    assert store.latest_sent_to("nobody@example.com", **window) is None
+    outside = {"since": LATER + timedelta(minutes=1), "until": LATER + timedelta(days=1)}
+    assert store.latest_sent_to("customer1@example.com", **outside) is None
+
+
+def test_feedback_is_stored_once_and_raises_the_notices_verdict(store: AnyStore) -> None:
+    keys = sent_notices(store, 1)
+    policy = SuppressionPolicy()
+    delivered = StoredFeedback(
+        bounce(1, FeedbackKind.DELIVERED), keys[0], MatchedBy.MESSAGE_ID, received_at=LATER
+    )
+    complaint = StoredFeedback(
+        bounce(2, FeedbackKind.COMPLAINT), keys[0], MatchedBy.MESSAGE_ID, received_at=LATER
+    )
+    deferred = StoredFeedback(
+        bounce(3, FeedbackKind.DEFERRED), keys[0], MatchedBy.MESSAGE_ID, received_at=LATER
+    )
+    first = store.add_feedback([delivered, complaint, delivered], policy=policy)
+    assert first.stored == (True, True, False)  # the redelivery in the same batch too
+    assert first.suppressed == (("customer0@example.com", first.suppressed[0][1]),)
+    assert "spam complaint" in first.suppressed[0][1]
+    again = store.add_feedback([complaint, deferred], policy=policy)
+    assert again.stored == (False, True)
+    assert again.suppressed == ()  # already suppressed: the first reason stays
+    notice = store.notice(keys[0])
+    assert notice is not None and notice.feedback is FeedbackKind.COMPLAINT  # deferred is no news
+    kinds = [f.event.kind for f in store.feedback_for(keys[0])]
+    assert sorted(kinds) == sorted(
+        [FeedbackKind.DELIVERED, FeedbackKind.COMPLAINT, FeedbackKind.DEFERRED]
+    )
+    assert store.suppressed(["customer0@example.com"])
+
+
+def test_transient_bounces_suppress_at_the_limit_within_the_window(store: AnyStore) -> None:
+    policy = SuppressionPolicy(transient_limit=3, transient_window=timedelta(days=7))
+    transient = FeedbackKind.BOUNCE_TRANSIENT
+
+    def add(n: int, at: datetime) -> tuple[tuple[str, str], ...]:
+        event = StoredFeedback(bounce(n, transient, at=at), None, MatchedBy.NONE, received_at=at)
+        return store.add_feedback([event], policy=policy).suppressed
+
+    assert add(1, NOW - timedelta(days=9)) == ()  # outside the window of the later ones
+    assert add(2, NOW) == ()
+    assert add(3, NOW + timedelta(days=1)) == ()
+    (suppressed,) = add(4, NOW + timedelta(days=2))
+    assert suppressed[0] == "customer0@example.com"
+    assert suppressed[1].startswith("3 transient bounces within 7 days")
+
+
+def test_feedback_rates_count_the_verdicts_of_notices_sent_in_the_window(
+    store: AnyStore,
+) -> None:
+    keys = sent_notices(store, 4)
+    policy = SuppressionPolicy()
+    verdicts = [FeedbackKind.BOUNCE_PERMANENT, FeedbackKind.COMPLAINT, FeedbackKind.DELIVERED]
+    store.add_feedback(
+        [
+            StoredFeedback(bounce(n, kind), keys[n], MatchedBy.MESSAGE_ID, received_at=LATER)
+            for n, kind in enumerate(verdicts)
+        ],
+        policy=policy,
+    )
+    rates = store.feedback_rates(since=LATER - timedelta(days=7))
+    assert (rates.overall.sent, rates.overall.bounced, rates.overall.complaints) == (4, 1, 1)
+    assert rates.overall.bounce_rate == 0.25
+    assert set(rates.by_campaign) == {None}
+    assert store.feedback_rates(since=LATER + timedelta(seconds=1)).overall.sent == 0

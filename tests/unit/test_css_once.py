@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from notifier.authoring.preview import preview_notice, sample_records
 from notifier.core.rules import Rule, load_rules
+from notifier.errors import TemplateError
 from notifier.rendering.branding import Branding
 from notifier.rendering.compose import Composer
 from notifier.rendering.renderer import Renderer
@@ -112,11 +113,16 @@ def render_both(tmp_path: Path, html: str, values: dict[str, Any]) -> tuple[str,
 
 
 def outcome(render: Callable[[], str]) -> str:
-    """The HTML, or the error it raised (a value css-inline rejects fails both ways alike)."""
+    """The HTML, or the error it raised (a value css-inline rejects fails both ways alike:
+    css-inline's own error, which the renderer raises as the template's, naming it)."""
     try:
         return render()
     except css_inline.InlineError as exc:
         return f"error: {exc}"
+    except TemplateError as exc:
+        where, _, said = str(exc).partition(": inlining its CSS failed: ")
+        assert where == "t/body.html" and said
+        return f"error: {said}"
 
 
 @pytest.mark.parametrize(

@@ -3,10 +3,11 @@
 `notice_history` gets a row for every attempt's outcome (in the completion's transaction)
 and every operator action; `sent_copies` keeps the exact bytes of sent messages, zlib
 compressed, pruned after NOTIFIER_SENT_COPY_RETENTION. The indexes serve the console's
-search by address, fulfillment, tracking number and creation time.
+search by fulfillment, tracking number, status and creation time (by address: 0006's
+ix_notices_recipient).
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-02 01:00:00
 """
 
@@ -16,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
@@ -40,7 +41,6 @@ def upgrade() -> None:
         sa.Column("message", sa.LargeBinary(), nullable=False),
     )
     op.create_index("ix_sent_copies_sent_at", "sent_copies", ["sent_at"])
-    op.create_index("ix_notices_recipient", "notices", ["recipient"])
     op.create_index("ix_notices_fulfillment", "notices", ["fulfillment_id"])
     op.create_index("ix_notices_created", "notices", ["created_at"])
     op.create_index("ix_notices_status_created", "notices", ["status", "created_at"])
@@ -52,7 +52,6 @@ def downgrade() -> None:
     op.drop_index("ix_notices_status_created", table_name="notices")
     op.drop_index("ix_notices_created", table_name="notices")
     op.drop_index("ix_notices_fulfillment", table_name="notices")
-    op.drop_index("ix_notices_recipient", table_name="notices")
     op.drop_index("ix_sent_copies_sent_at", table_name="sent_copies")
     op.drop_table("sent_copies")
     op.drop_index("ix_notice_history_key", table_name="notice_history")
