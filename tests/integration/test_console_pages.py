@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -19,7 +20,9 @@ from support.server import ServeProcess
 from support.smtp_sink import SmtpSink
 from support.waiting import wait_until
 
+from notifier.core.feedback import FeedbackEvent, FeedbackKind, SuppressionPolicy
 from notifier.core.models import NoticeStatus
+from notifier.engine.feedback import FeedbackIntake
 from notifier.http.operator_auth import COOKIE
 from notifier.settings import Settings
 from notifier.store.sql import SqlStore
@@ -259,3 +262,39 @@ def test_a_cookie_post_needs_the_csrf_token(served: Served) -> None:
         not_a_form = browser.post("/console/actions/resend", json={"key": KEY})
         assert not_a_form.status_code == 415
     assert served.status_of(f"{KEY}#resend-1") is None
+
+
+def test_provider_feedback_shows_on_the_timeline_and_beside_the_status(served: Served) -> None:
+    """A delivery report tied to the notice by its Message-ID: on its timeline, with the
+    provider's words, and its verdict beside `sent`."""
+    store = SqlStore(served.settings.database_url, migrate_schema=False)
+    try:
+        notice = store.notice(KEY)
+        assert notice is not None and notice.message_id is not None
+        intake = FeedbackIntake(
+            store,
+            policy=SuppressionPolicy(),
+            match_window=timedelta(days=7),
+            message_id_domain="example.com",
+            clock=lambda: datetime.now(UTC),
+        )
+        event = FeedbackEvent(
+            provider="ses",
+            event_id="console-test-delivery-1",
+            kind=FeedbackKind.DELIVERED,
+            occurred_at=datetime.now(UTC),
+            recipient=notice.recipient,
+            message_id=notice.message_id,
+            diagnostic="250 2.0.0 OK <script>x</script>",
+        )
+        assert intake.take([event]).stored == 1
+    finally:
+        store.close()
+    with served.client() as client:
+        page = client.get(f"/console/notices/{quote(KEY, safe='')}").text
+        listed = client.get("/console/notices", params={"q": "KN-1002"}).text
+    timeline = page.split('id="timeline"')[1].split("</section>")[0]
+    assert "ses: delivered" in timeline and "kind-feedback" in timeline
+    assert "250 2.0.0 OK &lt;script&gt;x&lt;/script&gt;" in timeline
+    assert 'id="notice-verdict">delivered<' in page
+    assert "status-feedback" in listed
