@@ -163,8 +163,15 @@ def test_done_when_the_example_batch_is_on_the_console(desk: Watched, console: C
     assert "KN-1002" in frame.locator("body").inner_text()
     # Painted with its inlined styles (the frame's policy allows them, and no script).
     assert frame.locator("a.button").count() == 2
-    distinct, blue = colour_stats(page.locator("#email-html").screenshot())
-    assert distinct > 40 and blue > 300, (distinct, blue)
+    # The sandboxed frame paints on its own schedule: look again until it has.
+    shots: list[tuple[int, int]] = []
+
+    def painted() -> bool:
+        shots.append(colour_stats(page.locator("#email-html").screenshot()))
+        distinct, blue = shots[-1]
+        return distinct > 40 and blue > 300
+
+    assert wait_until(painted, timeout=10, interval=0.2), shots[-1]
     assert desk.errors == [] and desk.dialogs == []
 
 
