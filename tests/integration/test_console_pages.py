@@ -196,6 +196,8 @@ def test_bad_search_fields_are_named_not_a_500(served: Served) -> None:
             ({"from": "yesterday"}, "from 'yesterday'"),
             ({"to": "2026-13-01"}, "to '2026-13-01'"),
             ({"page": "0"}, "page '0'"),
+            ({"page": "9" * 30}, "is not a page number"),
+            ({"q": "KN-1002\x00"}, "q holds a NUL character"),
         ):
             answer = client.get("/console/notices", params=params)
             assert answer.status_code == 400, params
@@ -298,3 +300,36 @@ def test_provider_feedback_shows_on_the_timeline_and_beside_the_status(served: S
     assert "250 2.0.0 OK &lt;script&gt;x&lt;/script&gt;" in timeline
     assert 'id="notice-verdict">delivered<' in page
     assert "status-feedback" in listed
+
+
+def test_odd_input_never_gets_a_500(served: Served) -> None:
+    """Whatever is typed into the address bar or posted: an answer, never a server error."""
+    with served.client() as client:
+        for path in (
+            "/console/notices?q=%ff%fe",
+            "/console/notices?q=%ED%A0%80",
+            "/console/notices?q=a:%ff",
+            "/console/notices?to=9999-12-31&from=0001-01-01",
+            "/console/notices?q=" + "a" * 20000,
+            "/console/notices/%00",
+            "/console/notices/%ff",
+            "/console/email/%00",
+            "/console/resend?key=%00",
+        ):
+            answer = client.get(path)
+            assert answer.status_code < 500, (path, answer.status_code)
+        whole_range = client.get("/console/notices?to=9999-12-31&from=0001-01-01")
+        assert "notices, newest first" in whole_range.text
+        for action, body in (
+            ("retry", b"key=%00"),
+            ("resend", b"key=%ff"),
+            ("suppress", b"address=a@b%00"),
+            ("unsuppress", b"\xff\xfe"),
+            ("retry", b"&".join(b"f%d=1" % n for n in range(100))),
+        ):
+            answer = client.post(
+                f"/console/actions/{action}",
+                content=body,
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            )
+            assert answer.status_code < 500, (action, body[:20], answer.status_code)

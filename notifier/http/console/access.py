@@ -129,6 +129,9 @@ async def read_form(request: Request) -> dict[str, str]:
         pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=50)
     except (UnicodeDecodeError, ValueError) as exc:
         raise HttpProblem(400, f"broken form body: {exc}") from None
+    if any("\x00" in name or "\x00" in value for name, value in pairs):
+        # No key, address or token holds one, and PostgreSQL refuses it in text.
+        raise HttpProblem(400, "the form holds a NUL character")
     return dict(pairs)
 
 

@@ -16,6 +16,8 @@ from notifier.errors import NotifierError
 from notifier.store.queries import ConsoleQueries, NoticePage, NoticeQuery
 
 PAGE_SIZE = 25
+# Far past any real ledger (25 million notices), and below what an offset can hold.
+MAX_PAGE_NUMBER = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +63,11 @@ def search_from(params: Any) -> Search:
             except ValueError:
                 raise SearchInvalid(f"{name} {value!r} is not a date (YYYY-MM-DD)") from None
     page_text = (params.get("page") or "1").strip()
-    if not page_text.isdigit() or int(page_text) < 1:
-        raise SearchInvalid(f"page {page_text!r} is not a page number")
+    if not page_text.isdigit() or not 1 <= int(page_text) <= MAX_PAGE_NUMBER:
+        raise SearchInvalid(f"page {page_text!r} is not a page number (1 to {MAX_PAGE_NUMBER:,})")
+    for name in ("q", "rule", "campaign"):
+        if not storable(params.get(name) or ""):
+            raise SearchInvalid(f"{name} holds a NUL character, which nothing in the ledger has")
     return Search(
         q=(params.get("q") or "").strip(),
         status=status,
@@ -79,9 +84,18 @@ def day_start(text: str) -> datetime | None:
 
 
 def day_end(text: str) -> datetime | None:
-    """The end of that day: a date range's `to` includes the whole day."""
+    """The end of that day: a date range's `to` includes the whole day (the last day
+    there is: no end at all)."""
     start = day_start(text)
-    return None if start is None else start + timedelta(days=1)
+    if start is None or start.date() == date.max:
+        return None
+    return start + timedelta(days=1)
+
+
+def storable(text: str) -> bool:
+    """Text a lookup may be given: PostgreSQL refuses NUL in text parameters, and no key,
+    id or address in the ledger holds one."""
+    return "\x00" not in text
 
 
 def search_notices(queries: ConsoleQueries, search: Search) -> NoticePage:

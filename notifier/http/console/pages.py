@@ -189,7 +189,7 @@ def console_router(
             return operator
         if not operator.can_act:
             return _read_only()
-        notice = await reading(lambda: store.notice(key))
+        notice = await reading(lambda: store.notice(key) if ledger.storable(key) else None)
         if isinstance(notice, Response):
             return notice
         if notice is None:
@@ -329,7 +329,7 @@ def _unavailable() -> Response:
 
 
 def _email_of(engine: Engine, queries: ConsoleQueries, key: str) -> ShownEmail | None:
-    notice = queries.notice(key)
+    notice = queries.notice(key) if ledger.storable(key) else None
     if notice is None:
         return None
     raw = queries.sent_copy(key)
@@ -337,7 +337,7 @@ def _email_of(engine: Engine, queries: ConsoleQueries, key: str) -> ShownEmail |
 
 
 def _notice_view(engine: Engine, queries: ConsoleQueries, key: str) -> dict[str, Any] | None:
-    dossier = queries.dossier(key)
+    dossier = queries.dossier(key) if ledger.storable(key) else None
     if dossier is None:
         return None
     notice = dossier.notice
