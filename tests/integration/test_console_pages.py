@@ -333,3 +333,13 @@ def test_odd_input_never_gets_a_500(served: Served) -> None:
                 headers={"Content-Type": "application/x-www-form-urlencoded"},
             )
             assert answer.status_code < 500, (action, body[:20], answer.status_code)
+
+
+def test_the_csv_link_works_with_the_console_cookie(served: Served) -> None:
+    with httpx.Client(base_url=served.url, follow_redirects=True) as browser:
+        page = browser.get(f"/console/notices?token={TOKEN}&q=KN-1002").text
+        link = page.split('id="csv"')[0].rsplit('href="', 1)[1].split('"')[0]
+        csv = browser.get(link.replace("&amp;", "&"))
+    assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
+    lines = csv.text.strip().splitlines()
+    assert len(lines) == 4 and all("KN-1002" in line for line in lines[1:])
