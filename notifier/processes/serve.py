@@ -159,9 +159,9 @@ def standard_extras(
     settings: Settings, project_file: ProjectFile
 ) -> Callable[[Engine, DeliveryWorker], Extras]:
     """What `notifier serve` adds to the webhook: the /preview page (when
-    NOTIFIER_PREVIEW_TOKEN is set), the notices API (when NOTIFIER_CONSOLE_TOKEN is) and
-    the scheduler (when notifier.toml or the
-    environment defines jobs). Both come from what the entry point read once, at start."""
+    NOTIFIER_PREVIEW_TOKEN is set), the notices API and the console's pages (when
+    NOTIFIER_CONSOLE_TOKEN is) and the scheduler (when notifier.toml or the environment
+    defines jobs). All come from what the entry point read once, at start."""
 
     def build(engine: Engine, worker: DeliveryWorker) -> Extras:
         routers = []
@@ -181,7 +181,11 @@ def standard_extras(
                     token=settings.preview_token.get_secret_value(),
                 )
             )
-        routers.extend(_console_routers(settings, engine, worker))
+        from notifier.http.console import console_from_settings
+
+        # The console's pages (/console), with the same token.
+        if (console := console_from_settings(engine, settings, wake=worker.wake)) is not None:
+            routers.append(console)
         if not project_file.jobs:
             return Extras(routers=routers)
         from notifier.processes.scheduler import ScheduledJobs
@@ -190,15 +194,3 @@ def standard_extras(
         return Extras(routers=routers, services=[jobs])
 
     return build
-
-
-def _console_routers(settings: Settings, engine: Engine, worker: DeliveryWorker) -> list[APIRouter]:
-    """The /console pages when NOTIFIER_CONSOLE_TOKEN is set; none otherwise (404)."""
-    from notifier.http.operator_auth import OperatorTokens
-
-    tokens = OperatorTokens.from_settings(settings)
-    if tokens is None:
-        return []
-    from notifier.http.console import console_router
-
-    return [console_router(engine=engine, tokens=tokens, wake=worker.wake)]

@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from notifier.core.models import NoticeStatus
 from notifier.core.rules import describe_trigger
 from notifier.engine import Engine
-from notifier.errors import NotifierError, StoreError
+from notifier.errors import ConfigError, NotifierError, StoreError
 from notifier.http.body import HttpProblem
 from notifier.http.console import ledger
 from notifier.http.console.access import (
@@ -38,15 +38,27 @@ from notifier.http.console.email_view import ShownEmail, from_bytes, re_rendered
 from notifier.http.console.overview import overview_context
 from notifier.http.console.render import EMAIL_HEADERS, html_page, notice_path, secure
 from notifier.http.operator_auth import COOKIE, Operator, OperatorTokens
+from notifier.settings import Settings
 from notifier.store.overview import read_overview
 from notifier.store.queries import ConsoleQueries
 from notifier.store.sql import SqlStore
 
-__all__ = ["console_router"]
+__all__ = ["console_from_settings", "console_router"]
 
 T = TypeVar("T")
 
 _CSS = resources.files("notifier.http.console").joinpath("static/console.css").read_bytes()
+
+
+def console_from_settings(
+    engine: Engine, settings: Settings, *, wake: Callable[[], None] | None = None
+) -> APIRouter | None:
+    """`notifier serve`'s one line: the pages when NOTIFIER_CONSOLE_TOKEN is set, else None
+    (and /console is a 404)."""
+    tokens = OperatorTokens.from_settings(settings)
+    if tokens is None:
+        return None
+    return console_router(engine=engine, tokens=tokens, wake=wake)
 
 
 def console_router(
@@ -57,7 +69,7 @@ def console_router(
     `wake` tells the delivery worker that notices became due (after a retry, a resend)."""
     store = engine.store
     if not isinstance(store, SqlStore):
-        raise TypeError("the console reads a SQL ledger (notifier.store.sql.SqlStore)")
+        raise ConfigError("the console needs a SQL ledger (NOTIFIER_DATABASE_URL)")
     access = Access(tokens)
     queries = ConsoleQueries(store)
     router = APIRouter(include_in_schema=False)
@@ -70,11 +82,7 @@ def console_router(
         try:
             return await run_in_threadpool(read)
         except StoreError:
-            return refusal(
-                503,
-                "The ledger is unavailable",
-                "The store did not answer; nothing was changed. Try again in a moment.",
-            )
+            return _unavailable()
 
     @router.get("/console/static/console.css")
     async def stylesheet() -> Response:
