@@ -16,8 +16,8 @@ __all__ = ["Bar", "bar_chart"]
 
 WIDTH = 640
 HEIGHT = 200
-_TOP = 16  # room for the value above the tallest bar
-_BOTTOM = 22  # room for the labels under the bars
+_TOP = 22  # room for the value above the tallest bar
+_BOTTOM = 26  # room for the labels under the bars
 _LEFT = 4
 
 
