@@ -256,12 +256,12 @@ def notices_router(
         created_to: datetime | None = Query(None, alias="to", description="created before"),
         limit: int = Query(50, ge=1, le=MAX_PAGE),
         offset: int = Query(0, ge=0, le=10_000_000),
-        format: OutputFormat = OutputFormat.JSON,
+        output: OutputFormat = Query(OutputFormat.JSON, alias="format"),
         who: Operator = Depends(reader),
     ) -> Any:
         """Newest first; `total` counts every match. `format=csv` for a spreadsheet."""
         page = await search(q, status, rule, campaign, created_from, created_to, limit, offset)
-        if format is OutputFormat.CSV:
+        if output is OutputFormat.CSV:
             return _csv(page)
         return _page(page)
 
@@ -497,6 +497,11 @@ def _rerender(engine: Engine, notice: Notice) -> bytes:
         )
     except TemplateError as exc:
         detail = f"no copy is kept and today's template does not render: {exc}"
+        raise HttpProblem(404, detail) from None
+    except Exception as exc:
+        # As in delivery (Engine._attempt): data no one foresaw must not become a 500.
+        log.exception("notice %s: could not re-render its message", notice.key)
+        detail = f"no copy is kept and the message cannot be built: {type(exc).__name__}"
         raise HttpProblem(404, detail) from None
     return wire_bytes(message)
 

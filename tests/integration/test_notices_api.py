@@ -18,6 +18,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
+from support.live_uvicorn import LiveServer
 from support.project import ROOT, settings_for, smtp_settings
 from support.server import ServeProcess
 from support.smtp_sink import SmtpSink
@@ -32,7 +33,7 @@ from notifier.core.feedback import (
     SuppressionPolicy,
 )
 from notifier.core.models import Record
-from notifier.core.records import read_path
+from notifier.core.records import parse_record, read_path
 from notifier.engine import Engine
 from notifier.http.notices_api import RENDERED_HEADER, notices_api_from_settings
 from notifier.http.operator_auth import COOKIE, CSRF_HEADER, OperatorTokens
@@ -329,3 +330,26 @@ def test_provider_feedback_shows_on_the_timeline(api: Api) -> None:
     last = api.get(path_of(key)).json()["timeline"][-1]
     assert last["kind"] == "feedback" and last["title"] == "postmark: bounced"
     assert "user unknown" in last["detail"]
+
+
+def test_keys_with_slashes_and_percent_signs_round_trip(api: Api) -> None:
+    """A fulfillment id with '/', '%', '#' and a space: its key is found in every route.
+
+    Over a real uvicorn server: Starlette's TestClient decodes the path twice."""
+    record = parse_record(
+        shipment("x", order_id="KN/77", fulfillment_id="F/7 #a%2F"), received_at=datetime.now(UTC)
+    )
+    report = api.engine.ingest([record])
+    (key,) = report.created_keys
+    assert "/" in key and "%" in key and "#" in key
+    with (
+        LiveServer(api.client.app) as server,
+        httpx.Client(base_url=server.url, headers=bearer(FULL), timeout=10) as http,
+    ):
+        got = http.get(path_of(key))
+        assert got.status_code == 200, got.text
+        assert got.json()["notice"]["key"] == key
+        assert http.get(path_of(key, "/message")).status_code == 200  # not sent: re-rendered
+        assert http.post(path_of(key, "/retry")).status_code == 409  # pending: not retried
+        found = http.get("/v1/notices", params={"q": key}).json()["notices"]
+        assert [n["key"] for n in found] == [key]
