@@ -162,10 +162,10 @@ def standard_extras(
     settings: Settings, project_file: ProjectFile
 ) -> Callable[[Engine, DeliveryWorker], Extras]:
     """What `notifier serve` adds to the webhook: the delivery-feedback webhooks (each off
-    until its provider's settings are given), the notices API (when NOTIFIER_CONSOLE_TOKEN
-    is set), the /preview page (when NOTIFIER_PREVIEW_TOKEN is) and the scheduler (when
-    notifier.toml or the environment defines jobs). All come from what the entry point read
-    once, at start."""
+    until its provider's settings are given), the notices API and the console's pages (when
+    NOTIFIER_CONSOLE_TOKEN is set), the /preview page (when NOTIFIER_PREVIEW_TOKEN is) and the
+    scheduler (when notifier.toml or the environment defines jobs). All come from what the
+    entry point read once, at start."""
 
     def build(engine: Engine, worker: DeliveryWorker) -> Extras:
         routers = [feedback_router_for(settings, engine)]
@@ -185,6 +185,11 @@ def standard_extras(
                     token=settings.preview_token.get_secret_value(),
                 )
             )
+        from notifier.http.console import console_from_settings
+
+        # The console's pages (/console), with the same token.
+        if (console := console_from_settings(engine, settings, wake=worker.wake)) is not None:
+            routers.append(console)
         if not project_file.jobs:
             return Extras(routers=routers)
         from notifier.processes.scheduler import ScheduledJobs
