@@ -62,23 +62,21 @@ def sent(at: datetime = LATER, message_id: str = "<m@example.com>") -> Completio
 # --- ingestion --------------------------------------------------------------------------
 
 
-def test_ingest_hands_the_decider_known_record_keys_and_fresh_orders(store: AnyStore) -> None:
-    """The decider sees which of the batch's record keys are stored and each touched order's
-    state (unknown orders as empty views); what it returns is written, all of it."""
+def test_ingest_hands_the_decider_fresh_orders_with_their_recent_keys(store: AnyStore) -> None:
+    """The decider sees each touched order's state (unknown orders as empty views), each
+    fulfillment with the keys of its records; what it returns is written, all of it."""
     seed(store, 1)
     stored = next(tracking_records(1))
     new = next(tracking_records(1, start=5))
-    seen: list[tuple[set[str], dict[str, OrderView]]] = []
+    seen: list[dict[str, OrderView]] = []
 
-    def decider(known: set[str], orders: dict[str, OrderView]) -> Decision:
-        seen.append(
-            (set(known), {k: OrderView(k, dict(v.fulfillments)) for k, v in orders.items()})
-        )
+    def decider(orders: dict[str, OrderView]) -> Decision:
+        seen.append({k: OrderView(k, dict(v.fulfillments)) for k, v in orders.items()})
         return Decision()
 
     result = store.ingest([stored, new], decider)
-    ((known, orders),) = seen
-    assert known == {stored.dedup_key}
+    (orders,) = seen
+    assert orders["O0"].fulfillments["O0-F1"].recent_keys == (stored.dedup_key,)
     assert set(orders) == {"O0", "O5"}
     assert set(orders["O0"].fulfillments) == {"O0-F1"} and orders["O5"].fulfillments == {}
     assert result.created == () and store.record_count() == 1
@@ -461,7 +459,7 @@ def test_claim_due_takes_a_digest_whole_past_the_limit(store: AnyStore) -> None:
         digest_notice(4, day2, due=NOW + timedelta(minutes=3)),
         digest_notice(5, None, due=NOW + timedelta(minutes=4)),
     ]
-    store.ingest([], lambda known, orders: Decision(notices=notices))
+    store.ingest([], lambda orders: Decision(notices=notices))
     (held,) = store.claim_keys(
         ["ops:fulfillment:F3"], now=LATER, lease_until=LATER + LEASE, token="other"
     )

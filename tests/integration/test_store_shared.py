@@ -47,6 +47,12 @@ def race(count: int, job: Callable[[int], T]) -> list[T]:
         return list(pool.map(run, range(count)))
 
 
+def outcome_counts(store: SqlStore) -> dict[str, int]:
+    with store.engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT outcome, count(*) FROM records GROUP BY outcome")
+        return {outcome: count for outcome, count in rows}
+
+
 def seed(store: SqlStore, count: int) -> list[str]:
     # The engine's clock is the tests' NOW, so the notices are due at NOW, not at today's date.
     report = engine_on(store, clock=lambda: NOW).ingest(tracking_records(count))
