@@ -80,8 +80,9 @@ records = Table(
     Column("received_at", UtcDateTime, nullable=False),
     Column("outcome", String(16), nullable=False),  # applied | repeat | stale | duplicate
     Column("payload", Text, nullable=False),
-    # An order's timeline, and within it a fulfillment's (the only index the audit pays for).
-    Index("ix_records_order", "order_id", "fulfillment_id"),
+    # An order's timeline, a fulfillment's within it: the only index the audit pays for (one
+    # on (order_id, fulfillment_id) made a million-record ingest's writes twice as slow).
+    Index("ix_records_order", "order_id"),
 )
 
 # The latest known state of each fulfillment.

@@ -7,7 +7,7 @@ fulfillment keeps the keys of its latest records (`fulfillments.recent_keys`, wr
 its state anyway) and a record whose key is there is a duplicate
 (notifier.core.decide.is_duplicate). Filled here from the keys the records hold, so the
 old records are still caught when redelivered; then the records lose the column and its
-constraint, keep every row, and their order index orders each fulfillment's rows too.
+constraint, and keep every row and their order index.
 
 Revision ID: 0008
 Revises: 0005
@@ -43,9 +43,7 @@ def upgrade() -> None:
     # SQLite cannot drop a unique constraint in place: batch mode copies the table, rows
     # and ids kept, without the column and its constraint.
     with op.batch_alter_table("records") as batch_op:
-        batch_op.drop_index("ix_records_order")
         batch_op.drop_column("dedup_key")
-        batch_op.create_index("ix_records_order", ["order_id", "fulfillment_id"])
 
 
 def _recent_keys(connection: sa.Connection) -> Iterator[dict[str, str]]:
@@ -73,12 +71,10 @@ def downgrade() -> None:
     # the record they repeat. Each row gets a key of its own; a redelivery of an old record
     # is then new to the old code, and the notices' keys still keep every email to one.
     with op.batch_alter_table("records") as batch:
-        batch.drop_index("ix_records_order")
         batch.add_column(sa.Column("dedup_key", sa.String(length=64), nullable=True))
     op.execute("UPDATE records SET dedup_key = 'row-' || CAST(id AS VARCHAR(20))")
     with op.batch_alter_table("records") as batch:
         batch.alter_column("dedup_key", existing_type=sa.String(length=64), nullable=False)
         batch.create_unique_constraint("uq_records_dedup_key", ["dedup_key"])
-        batch.create_index("ix_records_order", ["order_id"])
     with op.batch_alter_table("fulfillments") as batch:
         batch.drop_column("recent_keys")
