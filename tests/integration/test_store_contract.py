@@ -82,6 +82,19 @@ def test_ingest_hands_the_decider_fresh_orders_with_their_recent_keys(store: Any
     assert result.created == () and store.record_count() == 1
 
 
+def test_a_redelivery_is_stored_as_a_duplicate_and_changes_nothing(store: AnyStore) -> None:
+    """The records have no key each: a redelivery (here the same records again, in reverse)
+    is told by its fulfillment's recent keys, kept in the audit, and fires nothing."""
+    records = list(tracking_records(3))
+    engine = engine_on(store, clock=lambda: NOW)
+    assert engine.ingest(records).notices_created == 3
+    report = engine.ingest(list(reversed(records)))
+    assert (report.accepted, report.duplicates, report.notices_created) == (0, 3, 0)
+    assert store.record_count() == 6 and len(store.notices()) == 3
+    state = store.fulfillment("O1-F1")
+    assert state is not None and state.recent_keys == (records[1].dedup_key,)
+
+
 def test_a_notice_key_is_created_once_forever(store: AnyStore) -> None:
     """A later change that calls for a notice already in the ledger creates nothing; the
     record is kept, the fulfillment's state moves on, the notice stays as it was."""
