@@ -152,7 +152,7 @@ def test_two_processes_running_the_same_batch_at_once_take_each_change_once(
             "status": "Pending Shipment",
             "email": f"c{n}@example.com",
             "tracking_number": UPS,
-            "occurred_at": (START + timedelta(minutes=n)).isoformat(),
+            "occurred_at": (START + timedelta(seconds=n)).isoformat(),  # all in the past
         }
         records.append(shipped)
         if n % 3 == 0:
@@ -181,9 +181,13 @@ def test_two_processes_running_the_same_batch_at_once_take_each_change_once(
         assert len(stored) == 2 * len(records)
         assert stored.count("applied") == 150
         assert stored.count("duplicate") == 2 * len(records) - 150
-        assert len(store.notices()) == 150
+        notices = store.notices()
+        assert len(notices) == 150
+        # Each sent, in one attempt: neither process sent what the other had.
+        assert {(n.status.value, n.attempts) for n in notices} == {("sent", 1)}
     finally:
         store.close()
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 150
 
 
 # --- a ledger from before: revision 0005, a unique key per record --------------------------
