@@ -153,7 +153,6 @@ notices = Table(
     Index("ix_notices_fulfillment", "fulfillment_id"),
     Index("ix_notices_created", "created_at"),
     Index("ix_notices_status_created", "status", "created_at"),
-    Index("ix_notices_rule_created", "rule_id", "created_at"),
     # Feedback is tied to its notice by Message-ID, else by the latest notice to the address.
     Index("ix_notices_message_id", "message_id"),
     Index("ix_notices_recipient", "recipient", "sent_at"),

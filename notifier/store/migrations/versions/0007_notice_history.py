@@ -44,13 +44,11 @@ def upgrade() -> None:
     op.create_index("ix_notices_fulfillment", "notices", ["fulfillment_id"])
     op.create_index("ix_notices_created", "notices", ["created_at"])
     op.create_index("ix_notices_status_created", "notices", ["status", "created_at"])
-    op.create_index("ix_notices_rule_created", "notices", ["rule_id", "created_at"])
     op.create_index("ix_fulfillments_tracking", "fulfillments", ["tracking_number"])
 
 
 def downgrade() -> None:
     op.drop_index("ix_fulfillments_tracking", table_name="fulfillments")
-    op.drop_index("ix_notices_rule_created", table_name="notices")
     op.drop_index("ix_notices_status_created", table_name="notices")
     op.drop_index("ix_notices_created", table_name="notices")
     op.drop_index("ix_notices_fulfillment", table_name="notices")
