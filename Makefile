@@ -73,8 +73,14 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.render
 	$(BIN)/python -m bench.scheduled_sources
 	$(BIN)/python -m bench.webhook
+	$(BIN)/python -m bench.bounces
 
-.PHONY: soak bench-workers
+.PHONY: soak bench-workers console-screenshots
+
+# docs/console/*.png: the console after the example batch, in headless Chromium.
+console-screenshots: $(STAMP)
+	$(BIN)/python tests/support/console_screenshots.py docs/console
+
 
 # Four worker processes, one SIGKILLed, on PostgreSQL: the full 10,000 notices.
 soak: $(STAMP)

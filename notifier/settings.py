@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -19,6 +20,17 @@ def _duration(value: str) -> str:
 
 # "5m", "1h30m", as in rule files; kept as written so the settings print back as given.
 Duration = Annotated[str, AfterValidator(_duration)]
+
+
+def _regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"not a regular expression: {exc}") from None
+    return value
+
+
+Regex = Annotated[str, AfterValidator(_regex)]
 
 
 class Settings(BaseSettings):
@@ -72,6 +84,10 @@ class Settings(BaseSettings):
     konnektive_password: SecretStr | None = None
     konnektive_timezone: str = "UTC"
     konnektive_interval: str = "15m"
+    # The bounce mailbox's credentials (`mailbox` jobs in notifier.toml, unless a job names
+    # other variables with `username_env` / `password_env`).
+    mailbox_username: str | None = None
+    mailbox_password: SecretStr | None = None
     # notifier serve (webhook ingestion)
     serve_host: str = "127.0.0.1"
     serve_port: int = Field(default=8000, ge=0, le=65535)
@@ -89,6 +105,17 @@ class Settings(BaseSettings):
     # VERP: with "bounces@shop.example", each notice's envelope sender is
     # bounces+<token>@shop.example, so a bounce without the original headers maps back.
     bounce_address: str | None = None
+    # Delivery feedback from the mail providers' webhooks (README "Delivery feedback:
+    # provider webhooks"); each endpoint answers 404 until its settings are given.
+    # Amazon SES through SNS: the topics accepted (comma-separated ARNs), and where SNS
+    # signing certificates may come from (anything else could sign with its own).
+    ses_topic_arns: str | None = None
+    ses_cert_url_pattern: Regex = r"^https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/"
+    postmark_webhook_user: str | None = None  # HTTP Basic auth Postmark is told to send
+    postmark_webhook_password: SecretStr | None = None
+    # Base64 DER public key shown under SendGrid's Signed Event Webhook.
+    sendgrid_webhook_public_key: str | None = None
+    mailgun_signing_key: SecretStr | None = None  # the domain's HTTP webhook signing key
 
 
 def load_settings() -> Settings:

@@ -152,7 +152,7 @@ def schedule_run(
     """Run one job now (honouring its lock), deliver what is due, and exit: for cron or by hand."""
     from notifier.processes.project_file import load_project_file
     from notifier.processes.scheduler import build_scheduler
-    from notifier.processes.wiring import open_engine
+    from notifier.processes.wiring import feedback_intake, open_engine
 
     config = settings()
     jobs = load_project_file(config)
@@ -161,11 +161,19 @@ def schedule_run(
         known = ", ".join(j.name for j in jobs.jobs) or "none configured"
         raise fail(f"no job named {job!r} (jobs: {known})")
     with open_engine(config, project_file=jobs) as engine:
-        scheduler = build_scheduler(jobs, engine=engine, wake=lambda: None, start=False)
+        scheduler = build_scheduler(
+            jobs,
+            engine=engine,
+            wake=lambda: None,
+            start=False,
+            feedback=feedback_intake(config, engine),
+        )
         try:
             created = scheduler.run_job(spec)
         finally:
             scheduler.close_sources()
         delivery = asyncio.run(deliver_and_close(engine))
     delivered = ", ".join(f"{n} {s.value}" for s, n in sorted(delivery.counts.items()))
+    if summary := scheduler.summaries.get(job):
+        out.print(f"job {job}: {summary}", highlight=False)
     out.print(f"job {job}: {created} notice(s) created; delivered: {delivered or 'nothing due'}")

@@ -36,16 +36,30 @@ class Outcome(enum.StrEnum):
     APPLIED = "applied"  # changed the fulfillment's status
     REPEAT = "repeat"  # the status it already had: fires nothing new
     STALE = "stale"  # older than the state it would change: stored for audit only
+    DUPLICATE = "duplicate"  # a redelivery: stored for audit only, counted, changes nothing
+
+
+# How many record keys each fulfillment remembers. A fulfillment lives through a handful
+# of changes (Hold, Pending, Pending Shipment, Shipped, Delivered, a return), and sources
+# redeliver recent ones (a batch run again, a webhook retried, a poll window re-read). A
+# record redelivered after 16 newer ones of its fulfillment is still compared with the
+# state (an older one is stale: stored, fires nothing) and can never send twice: that rests
+# on the notices' keys, not on this.
+RECENT_KEYS = 16
 
 
 @dataclass(slots=True)
 class Decision:
+    # Every record, in order, with what it was: duplicates too (the audit keeps them all).
     outcomes: list[tuple[Record, Outcome]] = field(default_factory=list)
     duplicates: int = 0
     states: dict[str, FulfillmentState] = field(default_factory=dict)
     order_fulfillment_ids: dict[str, tuple[str, ...]] = field(default_factory=dict)
     notices: list[NewNotice] = field(default_factory=list)
     notice_keys: set[str] = field(default_factory=set)  # the keys of `notices`
+    # Notice key -> the position in the batch of the record that called for it (to credit
+    # the right request of a group commit).
+    triggers: dict[str, int] = field(default_factory=dict)
     # (rule id, record, why no notice) for rules that matched but were held back.
     skipped: list[tuple[str, Record, str]] = field(default_factory=list)
     # Accepted records dated further past their receipt than the tolerance, with how far.
@@ -71,8 +85,12 @@ def apply_record(
     at, clamped = ordering_time(record, future_tolerance)
     if state is None:
         return _state_from(record, at, clamped=clamped), Outcome.APPLIED
+    if is_duplicate(state, record):
+        return state, Outcome.DUPLICATE
+    recent_keys = (*state.recent_keys, record.dedup_key)[-RECENT_KEYS:]
     if _is_older(record, at, state):
-        return state, Outcome.STALE
+        # Changes nothing but the keys it remembers: its redelivery is a duplicate.
+        return replace(state, recent_keys=recent_keys), Outcome.STALE
     merged = replace(
         state,
         tracking_number=record.tracking_number or state.tracking_number,
@@ -81,10 +99,19 @@ def apply_record(
         delivered_at=record.delivered_at or state.delivered_at,
         occurred_at=at,
         occurred_at_clamped=clamped,
+        recent_keys=recent_keys,
     )
     if record.status is state.status:
         return merged, Outcome.REPEAT
     return replace(merged, status=record.status, status_since=at), Outcome.APPLIED
+
+
+def is_duplicate(state: FulfillmentState, record: Record) -> bool:
+    """Whether the fulfillment has taken this record already (docs/design.md §2): its key
+    (its event id, else its change: status, tracking number, `occurred_at`) is among the
+    fulfillment's recent ones. No table of every record's key: the state is loaded (and
+    on PostgreSQL its order locked) for the record anyway, and the keys ride along in it."""
+    return record.dedup_key in state.recent_keys
 
 
 def _is_older(record: Record, at: datetime, state: FulfillmentState) -> bool:
@@ -105,6 +132,7 @@ def _state_from(record: Record, at: datetime, *, clamped: bool) -> FulfillmentSt
         delivered_at=record.delivered_at,
         occurred_at_clamped=clamped,
         status_since=at,
+        recent_keys=(record.dedup_key,),
     )
 
 
@@ -145,7 +173,6 @@ def decide(
     records: Iterable[Record],
     *,
     orders: Mapping[str, OrderView],
-    known_record_keys: set[str],
     rules: Sequence[Rule],
     now: datetime,
     due_adjuster: DueAdjuster | None = None,
@@ -154,6 +181,8 @@ def decide(
 ) -> Decision:
     """Apply records in order to the loaded orders; say what to store and which notices to create.
 
+    A record its fulfillment has taken already is a duplicate (`is_duplicate`), checked
+    against the state as each record leaves it: a redelivery within the batch is one too.
     `orders` is updated in place, so a caller can keep using it as the current state. A
     future-dated record (more than `future_tolerance` past its receipt) is ordered, and
     its notices made due, as if it happened when received; the decision lists it.
@@ -161,21 +190,21 @@ def decide(
     """
     decision = Decision()
     ctx = _Context(now, decision, due_adjuster, operator_email)
-    seen = set(known_record_keys)
     stalled_order_statuses = {
         rule.on for rule in rules if rule.scope is Scope.ORDER and rule.stalled_after is not None
     }
-    for record in records:
-        key = record.dedup_key
-        if key in seen:
-            decision.duplicates += 1
-            continue
-        seen.add(key)
+    for position, record in enumerate(records):
         order = orders.get(record.order_id)
         if order is None:
             order = OrderView(record.order_id)
             assert isinstance(orders, dict)
             orders[record.order_id] = order
+        known = order.fulfillments.get(record.fulfillment_id)
+        state, outcome = apply_record(known, record, future_tolerance=future_tolerance)
+        decision.outcomes.append((record, outcome))
+        if outcome is Outcome.DUPLICATE:
+            decision.duplicates += 1
+            continue
         if record.order_fulfillment_ids and record.order_fulfillment_ids != order.fulfillment_ids:
             order.fulfillment_ids = record.order_fulfillment_ids
             decision.order_fulfillment_ids[order.order_id] = record.order_fulfillment_ids
@@ -184,13 +213,9 @@ def decide(
         if skew is not None:
             decision.future_dated.append((record, skew))
         at = record.received_at if skew is not None else record.effective_at
-        state, outcome = apply_record(
-            order.fulfillments.get(record.fulfillment_id),
-            record,
-            future_tolerance=future_tolerance,
-        )
-        decision.outcomes.append((record, outcome))
         if outcome is Outcome.STALE:
+            order.fulfillments[record.fulfillment_id] = state  # it remembers the stale key
+            decision.states[record.fulfillment_id] = state
             continue
         # A stalled order rule is about the order *entering* its status: a later change that
         # finds it still there (a sibling delivered) is no new entry.
@@ -205,7 +230,7 @@ def decide(
             continue
         for rule in rules_on(rules, record.status, Scope.FULFILLMENT):
             own = notice_fulfillment_ids(rule, record, order)
-            _consider(rule, record, at, order, own, ctx)
+            _consider(rule, record, position, at, order, own, ctx)
         if record.status in _ORDER_TRIGGERS:
             for status in (Status.SHIPPED, Status.DELIVERED):
                 order_rules = rules_on(rules, status, Scope.ORDER)
@@ -214,7 +239,7 @@ def decide(
                         if rule.stalled_after is not None and status in already_at:
                             continue
                         shipped = notice_fulfillment_ids(rule, record, order)
-                        _consider(rule, record, at, order, shipped, ctx)
+                        _consider(rule, record, position, at, order, shipped, ctx)
     return decision
 
 
@@ -231,6 +256,7 @@ class _Context:
 def _consider(
     rule: Rule,
     record: Record,
+    position: int,
     at: datetime,
     order: OrderView,
     fulfillment_ids: tuple[str, ...],
@@ -261,6 +287,7 @@ def _consider(
     if due_adjuster is not None and not to_operator:
         due_at = due_adjuster(due_at, record.campaign_id)
     decision.notice_keys.add(key)
+    decision.triggers[key] = position
     decision.notices.append(
         build_notice(
             rule,
@@ -323,7 +350,6 @@ def build_notice(
         # Missing data is visible in the ledger as a cancelled notice with the reason.
         status=NoticeStatus.CANCELLED if missing else NoticeStatus.PENDING,
         reason=f"missing {', '.join(missing)}" if missing else None,
-        trigger_key=record.dedup_key,
         entered_at=at if rule.stalled_after is not None else None,
         digest_key=digest_key,
     )

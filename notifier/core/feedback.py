@@ -146,7 +146,12 @@ def token_from_verp(bounce_address: str, address: str | None) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class SuppressionPolicy:
-    """Which feedback stops mail to an address (settings NOTIFIER_FEEDBACK_*)."""
+    """Which feedback stops mail to an address (settings NOTIFIER_FEEDBACK_*).
+
+    Only an event tied to a notice suppresses: a bounce for mail notifier never sent (another
+    system's, or backscatter from spam forged with a customer's address) says nothing about
+    the address notifier mails, and must not silence a customer's shipping emails.
+    """
 
     on_permanent_bounce: bool = True
     on_complaint: bool = True

@@ -151,13 +151,17 @@ def write_message(
     text: str,
     html: str,
     policy: Policy,
+    envelope_from: str | None = None,
 ) -> EmailMessage:
     """A text + HTML notice: a WireMessage with its RFC 5322 bytes, or for an
     internationalised (EAI) address a stdlib message, which writes SMTPUTF8 headers.
 
     The wire message model is built with `set_raw`, so no header is parsed until someone
-    reads it; the bytes are what the SMTP transport sends."""
-    for value in (subject, sender, recipient, recipient_name or "", reply_to or "", message_id):
+    reads it; the bytes are what the SMTP transport sends. `envelope_from` is the SMTP
+    envelope sender (MAIL FROM) when it is not the From address: the notice's VERP bounce
+    address, where bounces come back to, never shown to the customer."""
+    values = (subject, sender, recipient, recipient_name or "", reply_to or "", message_id)
+    for value in (*values, envelope_from or ""):
         if "\r" in value or "\n" in value:
             raise ValueError(f"a header value contains CR or LF: {value!r}")
     headers_of = functools.partial(
@@ -173,7 +177,12 @@ def write_message(
     try:
         headers = headers_of(encoded=True)
     except UnicodeError:
-        message = EmailMessage(policy=policy)
+        message = (
+            EmailMessage(policy=policy) if envelope_from is None else WireMessage(policy=policy)
+        )
+        if isinstance(message, WireMessage):
+            # No wire bytes (the stdlib writes SMTPUTF8 headers), but the envelope is ours.
+            message.envelope_from, message.envelope_to = envelope_from or "", (recipient,)
         for name, value in headers_of(encoded=False):
             message[name] = value
         message.set_content(text)
@@ -212,6 +221,6 @@ def write_message(
     lines += [f"--{boundary}--", ""]
     message.set_payload(parts)
     message.wire = "\r\n".join(lines).encode("ascii")
-    message.envelope_from = envelope_address(sender)
+    message.envelope_from = envelope_from or envelope_address(sender)
     message.envelope_to = (recipient,)
     return message

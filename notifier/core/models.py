@@ -110,7 +110,10 @@ class Record:
         object.__setattr__(self, "dedup_key", self._dedup_key())
 
     def _dedup_key(self) -> str:
-        """Redelivery of the same change maps to the same key (docs/design.md §2, `event_id`)."""
+        """Redelivery of the same change maps to the same key (docs/design.md §2, `event_id`).
+
+        Kept among its fulfillment's recent keys (FulfillmentState.recent_keys), not in a
+        table of every record's key: the records table has no key (design.md §6)."""
         if self.event_id:
             basis = f"event\x1f{self.event_id}"
         else:
@@ -188,6 +191,9 @@ class FulfillmentState:
     # notice about an earlier entry is moot once this is later (notifier.core.stalled).
     # None for a state stored before this was kept.
     status_since: datetime | None = None
+    # The dedup keys (Record.dedup_key) of the latest records it took, newest last, at
+    # most decide.RECENT_KEYS: a record whose key is here is a duplicate.
+    recent_keys: tuple[str, ...] = ()
 
 
 class NoticeStatus(enum.StrEnum):
@@ -224,8 +230,6 @@ class NewNotice:
     record: Mapping[str, Any]
     status: NoticeStatus = NoticeStatus.PENDING
     reason: str | None = None
-    # The dedup key of the record whose change created it (to credit the right request).
-    trigger_key: str = ""
     # A stalled rule's notice: when the fulfillment (or order) entered the rule's status.
     entered_at: datetime | None = None
     # A digest rule's notice: the window it is sent in, with the others (core.digests).

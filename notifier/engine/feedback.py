@@ -22,6 +22,7 @@ from notifier.core.feedback import (
     SuppressionPolicy,
     normalize_message_id,
 )
+from notifier.core.redact import mask_email
 from notifier.store.base import Store
 
 log = logging.getLogger("notifier.feedback")
@@ -94,7 +95,9 @@ class FeedbackIntake:
                 keys.append(item.notice_key)
         stored = sum(written.stored)
         for address, reason in written.suppressed:
-            log.warning("suppressed %s: %s", address, reason)
+            # The reason's head names the event; its tail (the server's words) may hold the
+            # address in full, which logs never do.
+            log.warning("suppressed %s: %s", mask_email(address), reason.split(": ", 1)[0])
         return FeedbackReport(
             received=len(events),
             stored=stored,

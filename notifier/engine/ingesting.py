@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from itertools import islice
+from itertools import count, islice
 
 from notifier.core.decide import Decision, OrderView, Outcome, decide
 from notifier.core.future_dated import BATCH, FutureDated, Source, tally, warning
@@ -68,23 +68,25 @@ class Ingesting:
             for record in group
         }
         total, decision = self._ingest_decided(records, lambda r: source_of_record[id(r)])
-        outcome_of = {id(record): outcome for record, outcome in decision.outcomes}
+        # decide() gives every record its outcome, in order: a record is its position.
+        outcomes = [outcome for _, outcome in decision.outcomes]
         skew_of = {id(record): skew for record, skew in decision.future_dated}
-        created = set(total.created_keys)
-        created_by = Counter(n.trigger_key for n in decision.notices if n.key in created)
+        created_by = Counter(decision.triggers[key] for key in total.created_keys)
         reports = []
+        positions = count()
         for group, source in zip(groups, group_sources, strict=True):
             # One pass per group: a webhook group commit holds many one-record groups.
             report = IngestReport()
             for record in group:
-                outcome = outcome_of.get(id(record))
-                if outcome is None:
+                position = next(positions)
+                outcome = outcomes[position]
+                if outcome is Outcome.DUPLICATE:
                     report.duplicates += 1
                     continue
                 report.accepted += 1
                 report.stale += outcome is Outcome.STALE
                 report.repeats += outcome is Outcome.REPEAT
-                report.notices_created += created_by[record.dedup_key]
+                report.notices_created += created_by[position]
                 if (skew := skew_of.get(id(record))) is not None:
                     counted = report.future_dated.setdefault(
                         source.name, FutureDated(hint=source.hint)
@@ -98,11 +100,10 @@ class Ingesting:
     ) -> tuple[IngestReport, Decision]:
         now = self.clock()
 
-        def decider(known: set[str], orders: dict[str, OrderView]) -> Decision:
+        def decider(orders: dict[str, OrderView]) -> Decision:
             return decide(
                 chunk,
                 orders=orders,
-                known_record_keys=known,
                 rules=self.rules,
                 now=now,
                 due_adjuster=self.config.due_adjuster,
@@ -115,7 +116,7 @@ class Ingesting:
         outcomes = Counter(outcome for _, outcome in decision.outcomes)
         created = set(result.created)
         report = IngestReport(
-            accepted=len(decision.outcomes),
+            accepted=len(decision.outcomes) - decision.duplicates,
             duplicates=decision.duplicates,
             stale=outcomes[Outcome.STALE],
             repeats=outcomes[Outcome.REPEAT],

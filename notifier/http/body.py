@@ -33,7 +33,9 @@ class IngestAccepted(BaseModel):
     """The request's records are durably stored."""
 
     accepted: int = Field(description="records stored (including stale ones)")
-    duplicates: int = Field(description="records already received before: ignored")
+    duplicates: int = Field(
+        description="redeliveries of records already taken: kept for audit, changing nothing"
+    )
     stale: int = Field(description="stored, but older than what is known: fire nothing")
     # Only present when some were: the usual answer stays the three counts.
     future_dated: int | None = Field(

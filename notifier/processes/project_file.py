@@ -3,11 +3,14 @@
 The file is `NOTIFIER_CONFIG`, else `./notifier.toml` when it exists; without one, jobs
 come from the environment alone (NOTIFIER_DROP_DIR, NOTIFIER_KONNEKTIVE_*). Relative
 paths in the file are relative to the file's folder. Secrets belong in the environment:
-NOTIFIER_KONNEKTIVE_PASSWORD fills in any Konnektive job without a `password`.
+NOTIFIER_KONNEKTIVE_PASSWORD fills in any Konnektive job without a `password`; a `mailbox`
+job's credentials come from NOTIFIER_MAILBOX_USERNAME / NOTIFIER_MAILBOX_PASSWORD, or from
+the variables its `username_env` / `password_env` name.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -22,6 +25,7 @@ from notifier.core.durations import format_duration, parse_duration
 from notifier.core.quiet_hours import QuietHours, QuietWindow, parse_time_of_day
 from notifier.errors import ConfigError
 from notifier.settings import Settings
+from notifier.sources.bounces.mailbox import MailboxOptions
 from notifier.sources.dropfolder import DropFolderOptions
 from notifier.sources.konnektive import KonnektiveOptions
 
@@ -29,7 +33,12 @@ DEFAULT_CONFIG = Path("notifier.toml")
 # The scheduler's own delivery sweep is listed beside the configured jobs.
 RESERVED_JOB_NAMES = frozenset({"sweep"})
 _JOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-JobKind = Literal["dropfolder", "konnektive"]
+JobKind = Literal["dropfolder", "konnektive", "mailbox"]
+JobOptions = DropFolderOptions | KonnektiveOptions | MailboxOptions
+# pydantic names the kind in an error's location; the operator wrote the job's name.
+_JOB_KINDS = frozenset({"dropfolder", "konnektive", "mailbox"})
+DEFAULT_MAILBOX_USERNAME_ENV = "NOTIFIER_MAILBOX_USERNAME"
+DEFAULT_MAILBOX_PASSWORD_ENV = "NOTIFIER_MAILBOX_PASSWORD"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +47,7 @@ class JobSpec:
 
     name: str
     kind: JobKind
-    options: DropFolderOptions | KonnektiveOptions
+    options: JobOptions
     interval: timedelta | None = None
     cron: str | None = None
 
@@ -149,6 +158,24 @@ class _KonnektiveJob(_Job):
     )(_duration)
 
 
+class _MailboxJob(_Job):
+    kind: Literal["mailbox"]
+    host: str = Field(min_length=1)
+    port: int | None = Field(default=None, ge=1, le=65535)
+    tls: Literal["tls", "starttls", "none"] = "tls"
+    ca_file: Path | None = None
+    username: str | None = None
+    username_env: str = DEFAULT_MAILBOX_USERNAME_ENV
+    password_env: str = DEFAULT_MAILBOX_PASSWORD_ENV
+    folder: str = Field(default="INBOX", min_length=1)
+    processed_folder: str = Field(default="notifier-processed", min_length=1)
+    unparsed_folder: str = Field(default="notifier-unparsed", min_length=1)
+    timeout: timedelta = timedelta(seconds=30)
+    batch: int = Field(default=50, ge=1, le=1000)
+
+    _timeout = field_validator("timeout", mode="before")(_duration)
+
+
 class _Schedule(_Strict):
     timezone: ZoneInfo = Field(default_factory=lambda: ZoneInfo("UTC"))
     misfire_grace_time: timedelta = timedelta(hours=1)
@@ -161,9 +188,9 @@ class _Schedule(_Strict):
 class _File(_Strict):
     schedule: _Schedule = Field(default_factory=_Schedule)
     quiet_hours: _QuietHours | None = None
-    jobs: dict[str, Annotated[_DropJob | _KonnektiveJob, Field(discriminator="kind")]] = Field(
-        default_factory=dict
-    )
+    jobs: dict[
+        str, Annotated[_DropJob | _KonnektiveJob | _MailboxJob, Field(discriminator="kind")]
+    ] = Field(default_factory=dict)
 
 
 # --- loading ---------------------------------------------------------------------------------
@@ -197,8 +224,7 @@ def parse_project_file(
         parsed = _File.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'] if p not in ('dropfolder', 'konnektive'))}:"
-            f" {err['msg']}"
+            f"{'.'.join(str(p) for p in err['loc'] if p not in _JOB_KINDS)}: {err['msg']}"
             for err in exc.errors()
         )
         raise ConfigError(f"{where}: {problems}") from None
@@ -220,7 +246,12 @@ def parse_project_file(
 
 
 def _job_spec(
-    name: str, job: _DropJob | _KonnektiveJob, *, base: Path, settings: Settings, where: str
+    name: str,
+    job: _DropJob | _KonnektiveJob | _MailboxJob,
+    *,
+    base: Path,
+    settings: Settings,
+    where: str,
 ) -> JobSpec:
     if not _JOB_NAME.fullmatch(name) or name in RESERVED_JOB_NAMES:
         raise ConfigError(
@@ -231,9 +262,11 @@ def _job_spec(
         raise ConfigError(f"{where}: jobs.{name}: give exactly one of 'interval' or 'cron'")
     if job.interval is not None and job.interval <= timedelta(0):
         raise ConfigError(f"{where}: jobs.{name}.interval: must be positive")
-    options: DropFolderOptions | KonnektiveOptions
+    options: JobOptions
     if isinstance(job, _DropJob):
         options = DropFolderOptions(path=base / job.path, min_age=job.min_age)
+    elif isinstance(job, _MailboxJob):
+        options = _mailbox_options(job, base=base, settings=settings, where=f"{where}: jobs.{name}")
     else:
         password = job.password or (
             settings.konnektive_password.get_secret_value()
@@ -258,6 +291,49 @@ def _job_spec(
             results_per_page=job.results_per_page,
         )
     return JobSpec(name=name, kind=job.kind, options=options, interval=job.interval, cron=job.cron)
+
+
+def _mailbox_options(
+    job: _MailboxJob, *, base: Path, settings: Settings, where: str
+) -> MailboxOptions:
+    """The job's mailbox with its credentials, read here once: from the variables the job
+    names, where it names its own, else from the settings (NOTIFIER_MAILBOX_*)."""
+    username = job.username or _credential(
+        job.username_env, DEFAULT_MAILBOX_USERNAME_ENV, settings.mailbox_username
+    )
+    secret = settings.mailbox_password.get_secret_value() if settings.mailbox_password else None
+    password = _credential(job.password_env, DEFAULT_MAILBOX_PASSWORD_ENV, secret)
+    if not username or not password:
+        missing = job.username_env if not username else job.password_env
+        raise ConfigError(
+            f"{where}: no mailbox {'username' if not username else 'password'} (set {missing})"
+        )
+    ca_file = base / job.ca_file if job.ca_file is not None else None
+    if ca_file is not None and not ca_file.is_file():
+        raise ConfigError(f"{where}.ca_file: {ca_file} does not exist")
+    try:
+        return MailboxOptions(
+            host=job.host,
+            port=job.port,
+            tls=job.tls,
+            ca_file=ca_file,
+            username=username,
+            password=password,
+            folder=job.folder,
+            processed_folder=job.processed_folder,
+            unparsed_folder=job.unparsed_folder,
+            timeout=job.timeout.total_seconds(),
+            batch=job.batch,
+            bounce_address=settings.bounce_address or None,
+        )
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _credential(variable: str, default_variable: str, from_settings: str | None) -> str | None:
+    if variable == default_variable:
+        return from_settings
+    return os.environ.get(variable) or None
 
 
 def _environment_jobs(settings: Settings, *, taken: set[str]) -> list[JobSpec]:

@@ -26,12 +26,14 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from notifier.core.durations import format_duration
 from notifier.engine import Engine
-from notifier.errors import NotifierError
+from notifier.engine.feedback import FeedbackIntake
+from notifier.errors import ConfigError, NotifierError
 from notifier.processes.lifecycle import run_until_stopped
 from notifier.processes.project_file import JobSpec, ProjectFile
-from notifier.processes.wiring import open_engine
+from notifier.processes.wiring import feedback_intake, open_engine
 from notifier.processes.worker import delivery_worker_for
 from notifier.settings import Settings
+from notifier.sources.bounces.mailbox import BounceMailbox, MailboxOptions
 from notifier.sources.dropfolder import DropFolder, DropFolderOptions
 from notifier.sources.konnektive import KonnektiveOptions, KonnektivePoller
 from notifier.store.base import Store
@@ -105,7 +107,14 @@ def job_table(config: ProjectFile, store: Store, *, now: datetime) -> list[JobRo
 class NotifierScheduler(AsyncIOScheduler):  # type: ignore[misc]
     """An AsyncIOScheduler that knows its jobs' threads and waits for them when closing."""
 
-    def __init__(self, config: ProjectFile, *, engine: Engine, wake: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        config: ProjectFile,
+        *,
+        engine: Engine,
+        wake: Callable[[], None],
+        feedback: FeedbackIntake | None = None,
+    ) -> None:
         super().__init__(
             timezone=config.timezone,
             job_defaults={
@@ -117,7 +126,11 @@ class NotifierScheduler(AsyncIOScheduler):  # type: ignore[misc]
         self.config = config
         self.engine = engine
         self.wake = wake
+        # Where `mailbox` jobs hand their bounces (processes.wiring.feedback_intake).
+        self.feedback = feedback
         self.runs: dict[str, int] = {}
+        # What a job's last run did, in words, where its kind says more than a count.
+        self.summaries: dict[str, str] = {}
         self._stopping = False
         self._in_flight: set[asyncio.Future[int]] = set()
         self._pollers: dict[str, KonnektivePoller] = {}
@@ -188,6 +201,13 @@ class NotifierScheduler(AsyncIOScheduler):  # type: ignore[misc]
             folder = DropFolder(spec.options, clock=self.engine.clock, name=spec.name)
             outcomes = folder.run(self.engine, stopping=lambda: self._stopping)
             return sum(outcome.notices_created for outcome in outcomes)
+        if isinstance(spec.options, MailboxOptions):
+            if self.feedback is None:
+                raise ConfigError(f"job {spec.name}: a mailbox job needs the feedback intake")
+            mailbox = BounceMailbox(spec.options, clock=self.engine.clock, name=spec.name)
+            run = mailbox.run(self.feedback, stopping=lambda: self._stopping)
+            self.summaries[spec.name] = run.describe()
+            return 0  # suppressions cancel notices when they fall due; nothing to wake
         assert isinstance(spec.options, KonnektiveOptions)
         poller = self._pollers.get(spec.name)
         if poller is None:
@@ -218,10 +238,15 @@ class NotifierScheduler(AsyncIOScheduler):  # type: ignore[misc]
 
 
 def build_scheduler(
-    config: ProjectFile, *, engine: Engine, wake: Callable[[], None], start: bool = True
+    config: ProjectFile,
+    *,
+    engine: Engine,
+    wake: Callable[[], None],
+    start: bool = True,
+    feedback: FeedbackIntake | None = None,
 ) -> NotifierScheduler:
     """The scheduler with every configured job, started on the running loop unless start=False."""
-    scheduler = NotifierScheduler(config, engine=engine, wake=wake)
+    scheduler = NotifierScheduler(config, engine=engine, wake=wake, feedback=feedback)
     scheduler.add_jobs()
     if start:
         scheduler.start()
@@ -231,14 +256,24 @@ def build_scheduler(
 class ScheduledJobs:
     """The configured jobs as a service of a long-running process (notifier.processes.lifecycle)."""
 
-    def __init__(self, config: ProjectFile, *, engine: Engine, wake: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        config: ProjectFile,
+        *,
+        engine: Engine,
+        wake: Callable[[], None],
+        feedback: FeedbackIntake | None = None,
+    ) -> None:
         self.config = config
         self.engine = engine
         self.wake = wake
+        self.feedback = feedback
         self.scheduler: NotifierScheduler | None = None
 
     async def start(self) -> None:
-        self.scheduler = build_scheduler(self.config, engine=self.engine, wake=self.wake)
+        self.scheduler = build_scheduler(
+            self.config, engine=self.engine, wake=self.wake, feedback=self.feedback
+        )
         jobs = ", ".join(f"{j.name} ({j.when})" for j in self.config.jobs) or "no jobs"
         log.info("scheduler started: %s", jobs)
 
@@ -251,5 +286,7 @@ async def run_schedule(config: ProjectFile, *, settings: Settings) -> None:
     """`notifier schedule`: the jobs and a delivery worker until SIGTERM/SIGINT."""
     with open_engine(settings, project_file=config) as engine:
         worker = delivery_worker_for(engine, settings)
-        jobs = ScheduledJobs(config, engine=engine, wake=worker.wake)
+        jobs = ScheduledJobs(
+            config, engine=engine, wake=worker.wake, feedback=feedback_intake(settings, engine)
+        )
         await run_until_stopped(engine, worker, grace=settings.shutdown_grace, services=[jobs])

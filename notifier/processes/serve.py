@@ -21,12 +21,13 @@ from fastapi import APIRouter
 
 from notifier.engine import Engine
 from notifier.engine.worker import DeliveryWorker
+from notifier.http.feedback import FeedbackConfig, feedback_router
 from notifier.http.metrics import Metrics
 from notifier.http.webhook import WebhookConfig, create_app
 from notifier.processes.gc_tuning import settle_after_startup
 from notifier.processes.lifecycle import Service, run_until_stopped
 from notifier.processes.project_file import ProjectFile
-from notifier.processes.wiring import open_engine
+from notifier.processes.wiring import feedback_intake, open_engine
 from notifier.processes.worker import delivery_worker_for
 from notifier.settings import Settings
 
@@ -114,7 +115,9 @@ def serve(
     extras: Callable[[Engine, DeliveryWorker], Extras] | None = None,
 ) -> None:
     """Run until SIGTERM/SIGINT. Raises ConfigError (before listening) on bad settings."""
-    WebhookConfig.from_settings(settings, insecure=insecure)  # refuse before opening anything
+    # Refuse bad settings before opening anything.
+    WebhookConfig.from_settings(settings, insecure=insecure)
+    FeedbackConfig.from_settings(settings)
     metrics = Metrics()
     with open_engine(settings, project_file=project_file, observer=metrics) as engine:
         worker = delivery_worker_for(engine, settings)
@@ -158,13 +161,14 @@ def http_config(app: object, *, host: str, port: int, grace: float) -> uvicorn.C
 def standard_extras(
     settings: Settings, project_file: ProjectFile
 ) -> Callable[[Engine, DeliveryWorker], Extras]:
-    """What `notifier serve` adds to the webhook: the /preview page (when
-    NOTIFIER_PREVIEW_TOKEN is set), the notices API (when NOTIFIER_CONSOLE_TOKEN is) and
-    the scheduler (when notifier.toml or the
-    environment defines jobs). Both come from what the entry point read once, at start."""
+    """What `notifier serve` adds to the webhook: the delivery-feedback webhooks (each off
+    until its provider's settings are given), the notices API and the console's pages (when
+    NOTIFIER_CONSOLE_TOKEN is set), the /preview page (when NOTIFIER_PREVIEW_TOKEN is) and the
+    scheduler (when notifier.toml or the environment defines jobs). All come from what the
+    entry point read once, at start."""
 
     def build(engine: Engine, worker: DeliveryWorker) -> Extras:
-        routers = []
+        routers = [feedback_router_for(settings, engine)]
         from notifier.http.notices_api import notices_api_from_settings
 
         # The notices API (/v1/notices), when NOTIFIER_CONSOLE_TOKEN is set.
@@ -181,11 +185,30 @@ def standard_extras(
                     token=settings.preview_token.get_secret_value(),
                 )
             )
+        from notifier.http.console import console_from_settings
+
+        # The console's pages (/console), with the same token.
+        if (console := console_from_settings(engine, settings, wake=worker.wake)) is not None:
+            routers.append(console)
         if not project_file.jobs:
             return Extras(routers=routers)
         from notifier.processes.scheduler import ScheduledJobs
 
-        jobs = ScheduledJobs(project_file, engine=engine, wake=worker.wake)
+        jobs = ScheduledJobs(
+            project_file,
+            engine=engine,
+            wake=worker.wake,
+            feedback=feedback_intake(settings, engine),
+        )
         return Extras(routers=routers, services=[jobs])
 
     return build
+
+
+def feedback_router_for(settings: Settings, engine: Engine) -> APIRouter:
+    """POST /v1/feedback/{ses,postmark,sendgrid,mailgun} on the engine's store and clock."""
+    return feedback_router(
+        FeedbackConfig.from_settings(settings),
+        intake=feedback_intake(settings, engine),
+        clock=engine.clock,
+    )

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from notifier.core.feedback import verp_address
 from notifier.core.mime import envelope_address
 
 
@@ -23,6 +24,9 @@ class Branding:
     campaign_senders: Mapping[str, str] = field(default_factory=dict)
     # Per-campaign shop details, complete (the campaign's keys on top of `shop`).
     campaign_shops: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # VERP (NOTIFIER_BOUNCE_ADDRESS): bounces come back to this address plus each notice's
+    # token, so one whose original headers are lost still names its notice.
+    bounce_address: str | None = None
 
     def sender_for(self, campaign_id: str | None) -> str:
         if campaign_id is not None and campaign_id in self.campaign_senders:
@@ -33,6 +37,13 @@ class Branding:
         if campaign_id is not None and campaign_id in self.campaign_shops:
             return self.campaign_shops[campaign_id]
         return self.shop
+
+    def envelope_sender(self, message_id: str) -> str | None:
+        """The SMTP envelope sender of the message with this Message-ID: its VERP bounce
+        address, or None (the From address) without a bounce address."""
+        if self.bounce_address is None:
+            return None
+        return verp_address(self.bounce_address, message_id)
 
     @property
     def message_id_domain(self) -> str:

@@ -44,6 +44,7 @@ class Composer:
             message_id=message_id,
             date=now,
             reply_to=self.branding.shop_for(notice.campaign_id).get("support_email"),
+            envelope_from=self.branding.envelope_sender(message_id),
         )
 
     def compose_digest(
@@ -67,6 +68,7 @@ class Composer:
             message_id=message_id,
             date=now,
             reply_to=self.branding.shop.get("support_email"),
+            envelope_from=self.branding.envelope_sender(message_id),
         )
 
     def context(self, notice: Notice, rule: Rule, order: OrderView) -> dict[str, Any]:

@@ -384,6 +384,7 @@ def build_message(
     message_id: str,
     date: datetime,
     reply_to: str | None = None,
+    envelope_from: str | None = None,
 ) -> EmailMessage:
     """A multipart (text + HTML) message with Date and the notice's Message-ID.
 
@@ -402,4 +403,5 @@ def build_message(
         text=rendered.text,
         html=rendered.html,
         policy=MESSAGE_POLICY,
+        envelope_from=envelope_from,
     )

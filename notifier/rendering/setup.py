@@ -33,7 +33,20 @@ def make_branding(
         shop=shop,
         campaign_senders={cid: c.mail_from for cid, c in campaigns.items() if c.mail_from},
         campaign_shops={cid: c.shop(shop) for cid, c in campaigns.items()},
+        bounce_address=_bounce_address(settings.bounce_address),
     )
+
+
+def _bounce_address(value: str | None) -> str | None:
+    if not value:
+        return None
+    local, at, domain = value.strip().rpartition("@")
+    if not at or not local or not domain or "+" in local or any(c.isspace() for c in value):
+        raise ConfigError(
+            f"NOTIFIER_BOUNCE_ADDRESS: {value!r} is not a bare address such as"
+            " bounces@shop.example (no name, no '+': notifier adds each notice's token)"
+        )
+    return value.strip()
 
 
 def make_renderer(settings: Settings) -> Renderer:

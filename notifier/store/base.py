@@ -53,8 +53,9 @@ class FeedbackWrite:
     suppressed: tuple[tuple[str, str], ...]  # (address, reason) newly suppressed
 
 
-# Given the record keys already stored and the touched orders, return the decision to write.
-Decider = Callable[[set[str], dict[str, OrderView]], Decision]
+# Given the touched orders' state, return the decision to write (duplicates are decided
+# against that state: the store keeps no key per record).
+Decider = Callable[[dict[str, OrderView]], Decision]
 
 
 class Store(Protocol):

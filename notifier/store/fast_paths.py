@@ -81,7 +81,6 @@ class DriverTx:
         return bind_stamp(moment, self.dialect)
 
 
-_SELECT_DEDUP_KEYS = f"SELECT dedup_key FROM {records.name}"
 _SELECT_FULFILLMENTS = f"SELECT {', '.join(FULFILLMENT_COLUMNS)} FROM {fulfillments.name}"
 _SELECT_ORDERS = f"SELECT order_id, fulfillment_ids FROM {orders.name}"
 _SENDING = NoticeStatus.SENDING.value
@@ -115,11 +114,6 @@ def _insert_sql(
 # --- ingestion --------------------------------------------------------------------------
 
 
-def known_keys(tx: DriverTx, keys: Sequence[str]) -> set[str]:
-    """Which of these record dedup keys are stored already."""
-    return {key for (key,) in tx.where_in(_SELECT_DEDUP_KEYS, "dedup_key", keys)}
-
-
 def load_orders(tx: DriverTx, order_ids: Sequence[str]) -> dict[str, OrderView]:
     views = {order_id: OrderView(order_id) for order_id in order_ids}
     for row in tx.where_in(_SELECT_FULFILLMENTS, "order_id", order_ids):
@@ -147,11 +141,11 @@ def write_decision(tx: DriverTx, decision: Decision) -> tuple[str, ...]:
         return value
 
     if decision.outcomes:
+        # The audit copy, duplicates included: one executemany, no key to look up or keep.
         tx.run_many(
             _insert_sql(tx.mark, records.name, RECORD_COLUMNS),
             [
                 (
-                    record.dedup_key,
                     record.order_id,
                     record.fulfillment_id,
                     record.status.value,
@@ -180,6 +174,7 @@ def write_decision(tx: DriverTx, decision: Decision) -> tuple[str, ...]:
                     state.delivered_at,
                     state.occurred_at_clamped,
                     None if state.status_since is None else stamp(state.status_since),
+                    " ".join(state.recent_keys) or None,
                 )
                 for state in decision.states.values()
             ],
@@ -307,7 +302,7 @@ def mark_send_started(tx: DriverTx, keys: Sequence[str], token: str, now: dateti
 def _state(row: Sequence[Any]) -> FulfillmentState:
     """A fulfillments row, its columns in FULFILLMENT_COLUMNS order."""
     fulfillment_id, order_id, status, occurred_at, tracking, carrier, shipped, delivered = row[:8]
-    clamped, since = row[8], row[9]
+    clamped, since, recent_keys = row[8:11]
     return FulfillmentState(
         fulfillment_id=fulfillment_id,
         order_id=order_id,
@@ -319,4 +314,5 @@ def _state(row: Sequence[Any]) -> FulfillmentState:
         delivered_at=delivered,
         occurred_at_clamped=bool(clamped),
         status_since=None if since is None else as_utc(since),
+        recent_keys=tuple(recent_keys.split()) if recent_keys else (),
     )

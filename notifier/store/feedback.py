@@ -85,8 +85,9 @@ def add_feedback(
         stored.append(new)
         if not new:
             continue
-        if item.notice_key is not None:
-            _raise_verdict(conn, item.notice_key, event.kind)
+        if item.notice_key is None:
+            continue  # see SuppressionPolicy: only mail notifier sent suppresses
+        _raise_verdict(conn, item.notice_key, event.kind)
         if recipient is None:
             continue
         reason = policy.reason(event, _transient_count(conn, recipient, event, policy))
@@ -135,6 +136,7 @@ def _transient_count(
             select(func.count()).where(
                 feedback_events.c.recipient == recipient,
                 feedback_events.c.kind == FeedbackKind.BOUNCE_TRANSIENT.value,
+                feedback_events.c.notice_key.is_not(None),
                 feedback_events.c.occurred_at > event.occurred_at - policy.transient_window,
                 feedback_events.c.occurred_at <= event.occurred_at,
             )

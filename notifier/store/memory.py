@@ -67,8 +67,9 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
+        # The audit copy, append-only, duplicates too (the records table has no key either).
+        self.records: list[StoredRecord] = []
         # Keyed as the tables' unique keys are: a second row under a key cannot exist.
-        self.records: dict[str, StoredRecord] = {}  # by Record.dedup_key
         self.fulfillments: dict[str, FulfillmentState] = {}  # by fulfillment id
         self.order_fulfillment_ids: dict[str, tuple[str, ...]] = {}  # by order id
         self.notices_by_key: dict[str, Notice] = {}  # in insertion order
@@ -89,16 +90,14 @@ class MemoryStore:
 
     def ingest(self, records: Sequence[Record], decide: Decider) -> IngestResult:
         with self._lock:
-            known = {r.dedup_key for r in records if r.dedup_key in self.records}
             loaded = self._load_orders({record.order_id for record in records})
-            decision = decide(known, loaded)
+            decision = decide(loaded)
             created = self._write_decision(decision)
         return IngestResult(decision=decision, created=created)
 
     def _write_decision(self, decision: Decision) -> tuple[str, ...]:
         self._check_writable(decision)  # all or nothing, as the SQL transaction is
-        for record, outcome in decision.outcomes:
-            self.records[record.dedup_key] = StoredRecord(record, outcome)
+        self.records.extend(StoredRecord(record, outcome) for record, outcome in decision.outcomes)
         for state in decision.states.values():
             self.fulfillments[state.fulfillment_id] = replace(
                 state,
@@ -116,9 +115,6 @@ class MemoryStore:
 
     def _check_writable(self, decision: Decision) -> None:
         doing = "ingesting records"
-        keys = [record.dedup_key for record, _ in decision.outcomes]
-        if len(set(keys)) < len(keys) or not self.records.keys().isdisjoint(keys):
-            raise StoreError(f"store memory: {doing}: a record key is already stored")
         for record, _ in decision.outcomes:
             _check_aware(record.effective_at, record.received_at, doing=doing)
         for state in decision.states.values():
@@ -192,9 +188,10 @@ class MemoryStore:
                 )
                 stored.append(True)
                 notice = self.notices_by_key.get(item.notice_key or "")
-                if notice is not None:
-                    verdict = stronger(notice.feedback, event.kind)
-                    self.notices_by_key[notice.key] = replace(notice, feedback=verdict)
+                if notice is None:
+                    continue  # see SuppressionPolicy: only mail notifier sent suppresses
+                verdict = stronger(notice.feedback, event.kind)
+                self.notices_by_key[notice.key] = replace(notice, feedback=verdict)
                 if recipient is None:
                     continue
                 transient = 0
@@ -204,6 +201,7 @@ class MemoryStore:
                         for f in self.feedback_events.values()
                         if f.event.recipient == recipient
                         and f.event.kind is FeedbackKind.BOUNCE_TRANSIENT
+                        and f.notice_key is not None
                         and event.occurred_at - policy.transient_window
                         < f.event.occurred_at
                         <= event.occurred_at

@@ -1,9 +1,11 @@
 """The ledger on SQLAlchemy Core: SQLite by default, PostgreSQL for several instances.
 
-Dedup is the database's: records.dedup_key and notices.key are unique, and inserts skip
-conflicts, so no code path checks first and acts after. Write transactions on SQLite are
-BEGIN IMMEDIATE (one writer at a time, no upgrade deadlocks); on PostgreSQL, ingestion
-takes a transaction-scoped advisory lock per order and claims use FOR UPDATE SKIP LOCKED.
+Exactly-once is the database's: notices.key is unique, and inserts skip conflicts, so no
+code path checks first and acts after. Records carry no key: a redelivery is told from the
+fulfillment's state, read and written in the same transaction under the order's lock.
+Write transactions on SQLite are BEGIN IMMEDIATE (one writer at a time, no upgrade
+deadlocks); on PostgreSQL, ingestion takes a transaction-scoped advisory lock per order
+and claims use FOR UPDATE SKIP LOCKED.
 
 SQL styles: everything here is SQLAlchemy Core, except the hot paths (ingest, completions,
 send marks, order reads), which run on the DB-API driver in notifier.store.fast_paths.
@@ -163,12 +165,12 @@ class SqlStore:
 
     def ingest(self, batch: Sequence[Any], decide: Decider) -> IngestResult:
         order_ids = sorted({record.order_id for record in batch})
-        keys = list({record.dedup_key for record in batch})
         with self._driver_tx("ingesting records") as tx:
+            # The orders' state decides duplicates: no other writer may change it meanwhile
+            # (PostgreSQL: these locks; SQLite: BEGIN IMMEDIATE, one writer at a time).
             if self.dialect == "postgresql" and order_ids:
                 postgres.lock_orders(tx.run_many, order_ids)
-            known = fast_paths.known_keys(tx, keys)
-            decision = decide(known, fast_paths.load_orders(tx, order_ids))
+            decision = decide(fast_paths.load_orders(tx, order_ids))
             created = fast_paths.write_decision(tx, decision)
             if created:
                 self._notify_due(tx.run, len(created))

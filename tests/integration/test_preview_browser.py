@@ -1,21 +1,20 @@
 """The preview page in a real headless Chromium (Debian's), driven by Playwright.
 
-Playwright never downloads a browser here: it launches /usr/bin/chromium. Without that
-browser (or the playwright package) the test skips and says why; `.ci/run` installs it.
+Playwright never downloads a browser here: it launches /usr/bin/chromium (support.browser).
+Without that browser (or the playwright package) the test skips and says why; `.ci/run`
+installs it.
 """
 
 from __future__ import annotations
 
-import io
 import json
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
+from support.browser import chromium, colour_stats
 from support.live_uvicorn import LiveServer
 from support.project import RULES, settings_for
 
@@ -24,19 +23,6 @@ from notifier.http.preview import include_preview
 from notifier.rendering.setup import make_composer
 
 TOKEN = "browser-test-token-81d0"
-CHROMIUM = os.environ.get("NOTIFIER_TEST_CHROMIUM") or shutil.which("chromium") or ""
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-# The base layout's button colour (#2563eb): present only if the inlined CSS was applied.
-BUTTON_BLUE = (0x25, 0x63, 0xEB)
 RECORD = {
     "order_id": "KN-8841",
     "fulfillment_id": "F-3",
@@ -51,27 +37,10 @@ RECORD = {
 @pytest.fixture
 def browser_page(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """A page in headless Debian Chromium; skips with the reason when it cannot be had."""
-    # The browser and Playwright's driver are other programs: they run on the machine's own
-    # clock, whatever library preloads (a moved clock, say) the test process carries.
-    monkeypatch.delenv("LD_PRELOAD", raising=False)
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="the playwright package is not installed (dev extra)"
-    )
-    if not CHROMIUM or not Path(CHROMIUM).is_file():
-        pytest.skip(
-            f"no chromium at {CHROMIUM!r} (install it: apt-get install chromium chromium-driver; "
-            ".ci/run does; or point NOTIFIER_TEST_CHROMIUM at one)"
-        )
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-        )
-        try:
-            context = browser.new_context(viewport={"width": 1200, "height": 1000})
-            yield context.new_page()
-            context.close()
-        finally:
-            browser.close()
+    with chromium(monkeypatch) as browser:
+        context = browser.new_context(viewport={"width": 1200, "height": 1000})
+        yield context.new_page()
+        context.close()
 
 
 @pytest.fixture
@@ -83,20 +52,6 @@ def server(tmp_path: Path) -> Iterator[LiveServer]:
     )
     with LiveServer(app) as live:
         yield live
-
-
-def colour_stats(png: bytes) -> tuple[int, int]:
-    """(distinct colours, pixels within a few steps of the button blue) of a screenshot."""
-    from PIL import Image
-
-    image = Image.open(io.BytesIO(png)).convert("RGB")
-    colours = image.getcolors(maxcolors=1 << 20) or []
-    blue = sum(
-        count
-        for count, rgb in colours
-        if all(abs(c - b) <= 6 for c, b in zip(rgb, BUTTON_BLUE, strict=True))
-    )
-    return len(colours), blue
 
 
 def test_preview_page_in_headless_chromium(browser_page: Any, server: LiveServer) -> None:

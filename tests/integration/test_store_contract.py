@@ -70,26 +70,37 @@ def sent(at: datetime = LATER, message_id: str = "<m@example.com>") -> Completio
 # --- ingestion --------------------------------------------------------------------------
 
 
-def test_ingest_hands_the_decider_known_record_keys_and_fresh_orders(store: AnyStore) -> None:
-    """The decider sees which of the batch's record keys are stored and each touched order's
-    state (unknown orders as empty views); what it returns is written, all of it."""
+def test_ingest_hands_the_decider_fresh_orders_with_their_recent_keys(store: AnyStore) -> None:
+    """The decider sees each touched order's state (unknown orders as empty views), each
+    fulfillment with the keys of its records; what it returns is written, all of it."""
     seed(store, 1)
     stored = next(tracking_records(1))
     new = next(tracking_records(1, start=5))
-    seen: list[tuple[set[str], dict[str, OrderView]]] = []
+    seen: list[dict[str, OrderView]] = []
 
-    def decider(known: set[str], orders: dict[str, OrderView]) -> Decision:
-        seen.append(
-            (set(known), {k: OrderView(k, dict(v.fulfillments)) for k, v in orders.items()})
-        )
+    def decider(orders: dict[str, OrderView]) -> Decision:
+        seen.append({k: OrderView(k, dict(v.fulfillments)) for k, v in orders.items()})
         return Decision()
 
     result = store.ingest([stored, new], decider)
-    ((known, orders),) = seen
-    assert known == {stored.dedup_key}
+    (orders,) = seen
+    assert orders["O0"].fulfillments["O0-F1"].recent_keys == (stored.dedup_key,)
     assert set(orders) == {"O0", "O5"}
     assert set(orders["O0"].fulfillments) == {"O0-F1"} and orders["O5"].fulfillments == {}
     assert result.created == () and store.record_count() == 1
+
+
+def test_a_redelivery_is_stored_as_a_duplicate_and_changes_nothing(store: AnyStore) -> None:
+    """The records have no key each: a redelivery (here the same records again, in reverse)
+    is told by its fulfillment's recent keys, kept in the audit, and fires nothing."""
+    records = list(tracking_records(3))
+    engine = engine_on(store, clock=lambda: NOW)
+    assert engine.ingest(records).notices_created == 3
+    report = engine.ingest(list(reversed(records)))
+    assert (report.accepted, report.duplicates, report.notices_created) == (0, 3, 0)
+    assert store.record_count() == 6 and len(store.notices()) == 3
+    state = store.fulfillment("O1-F1")
+    assert state is not None and state.recent_keys == (records[1].dedup_key,)
 
 
 def test_a_notice_key_is_created_once_forever(store: AnyStore) -> None:
@@ -548,7 +559,7 @@ def test_claim_due_takes_a_digest_whole_past_the_limit(store: AnyStore) -> None:
         digest_notice(4, day2, due=NOW + timedelta(minutes=3)),
         digest_notice(5, None, due=NOW + timedelta(minutes=4)),
     ]
-    store.ingest([], lambda known, orders: Decision(notices=notices))
+    store.ingest([], lambda orders: Decision(notices=notices))
     (held,) = store.claim_keys(
         ["ops:fulfillment:F3"], now=LATER, lease_until=LATER + LEASE, token="other"
     )
@@ -664,13 +675,17 @@ def test_feedback_is_stored_once_and_raises_the_notices_verdict(store: AnyStore)
 
 
 def test_transient_bounces_suppress_at_the_limit_within_the_window(store: AnyStore) -> None:
+    (key,) = sent_notices(store, 1)
     policy = SuppressionPolicy(transient_limit=3, transient_window=timedelta(days=7))
     transient = FeedbackKind.BOUNCE_TRANSIENT
 
-    def add(n: int, at: datetime) -> tuple[tuple[str, str], ...]:
-        event = StoredFeedback(bounce(n, transient, at=at), None, MatchedBy.NONE, received_at=at)
+    def add(n: int, at: datetime, key: str | None = key) -> tuple[tuple[str, str], ...]:
+        how = MatchedBy.MESSAGE_ID if key else MatchedBy.NONE
+        event = StoredFeedback(bounce(n, transient, at=at), key, how, received_at=at)
         return store.add_feedback([event], policy=policy).suppressed
 
+    # Unmatched ones (not mail notifier sent) neither suppress nor count.
+    assert add(10, NOW, key=None) == add(11, NOW, key=None) == add(12, NOW, key=None) == ()
     assert add(1, NOW - timedelta(days=9)) == ()  # outside the window of the later ones
     assert add(2, NOW) == ()
     assert add(3, NOW + timedelta(days=1)) == ()

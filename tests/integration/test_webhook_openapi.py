@@ -1,4 +1,5 @@
-"""Schemathesis against the app's own OpenAPI schema: no input makes it answer 500."""
+"""Schemathesis against the app's own OpenAPI schema: no input makes it answer 500, and no
+generated (so unsigned) delivery feedback gets past a provider's verification."""
 
 from __future__ import annotations
 
@@ -14,10 +15,33 @@ from schemathesis.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from support.feedback_providers import (
+    MAILGUN_KEY,
+    POSTMARK_PASSWORD,
+    POSTMARK_USER,
+    TOPIC,
+    SendgridSide,
+)
 from support.project import settings_for
 
 from notifier.http.webhook import create_app
+from notifier.processes.serve import feedback_router_for
 from notifier.processes.wiring import open_engine
+from notifier.settings import Settings
+
+FEEDBACK = "^/v1/feedback/"
+
+
+def _settings(folder: Path) -> Settings:
+    # Every feedback provider configured, so generated requests reach their verification.
+    return settings_for(
+        folder,
+        ses_topic_arns=TOPIC,
+        postmark_webhook_user=POSTMARK_USER,
+        postmark_webhook_password=POSTMARK_PASSWORD,
+        sendgrid_webhook_public_key=SendgridSide().public_key,
+        mailgun_signing_key=MAILGUN_KEY,
+    )
 
 
 def _app_on_a_temporary_ledger() -> object:
@@ -25,9 +49,15 @@ def _app_on_a_temporary_ledger() -> object:
     # reach the parsers; signature handling has its own tests.
     stack = ExitStack()
     folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="notifier-fuzz-")))
-    engine = stack.enter_context(open_engine(settings_for(folder)))
+    settings = _settings(folder)
+    engine = stack.enter_context(open_engine(settings))
     _cleanups.append(stack)
-    return create_app(settings=settings_for(folder), engine=engine, insecure=True)
+    return create_app(
+        settings=settings,
+        engine=engine,
+        insecure=True,
+        routers=[feedback_router_for(settings, engine)],
+    )
 
 
 _cleanups: list[ExitStack] = []
@@ -56,3 +86,19 @@ def test_no_input_makes_the_app_fail(case: schemathesis.Case) -> None:
             response_schema_conformance,
         ]
     )
+
+
+@schema.include(path_regex=FEEDBACK).parametrize()
+@settings(
+    max_examples=30,
+    deadline=None,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=list(HealthCheck),
+)
+def test_unsigned_feedback_is_refused(case: schemathesis.Case) -> None:
+    """A feedback request nobody signed is 401 (413 when too big), whatever its body."""
+    response = case.call()
+    if case.method.upper() != "POST":  # schemathesis also tries the methods not offered
+        assert response.status_code == 405
+        return
+    assert response.status_code in (401, 413), (case.path, response.status_code, response.text)

@@ -118,10 +118,15 @@ def test_a_named_config_file_must_exist(tmp_path: Path) -> None:
 def test_the_documented_example_file_parses() -> None:
     """examples/notifier.toml (the README's example) is a valid config."""
     example = Path(__file__).resolve().parents[2] / "examples" / "notifier.toml"
-    config = load_project_file(settings(config=example, konnektive_password="p"))
+    config = load_project_file(
+        settings(
+            config=example, konnektive_password="p", mailbox_username="u", mailbox_password="p"
+        )
+    )
     assert [(j.name, j.kind) for j in config.jobs] == [
         ("warehouse", "dropfolder"),
         ("konnektive", "konnektive"),
+        ("bounces", "mailbox"),
     ]
     assert config.quiet_hours.window_for("15") is None
     west = config.quiet_hours.window_for("12")

@@ -40,7 +40,6 @@ def run(
     return decide(
         records,
         orders=orders if orders is not None else {},
-        known_record_keys=set(),
         rules=rules,
         now=NOW,
     )
@@ -138,12 +137,16 @@ def test_repeat_fires_nothing_new(rules: tuple[Rule, ...]) -> None:
 
 
 def test_duplicates_are_counted_not_applied(rules: tuple[Rule, ...]) -> None:
-    """The same change twice in a batch, or already stored, is a duplicate."""
+    """The same change twice in a batch, or already in the state, is a duplicate: kept
+    among the outcomes (the audit stores it), changing nothing."""
     record = rec("F1", "Pending", 1)
-    decision = decide([record, record], orders={}, known_record_keys=set(), rules=rules, now=NOW)
+    orders: dict[str, OrderView] = {}
+    decision = decide([record, record], orders=orders, rules=rules, now=NOW)
     assert decision.duplicates == 1
-    again = decide([record], orders={}, known_record_keys={record.dedup_key}, rules=rules, now=NOW)
-    assert again.duplicates == 1 and again.outcomes == []
+    assert [o for _, o in decision.outcomes] == [Outcome.APPLIED, Outcome.DUPLICATE]
+    again = decide([record], orders=orders, rules=rules, now=NOW)
+    assert again.duplicates == 1 and again.outcomes == [(record, Outcome.DUPLICATE)]
+    assert again.states == {}
 
 
 def test_carrier_checking_off_skips_tracking_notice(rules: tuple[Rule, ...]) -> None:

@@ -37,12 +37,19 @@ def test_the_same_batch_twice_without_event_ids_is_all_duplicates() -> None:
     again = setup.engine.ingest(records)
     assert (again.accepted, again.duplicates, again.notices_created) == (0, 2, 0)
     assert setup.deliver().total == 0
-    assert len(setup.sent) == 2 and len(setup.store.records) == 2
-    # The same change with no occurred_at at all, reported twice: still one record.
+    # The audit keeps every record received, the redeliveries as duplicates.
+    assert len(setup.sent) == 2
+    assert [stored.outcome for stored in setup.store.records] == [
+        Outcome.APPLIED,
+        Outcome.APPLIED,
+        Outcome.DUPLICATE,
+        Outcome.DUPLICATE,
+    ]
+    # The same change with no occurred_at at all, reported twice: one change.
     bare = change("O4", "F9", "Pending", at=None)
     setup.engine.ingest([bare])
     assert setup.engine.ingest([bare]).duplicates == 1
-    assert len(setup.store.records) == 3
+    assert setup.store.records[-1].outcome is Outcome.DUPLICATE
 
 
 def test_a_redelivered_event_id_is_a_duplicate_whatever_else_changed() -> None:
@@ -53,7 +60,10 @@ def test_a_redelivered_event_id_is_a_duplicate_whatever_else_changed() -> None:
     resent = tracking(1, event_id="evt-1", at=START - timedelta(minutes=3))
     report = setup.engine.ingest([first, resent])
     assert (report.accepted, report.duplicates, report.notices_created) == (1, 1, 1)
-    assert list(setup.store.records) == [first.dedup_key]
+    assert [(s.record, s.outcome) for s in setup.store.records] == [
+        (first, Outcome.APPLIED),
+        (resent, Outcome.DUPLICATE),
+    ]
 
 
 def test_an_older_change_arriving_late_is_stale_kept_and_fires_nothing() -> None:
@@ -67,7 +77,7 @@ def test_an_older_change_arriving_late_is_stale_kept_and_fires_nothing() -> None
     setup.deliver()
     assert [m["Subject"] for m in setup.sent] == ["Your Example Store order O5 has shipped"]
     assert setup.store.fulfillments["F1"].status is Status.SHIPPED
-    assert setup.store.records[late.dedup_key].outcome is Outcome.STALE
+    assert [s.outcome for s in setup.store.records] == [Outcome.APPLIED, Outcome.STALE]
 
 
 def test_a_repeat_of_the_current_status_fires_nothing_new_but_updates_details() -> None:

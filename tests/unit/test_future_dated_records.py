@@ -62,7 +62,6 @@ def run(
     return decide(
         records,
         orders=orders,
-        known_record_keys=set(),
         rules=rules,
         now=now,
         future_tolerance=tolerance,
@@ -88,10 +87,11 @@ def test_a_future_dated_record_keeps_its_own_time_and_dedup_key() -> None:
     assert first.dedup_key == redelivered.dedup_key
     assert first.effective_at == NOW + AHEAD
     assert first.to_json()["occurred_at"] == (NOW + AHEAD).isoformat()
+    orders: dict[str, OrderView] = {}
+    decide([first], orders=orders, rules=(), now=NOW, future_tolerance=TOLERANCE)
     decision = decide(
         [redelivered],
-        orders={},
-        known_record_keys={first.dedup_key},
+        orders=orders,
         rules=(),
         now=NOW + timedelta(hours=1),
         future_tolerance=TOLERANCE,
@@ -150,7 +150,9 @@ def test_a_record_received_after_a_clamped_state_applies_though_dated_before_it(
 
     earlier = rec("Pending", occurred=NOW, received=NOW)
     unchanged, outcome = apply_record(state, earlier, future_tolerance=TOLERANCE)
-    assert outcome is Outcome.STALE and unchanged is state
+    assert outcome is Outcome.STALE and unchanged == replace(
+        state, recent_keys=(*state.recent_keys, earlier.dedup_key)
+    )
 
 
 def test_an_unclamped_state_still_orders_by_occurred_at() -> None:

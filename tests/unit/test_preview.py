@@ -212,7 +212,6 @@ def test_preview_notice_is_the_one_decide_creates(rule_id: str) -> None:
     decision = decide(
         records,
         orders={},
-        known_record_keys=set(),
         rules=[rule],
         now=records[-1].effective_at,
     )

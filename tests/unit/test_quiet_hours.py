@@ -103,13 +103,10 @@ def test_decide_pushes_new_notices_out_of_quiet_hours() -> None:
     decision = decide(
         [record],
         orders={},
-        known_record_keys=set(),
         rules=[rule],
         now=changed + timedelta(seconds=1),
         due_adjuster=QuietHours(default=NIGHT),
     )
     assert [n.due_at for n in decision.notices] == [utc(2026, 11, 27, 13, 0)]
-    plain = decide(
-        [record], orders={}, known_record_keys=set(), rules=[rule], now=changed, due_adjuster=None
-    )
+    plain = decide([record], orders={}, rules=[rule], now=changed, due_adjuster=None)
     assert [n.due_at for n in plain.notices] == [changed + timedelta(minutes=10)]

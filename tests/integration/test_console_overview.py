@@ -1,0 +1,123 @@
+"""The console overview's queries (notifier.store.overview) on SQLite and PostgreSQL.
+
+A real engine on a real ledger, on an injected clock a few days back from now: notices
+sent on two days, one failed, one retrying for hours, one held by its rule's delay and a
+stale record; the overview read at a later moment must count and list each where it
+belongs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from support.ledger import engine_on
+from support.memory_engine import Clock
+from support.project import RULES
+
+from notifier.core.models import NoticeStatus, Record
+from notifier.core.records import parse_record
+from notifier.core.rules import load_rules
+from notifier.errors import PermanentSendError, TransientSendError
+from notifier.store.overview import read_overview, start_of_day
+from notifier.store.sql import SqlStore
+from notifier.transports.memory import MemoryTransport
+
+UPS = "1Z999AA10123456784"
+
+
+def _record(n: str, clock: Clock, **fields: Any) -> Record:
+    data = {
+        "order_id": f"O-{n}",
+        "fulfillment_id": f"F-{n}",
+        "status": "Pending Shipment",
+        "email": f"customer-{n}@example.com",
+        "tracking_number": UPS,
+        "occurred_at": clock().isoformat(),
+    }
+    data.update(fields)
+    return parse_record(data, received_at=clock())
+
+
+def test_overview_counts_charts_and_attention(store_url: str) -> None:
+    day = start_of_day(datetime.now(UTC)) - timedelta(days=3)
+    clock = Clock(day - timedelta(days=2) + timedelta(hours=10))
+    store = SqlStore(store_url)
+    transport = MemoryTransport()
+    engine = engine_on(store, transport, clock=clock)
+    try:
+        # Two days before: three sent.
+        engine.ingest([_record(f"a{n}", clock) for n in range(3)])
+        asyncio.run(engine.deliver_due())
+        # The day itself, 09:15: two sent; 09:20 one refused for good; 09:25 one put off.
+        clock.now = day + timedelta(hours=9, minutes=15)
+        engine.ingest([_record("b1", clock), _record("b2", clock)])
+        asyncio.run(engine.deliver_due())
+        clock.now = day + timedelta(hours=9, minutes=20)
+        engine.ingest([_record("failed", clock)])
+        transport.fail_next(PermanentSendError("554 5.6.0 message refused", code=554))
+        asyncio.run(engine.deliver_due())
+        clock.now = day + timedelta(hours=9, minutes=25)
+        engine.ingest([_record("retry", clock)])
+        transport.fail_next(TransientSendError("451 4.3.0 try again later", code=451))
+        asyncio.run(engine.deliver_due())
+        # 10:30: a stale record (older than what is known of F-b1), and a notice whose rule
+        # waits two hours before sending.
+        clock.now = day + timedelta(hours=10, minutes=30)
+        stale = _record(
+            "b1", clock, status="Pending", occurred_at=(day - timedelta(days=9)).isoformat()
+        )
+        engine.ingest([stale])
+        delayed = [
+            dataclasses.replace(rule, delay=timedelta(hours=2))
+            if rule.id == "tracking_number_assigned"
+            else rule
+            for rule in load_rules(RULES)
+        ]
+        engine_on(store, transport, rules=delayed, clock=clock).ingest([_record("held", clock)])
+
+        now = day + timedelta(hours=11)
+        overview = read_overview(store, now=now)
+    finally:
+        store.close()
+
+    assert overview.today == {
+        NoticeStatus.SENT: 2,
+        NoticeStatus.FAILED: 1,
+        NoticeStatus.RETRY: 1,
+        NoticeStatus.PENDING: 1,
+    }
+    assert overview.week[NoticeStatus.SENT] == 5
+    assert sum(overview.week.values()) == 8
+
+    assert len(overview.hourly) == 24 and overview.hourly[0].start == day
+    assert {b.start.hour: b.sent for b in overview.hourly if b.sent} == {9: 2}
+    assert [b.start for b in overview.daily] == [day - timedelta(days=d) for d in range(6, -1, -1)]
+    assert [b.sent for b in overview.daily][-3:] == [3, 0, 2]
+
+    attention = overview.attention
+    assert [n.key for n in attention.failed.items] == [
+        "tracking_number_assigned:fulfillment:F-failed"
+    ]
+    assert attention.failed.items[0].reason is not None
+    assert "554" in attention.failed.items[0].reason
+    assert [n.key for n in attention.retrying.items] == [
+        "tracking_number_assigned:fulfillment:F-retry"
+    ]
+    assert [n.key for n in attention.held.items] == ["tracking_number_assigned:fulfillment:F-held"]
+    assert attention.held.items[0].due_at == day + timedelta(hours=12, minutes=30)
+    assert [(r.fulfillment_id, r.status) for r in attention.stale.items] == [("F-b1", "Pending")]
+    assert not attention.empty
+
+
+def test_an_empty_ledger_needs_no_attention(store_url: str) -> None:
+    store = SqlStore(store_url)
+    try:
+        overview = read_overview(store, now=datetime.now(UTC))
+    finally:
+        store.close()
+    assert overview.today == {} and overview.week == {}
+    assert sum(b.sent for b in overview.hourly) == 0 and len(overview.daily) == 7
+    assert overview.attention.empty
