@@ -15,7 +15,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, CompoundSelect, FromClause, and_, func, or_, select, union
 
 from notifier.core.feedback import StoredFeedback
 from notifier.core.history import HistoryEntry, ReceivedRecord
@@ -79,15 +79,27 @@ class ConsoleQueries:
         self.store = store
 
     def search_notices(self, query: NoticeQuery) -> NoticePage:
-        where = _conditions(query, dialect=self.store.dialect)
+        where = _conditions(query)
+        source: FromClause = notices
+        q = (query.q or "").strip()
+        if q:
+            # The few keys `q` matches first, then their rows: planned the other way round,
+            # PostgreSQL walks the whole created_at index testing each row against them.
+            matched = (
+                _matches(q, dialect=self.store.dialect)
+                .cte("matched")
+                .prefix_with("MATERIALIZED", dialect="postgresql")
+            )
+            source = notices.join(matched, matched.c.key == notices.c.key)
         page = (
             select(notices)
+            .select_from(source)
             .where(*where)
             .order_by(notices.c.created_at.desc(), notices.c.key.desc())
             .limit(query.limit)
             .offset(query.offset)
         )
-        count = select(func.count()).select_from(notices).where(*where)
+        count = select(func.count()).select_from(source).where(*where)
         with self.store.reading("searching notices") as conn:
             found = tuple(notice_from_row(row) for row in conn.execute(page))
             # A first page that is not full is the whole answer: no second query.
@@ -157,11 +169,9 @@ class ConsoleQueries:
         )
 
 
-def _conditions(query: NoticeQuery, *, dialect: str) -> list[ColumnElement[bool]]:
+def _conditions(query: NoticeQuery) -> list[ColumnElement[bool]]:
+    """The filters besides `q`."""
     where: list[ColumnElement[bool]] = []
-    q = (query.q or "").strip()
-    if q:
-        where.append(_matches(q, dialect=dialect))
     if query.status is not None:
         where.append(notices.c.status == query.status.value)
     if query.rule_id:
@@ -175,33 +185,38 @@ def _conditions(query: NoticeQuery, *, dialect: str) -> list[ColumnElement[bool]
     return where
 
 
-def _matches(q: str, *, dialect: str) -> ColumnElement[bool]:
-    """`q` as any of the things an operator searches by; each branch an index lookup."""
+def _matches(q: str, *, dialect: str) -> CompoundSelect[tuple[str]]:
+    """The keys of the notices `q` names, as any of the things an operator searches by.
+    Each branch is its own indexed SELECT, joined by UNION: an OR over different columns
+    (and subqueries) would make PostgreSQL scan the whole table."""
     addresses = sorted({q, q.lower()})
     # Tracking numbers are printed with spaces ("9400 1112 ...") and kept as sent.
     tracking = sorted({q, "".join(q.split()).upper()})
     # A fulfillment named by its id or its tracking number: its notices, and the order-wide
     # notices of its order.
     parcel = or_(fulfillments.c.fulfillment_id == q, fulfillments.c.tracking_number.in_(tracking))
-    branches: list[ColumnElement[bool]] = [
-        notices.c.key == q,
-        notices.c.order_id == q,
-        notices.c.fulfillment_id == q,
-        notices.c.recipient.in_(addresses),
-        notices.c.fulfillment_id.in_(
-            select(fulfillments.c.fulfillment_id).where(
-                fulfillments.c.tracking_number.in_(tracking)
+    key = notices.c.key
+    branches = [
+        select(key).where(key == q),
+        select(key).where(notices.c.order_id == q),
+        select(key).where(notices.c.fulfillment_id == q),
+        select(key).where(notices.c.recipient.in_(addresses)),
+        select(key).where(
+            notices.c.fulfillment_id.in_(
+                select(fulfillments.c.fulfillment_id).where(
+                    fulfillments.c.tracking_number.in_(tracking)
+                )
             )
         ),
-        and_(
+        select(key).where(
             notices.c.scope == Scope.ORDER.value,
             notices.c.order_id.in_(select(fulfillments.c.order_id).where(parcel)),
         ),
     ]
     if _KEY_SEPARATOR in q:
         # Only what looks like a key is tried as a prefix.
-        branches.append(_key_prefix(q, dialect=dialect))
-    return or_(*branches)
+        branches.append(select(key).where(_key_prefix(q, dialect=dialect)))
+    return union(*branches)
 
 
 def _key_prefix(prefix: str, *, dialect: str) -> ColumnElement[bool]:
