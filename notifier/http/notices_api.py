@@ -25,10 +25,11 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from notifier.core.models import Notice, NoticeStatus, message_id_for
+from notifier.core.models import Notice, NoticeStatus
 from notifier.core.timeline import TimelineEntry
 from notifier.engine import Engine, operator
-from notifier.errors import ConfigError, NotifierError, StoreError, TemplateError
+from notifier.engine.rerender import CannotRerender, rerender
+from notifier.errors import ConfigError, NotifierError, StoreError
 from notifier.http.body import HttpProblem, Problem
 from notifier.http.operator_auth import Operator, OperatorTokens
 from notifier.settings import Settings
@@ -484,26 +485,10 @@ def _rerender(engine: Engine, notice: Notice) -> bytes:
     """The notice's email from today's templates and the order as known now."""
     from notifier.core.mime import wire_bytes
 
-    rule = engine.rules_by_id.get(notice.rule_id)
-    if rule is None:
-        raise HttpProblem(404, f"no copy is kept and rule {notice.rule_id!r} no longer exists")
-    if notice.recipient is None:
-        raise HttpProblem(404, "no copy is kept and the notice has no address to render for")
-    order = engine.store.orders({notice.order_id})[notice.order_id]
-    message_id = message_id_for(notice.key, engine.config.branding.message_id_domain)
     try:
-        message = engine.composer.compose(
-            notice, rule, order, message_id=message_id, now=engine.clock()
-        )
-    except TemplateError as exc:
-        detail = f"no copy is kept and today's template does not render: {exc}"
-        raise HttpProblem(404, detail) from None
-    except Exception as exc:
-        # As in delivery (Engine._attempt): data no one foresaw must not become a 500.
-        log.exception("notice %s: could not re-render its message", notice.key)
-        detail = f"no copy is kept and the message cannot be built: {type(exc).__name__}"
-        raise HttpProblem(404, detail) from None
-    return wire_bytes(message)
+        return wire_bytes(rerender(engine, notice))
+    except CannotRerender as exc:
+        raise HttpProblem(404, f"no copy is kept and {exc}") from None
 
 
 def _page(page: NoticePage) -> NoticeList:

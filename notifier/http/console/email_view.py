@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from email.parser import BytesParser
 
-from notifier.core.models import Notice, message_id_for
+from notifier.core.models import Notice
 from notifier.engine import Engine
-from notifier.errors import NotifierError
+from notifier.engine.rerender import CannotRerender, rerender
 
 __all__ = ["ShownEmail", "from_bytes", "re_rendered"]
 
@@ -40,22 +40,10 @@ def from_bytes(raw: bytes) -> ShownEmail:
 
 def re_rendered(engine: Engine, notice: Notice) -> ShownEmail:
     """The notice rendered now, as delivery would: today's templates, the order as known now."""
-    rule = engine.rules_by_id.get(notice.rule_id)
-    if rule is None:
-        return _missing(f"its rule {notice.rule_id!r} is no longer in the rules folder")
-    if notice.recipient is None:
-        return _missing("it has no recipient address")
-    order = engine.store.orders({notice.order_id}).get(notice.order_id)
-    if order is None:
-        return _missing(f"order {notice.order_id!r} is not in the ledger")
-    message_id = message_id_for(notice.key, engine.config.branding.message_id_domain)
     try:
-        message = engine.composer.compose(
-            notice, rule, order, message_id=message_id, now=notice.sent_at or engine.clock()
-        )
-    except NotifierError as exc:
-        return _missing(f"it does not render today: {exc}")
-    return _shown(message, kept=False)
+        return _shown(rerender(engine, notice), kept=False)
+    except CannotRerender as exc:
+        return _missing(str(exc))
 
 
 def _missing(why: str) -> ShownEmail:
