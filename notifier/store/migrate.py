@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
@@ -31,6 +35,36 @@ def current_revision(connection: Connection) -> str | None:
 
 def upgrade(engine: Engine) -> None:
     """Bring the schema to the newest revision; safe when several processes do it at once."""
+    with _sqlite_first_use_lock(engine):
+        _upgrade(engine)
+
+
+@contextmanager
+def _sqlite_first_use_lock(engine: Engine) -> Iterator[None]:
+    """On SQLite, one process at a time opens the file to migrate it (an flock beside it).
+
+    BEGIN IMMEDIATE alone is not enough on a new file: a connection still switching it to
+    WAL (which needs the file to itself) and a migrator holding the write lock can wait on
+    each other until the busy timeout, and one of them fails "database is locked". Taken
+    before the first connection, the flock lets them go one after the other.
+    """
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    try:
+        fd = os.open(f"{database}.migrate-lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        yield  # e.g. a read-only folder: nothing will be migrated there anyway
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the flock
+
+
+def _upgrade(engine: Engine) -> None:
     config = alembic_config()
     head = ScriptDirectory.from_config(config).get_current_head()
     with engine.begin() as connection:  # on SQLite: BEGIN IMMEDIATE, so one migrator at a time
