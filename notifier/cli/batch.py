@@ -22,6 +22,7 @@ from notifier.cli.root import (
 from notifier.core.future_dated import batch_source, describe_skew
 from notifier.core.models import NoticeStatus, Record
 from notifier.core.records import Rejection
+from notifier.engine.ingesting import REJECTIONS_NOTED
 from notifier.engine.reports import Clock, DeliveryReport, IngestReport, utc_now
 
 
@@ -33,6 +34,7 @@ class BatchReader:
         self.clock = clock
         self.read = 0
         self.rejected = 0
+        self.rejections: list[Rejection] = []  # the first few, noted in the ledger
 
     def __iter__(self) -> Iterator[Record]:
         received_at = self.clock()
@@ -44,6 +46,8 @@ class BatchReader:
             self.read += 1
             if isinstance(item, Rejection):
                 self.rejected += 1
+                if len(self.rejections) < REJECTIONS_NOTED:
+                    self.rejections.append(item)
                 err.print(f"rejected: {item}", highlight=False, markup=False, soft_wrap=True)
             else:
                 yield item
@@ -62,6 +66,7 @@ def run(
     reader = BatchReader(files, clock=utc_now)
     with open_engine(config, clock=reader.clock) as engine:
         ingest = engine.ingest(_with_progress(reader), source=batch_source(files))
+        engine.note_rejections(reader.rejections)
         delivery = asyncio.run(deliver_and_close(engine))
     print_summary(reader, ingest, delivery)
     if waiting := delivery.counts[NoticeStatus.RETRY]:

@@ -14,12 +14,18 @@ from itertools import count, islice
 from notifier.core.decide import Decision, OrderView, Outcome, decide
 from notifier.core.future_dated import BATCH, FutureDated, Source, tally, warning
 from notifier.core.models import NoticeStatus, Record
+from notifier.core.records import Rejection
 from notifier.core.rules import Rule
 from notifier.engine.config import EngineConfig
 from notifier.engine.reports import Clock, IngestReport, Observer
+from notifier.errors import StoreError
 from notifier.store.base import Store
 
 log = logging.getLogger("notifier.engine")
+
+# Refused records noted per batch or request (note_rejections): where a whole file is bad,
+# its first lines say what is wrong, and the ledger does not fill up with the rest.
+REJECTIONS_NOTED = 20
 
 
 def _chunks(items: Iterable[Record], size: int) -> Iterator[list[Record]]:
@@ -48,6 +54,17 @@ class Ingesting:
         for chunk in _chunks(records, self.config.ingest_chunk):
             report.add(self._ingest_decided(chunk, lambda _: source)[0])
         return report
+
+    def note_rejections(self, rejections: Sequence[Rejection]) -> None:
+        """Keep the first few refused records' where and why, for the console's "needs
+        attention". Only a note: the caller has already told the sender, so a ledger that
+        does not answer costs this note and nothing else."""
+        if not rejections:
+            return
+        try:
+            self.store.add_rejections(rejections[:REJECTIONS_NOTED], now=self.clock())
+        except StoreError as exc:
+            log.warning("could not note %d refused record(s): %s", len(rejections), exc)
 
     def ingest_groups(
         self, groups: Sequence[Sequence[Record]], *, sources: Sequence[Source] | None = None

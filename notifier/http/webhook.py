@@ -24,12 +24,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from notifier.core.future_dated import POSTBACK, WEBHOOK, Source
 from notifier.core.models import Record
-from notifier.core.records import RecordInvalid, parse_json_body, parse_record
+from notifier.core.records import RecordInvalid, Rejection, parse_json_body, parse_record
 from notifier.engine import Engine, IngestReport
 from notifier.engine.group_commit import GroupCommitter
 from notifier.errors import ConfigError, StoreError
@@ -329,8 +330,11 @@ def create_app(
             wake()
         return report
 
-    def reject(count: int) -> None:
-        metrics.rejected(count)
+    async def reject(source: str, refused: Sequence[tuple[str, str]]) -> None:
+        """Count the refused records and note their where and why for the console."""
+        metrics.rejected(len(refused))
+        rejections = [Rejection(source, where, why) for where, why in refused]
+        await run_in_threadpool(engine.note_rejections, rejections)
 
     @app.post(
         STATUS_CHANGES_PATH,
@@ -357,15 +361,15 @@ def create_app(
                 raise HttpProblem(401, str(exc)) from None
         try:
             value, text = decode_json_text(body)
-        except HttpProblem:
-            reject(1)
+        except HttpProblem as problem:
+            await reject(WEBHOOK.name, [("body", str(problem))])
             raise
         received = engine.clock()
         items = list(parse_json_body(value, source="request", received_at=received, text=text))
         try:
             records = records_or_problem(items)
         except HttpProblem as problem:
-            reject(len(problem.errors))
+            await reject(WEBHOOK.name, [(f"#{e.index}", e.reason) for e in problem.errors])
             raise
         return accepted(await ingest(records, WEBHOOK), status=202)
 
@@ -389,7 +393,7 @@ def create_app(
             data = config.postback_fields.record_data(params)
             record = parse_record(data, received_at=engine.clock())
         except RecordInvalid as exc:
-            reject(1)
+            await reject(POSTBACK.name, [("record", str(exc))])
             raise HttpProblem(
                 422,
                 "the record was rejected; nothing was stored",

@@ -142,6 +142,7 @@ class DropFolder:
                 )
 
         report = engine.ingest(records(), source=self.source)
+        engine.note_rejections(rejections)
         # Everything is committed: only now may the file leave the folder.
         stamp = received_at.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
         target_dir = self.path / (REJECTED if rejections else PROCESSED)

@@ -263,6 +263,7 @@ class KonnektivePoller:
     def _ingest(self, engine: Engine, orders: Sequence[Any], page: int, report: PollReport) -> None:
         received_at = self.clock()
         records: list[Record] = []
+        refused: list[Rejection] = []
         for order in orders:
             for item in order_records(
                 order if isinstance(order, Mapping) else {},
@@ -272,10 +273,12 @@ class KonnektivePoller:
             ):
                 if isinstance(item, Rejection):
                     log.warning("konnektive %s: rejected: %s", self.name, item)
-                    report.rejections.append(item)
+                    refused.append(item)
                 else:
                     records.append(item)
+        report.rejections.extend(refused)
         ingest = engine.ingest(records, source=job_source(self.name, hint=TIMEZONE_HINT))
+        engine.note_rejections(refused)
         report.accepted += ingest.accepted
         report.duplicates += ingest.duplicates
         report.notices_created += ingest.notices_created

@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from notifier.core.decide import Decision, OrderView
 from notifier.core.feedback import FeedbackRates, StoredFeedback, SuppressionPolicy
 from notifier.core.history import HistoryEntry
 from notifier.core.models import FulfillmentState, Notice, NoticeStatus, Record
+from notifier.core.records import Rejection
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +44,10 @@ class Completion:
             assert self.due_at is not None
             return self.due_at
         return self.at
+
+
+# How long refused records are remembered (Store.add_rejections).
+REJECTIONS_KEPT = timedelta(days=7)
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +198,11 @@ class Store(Protocol):
         ...
 
     def notice(self, key: str) -> Notice | None: ...
+
+    def add_rejections(self, rejections: Sequence[Rejection], *, now: datetime) -> None:
+        """Keep these refused records' where and why (received now), and forget those older
+        than REJECTIONS_KEPT: the console's "needs attention" lists the last day's."""
+        ...
 
     def cursor(self, name: str) -> str | None:
         """A small named value kept across restarts (a polled source's position)."""

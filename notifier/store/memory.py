@@ -32,8 +32,16 @@ from notifier.core.feedback import (
 )
 from notifier.core.history import ATTEMPT, HistoryEntry
 from notifier.core.models import FulfillmentState, NewNotice, Notice, NoticeStatus, Record
+from notifier.core.records import Rejection
 from notifier.errors import StoreError
-from notifier.store.base import Completion, Decider, FeedbackWrite, IngestResult, Store
+from notifier.store.base import (
+    REJECTIONS_KEPT,
+    Completion,
+    Decider,
+    FeedbackWrite,
+    IngestResult,
+    Store,
+)
 
 _DUE_STATUSES = frozenset({NoticeStatus.PENDING, NoticeStatus.RETRY, NoticeStatus.SENDING})
 _WAITING_STATUSES = frozenset({NoticeStatus.PENDING, NoticeStatus.RETRY})
@@ -78,6 +86,7 @@ class MemoryStore:
         self.history_rows: list[HistoryEntry] = []  # in the order written
         self.sent_copies: dict[str, tuple[datetime, bytes]] = {}  # by notice key
         self.feedback_events: dict[tuple[str, str], StoredFeedback] = {}  # (provider, event_id)
+        self.rejections: list[tuple[Rejection, datetime]] = []  # refused records, when
         self._held_jobs: set[str] = set()
         self.closed = False
 
@@ -556,6 +565,15 @@ class MemoryStore:
                 (address, entry.reason, entry.created_at)
                 for address, entry in sorted(self.suppressed_addresses.items())
             ]
+
+    # --- refused records ----------------------------------------------------------------
+
+    def add_rejections(self, rejections: Sequence[Rejection], *, now: datetime) -> None:
+        _check_aware(now, doing="keeping refused records")
+        with self._lock:
+            cutoff = _utc(now) - REJECTIONS_KEPT
+            self.rejections = [(r, at) for r, at in self.rejections if at >= cutoff]
+            self.rejections.extend((r, _utc(now)) for r in rejections)
 
     # --- cursors and job locks --------------------------------------------------------
 

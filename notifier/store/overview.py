@@ -17,13 +17,14 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import ColumnElement, Connection, and_, func, select
 
 from notifier.core.models import NoticeStatus
-from notifier.store.schema import notices, records
+from notifier.store.schema import notices, records, rejected_records
 from notifier.store.sql import SqlStore
 
 __all__ = [
     "Attention",
     "HeldNotice",
     "Overview",
+    "RejectedRecord",
     "SentBucket",
     "StaleRecord",
     "read_overview",
@@ -32,7 +33,7 @@ __all__ = [
 
 # A notice retrying for longer than this needs a look (the first retry is ~1 min after).
 RETRYING_TOO_LONG = timedelta(hours=1)
-# Stale records this recent are shown (older ones are history, not news).
+# Stale and rejected records this recent are shown (older ones are history, not news).
 STALE_WINDOW = timedelta(days=1)
 WEEK_DAYS = 7
 
@@ -75,6 +76,16 @@ class StaleRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class RejectedRecord:
+    """A record an edge refused (bad JSON, a missing field): where it was and why."""
+
+    source: str
+    location: str
+    reason: str
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Listed(Generic[T]):
     """The first `limit` items of a list, and how many there are in all."""
 
@@ -88,10 +99,17 @@ class Attention:
     retrying: Listed[HeldNotice]  # in retry for over RETRYING_TOO_LONG
     held: Listed[HeldNotice]  # pending and due later: a delay or quiet hours
     stale: Listed[StaleRecord]  # received in the last STALE_WINDOW
+    rejected: Listed[RejectedRecord]  # refused in the last STALE_WINDOW
 
     @property
     def empty(self) -> bool:
-        return not (self.failed.total or self.retrying.total or self.held.total or self.stale.total)
+        return not (
+            self.failed.total
+            or self.retrying.total
+            or self.held.total
+            or self.stale.total
+            or self.rejected.total
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +204,7 @@ def _attention(conn: Connection, *, now: datetime, limit: int) -> Attention:
             conn, and_(status == NoticeStatus.PENDING.value, notices.c.due_at > now), limit
         ),
         stale=_stale(conn, since=now - STALE_WINDOW, limit=limit),
+        rejected=_rejected(conn, since=now - STALE_WINDOW, limit=limit),
     )
 
 
@@ -255,3 +274,26 @@ def _stale(conn: Connection, *, since: datetime, limit: int) -> Listed[StaleReco
         for row in conn.execute(query)
     ]
     return Listed(tuple(items), total)
+
+
+def _rejected(conn: Connection, *, since: datetime, limit: int) -> Listed[RejectedRecord]:
+    where = rejected_records.c.received_at >= since
+    total = int(conn.scalar(select(func.count()).select_from(rejected_records).where(where)) or 0)
+    if not total:
+        return Listed((), 0)
+    query = (
+        select(rejected_records)
+        .where(where)
+        .order_by(rejected_records.c.received_at.desc(), rejected_records.c.id.desc())
+        .limit(limit)
+    )
+    items = tuple(
+        RejectedRecord(
+            source=row.source,
+            location=row.location,
+            reason=row.reason,
+            received_at=row.received_at,
+        )
+        for row in conn.execute(query)
+    )
+    return Listed(items, total)

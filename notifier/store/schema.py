@@ -219,6 +219,19 @@ sent_copies = Table(
     Index("ix_sent_copies_sent_at", "sent_at"),
 )
 
+# Records refused at an edge (bad JSON, a missing field), for the console's "needs attention":
+# what was wrong and where, never stored as records. Bounded: kept REJECTIONS_KEPT days.
+rejected_records = Table(
+    "rejected_records",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(255), nullable=False),
+    Column("location", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    Index("ix_rejected_records_received", "received_at"),
+)
+
 # Small named values that must survive restarts (e.g. a polled source's cursor).
 cursors = Table(
     "cursors",

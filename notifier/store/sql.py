@@ -48,16 +48,24 @@ from notifier.core.models import (
     NoticeStatus,
     Scope,
 )
+from notifier.core.records import Rejection
 from notifier.errors import StoreError
 from notifier.store import fast_paths, migrate, postgres, sqlite
 from notifier.store import feedback as feedback_sql
-from notifier.store.base import Completion, Decider, FeedbackWrite, IngestResult
+from notifier.store.base import (
+    REJECTIONS_KEPT,
+    Completion,
+    Decider,
+    FeedbackWrite,
+    IngestResult,
+)
 from notifier.store.fast_paths import DriverTx
 from notifier.store.schema import (
     cursors,
     notice_history,
     notices,
     records,
+    rejected_records,
     sent_copies,
     suppressions,
 )
@@ -578,6 +586,29 @@ class SqlStore:
         with self._read("listing suppressions") as conn:
             rows = conn.execute(select(suppressions).order_by(suppressions.c.address))
             return [(row.address, row.reason, row.created_at) for row in rows]
+
+    # --- refused records (the console's "needs attention") ---------------------------
+
+    def add_rejections(self, rejections: Sequence[Rejection], *, now: datetime) -> None:
+        with self._write("keeping refused records") as conn:
+            conn.execute(
+                delete(rejected_records).where(
+                    rejected_records.c.received_at < now - REJECTIONS_KEPT
+                )
+            )
+            if rejections:
+                conn.execute(
+                    rejected_records.insert(),
+                    [
+                        {
+                            "source": r.source[:255],
+                            "location": r.location,
+                            "reason": r.reason,
+                            "received_at": now,
+                        }
+                        for r in rejections
+                    ],
+                )
 
     # --- cursors (polled sources) ---------------------------------------------------------
 

@@ -213,3 +213,25 @@ def test_rules_lists_every_rule_with_its_trigger_template_and_ledger_counts(
     assert delivered["enabled"] is False
     assert delivered["fires_when"] == "fulfillment enters Delivered"
     assert sum(delivered["notices"].values()) == 0
+
+
+def test_the_example_batchs_rejected_lines_are_noted_for_the_console(tmp_path: Path) -> None:
+    """`notifier run` tells the operator which lines it refused, and notes them in the
+    ledger for the console's "needs attention" (where and why)."""
+    from datetime import UTC, datetime
+
+    from notifier.store.overview import read_overview
+    from notifier.store.sql import SqlStore
+
+    settings = settings_for(tmp_path)
+    batch = ROOT / "examples" / "batch.jsonl"
+    result = notifier("run", str(batch), env=env_for(settings), cwd=tmp_path)
+    assert result.returncode == 1  # the example has bad lines on purpose
+    store = SqlStore(settings.database_url)
+    try:
+        rejected = read_overview(store, now=datetime.now(UTC)).attention.rejected
+    finally:
+        store.close()
+    told = [line for line in result.stderr.splitlines() if line.startswith("rejected: ")]
+    assert rejected.total == len(told) == 2
+    assert {f"rejected: {r.source} {r.location}: {r.reason}" for r in rejected.items} == set(told)

@@ -121,3 +121,38 @@ def test_an_empty_ledger_needs_no_attention(store_url: str) -> None:
     assert overview.today == {} and overview.week == {}
     assert sum(b.sent for b in overview.hourly) == 0 and len(overview.daily) == 7
     assert overview.attention.empty
+
+
+def test_rejected_records_of_the_last_day_need_attention_and_old_ones_are_forgotten(
+    store_url: str,
+) -> None:
+    """Refused records are noted (the first few of a batch), listed for a day, and forgotten
+    after a week: the ledger never fills up with a sender's garbage."""
+    from notifier.core.records import Rejection
+    from notifier.engine.ingesting import REJECTIONS_NOTED
+    from notifier.store.schema import rejected_records
+
+    now = datetime.now(UTC)
+    clock = Clock(now - timedelta(days=8))
+    store = SqlStore(store_url)
+    engine = engine_on(store, MemoryTransport(), clock=clock)
+    try:
+        engine.note_rejections([Rejection("old.jsonl", "line 1", "broken JSON")])
+        clock.now = now - timedelta(hours=30)
+        engine.note_rejections([Rejection("yesterday.jsonl", "line 2", "no order_id")])
+        clock.now = now - timedelta(minutes=5)
+        many = [Rejection("webhook", f"#{n}", "status: unknown") for n in range(50)]
+        engine.note_rejections(many)
+
+        attention = read_overview(store, now=now, limit=5).attention
+        with store.engine.connect() as conn:
+            kept = conn.execute(rejected_records.select()).fetchall()
+    finally:
+        store.close()
+    assert attention.rejected.total == REJECTIONS_NOTED  # the first few of the request
+    assert not attention.empty
+    shown = attention.rejected.items
+    assert len(shown) == 5 and all(r.source == "webhook" for r in shown)
+    assert shown[0].reason == "status: unknown" and shown[0].location.startswith("#")
+    # A week on, the oldest note is gone; yesterday's stays in the ledger, off the list.
+    assert sorted({row.source for row in kept}) == ["webhook", "yesterday.jsonl"]

@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from notifier.http.signing import sign
 from notifier.http.webhook import create_app
 from notifier.processes.wiring import open_engine
 from notifier.settings import Settings
+from notifier.store.overview import read_overview
 from notifier.store.sql import SqlStore
 
 URL = "/v1/status-changes"
@@ -143,6 +145,24 @@ def test_one_bad_record_rejects_the_whole_request(client: TestClient, store: Sql
     assert "CR or LF" in errors[1]["reason"]
     assert store.record_count() == 0
     assert store.notices() == []
+    # Noted for the console's "needs attention": where and why, not as records.
+    rejected = read_overview(store, now=datetime.now(UTC)).attention.rejected
+    assert [(r.source, r.location) for r in rejected.items[::-1]] == [
+        ("webhook", "#1"),
+        ("webhook", "#2"),
+    ]
+    assert "Teleported" in rejected.items[-1].reason
+
+
+def test_a_body_that_is_not_json_is_noted_for_the_console(
+    client: TestClient, store: SqlStore
+) -> None:
+    body = b'{"order_id": "O1",'
+    response = client.post(URL, content=body, headers=signed(body))
+    assert response.status_code == 422
+    (noted,) = read_overview(store, now=datetime.now(UTC)).attention.rejected.items
+    assert (noted.source, noted.location) == ("webhook", "body")
+    assert "JSON" in noted.reason
 
 
 @pytest.mark.parametrize(
