@@ -44,6 +44,20 @@ class FeedbackReport:
     suppressed: tuple[tuple[str, str], ...] = ()  # (address, reason) newly suppressed
     notice_keys: tuple[str, ...] = ()  # the notices the stored events were tied to
 
+    def plus(self, other: FeedbackReport) -> FeedbackReport:
+        """This report and another as one (an import's chunks, a mailbox run's batches)."""
+        matched = Counter(self.matched)
+        matched.update(other.matched)
+        return FeedbackReport(
+            received=self.received + other.received,
+            stored=self.stored + other.stored,
+            duplicates=self.duplicates + other.duplicates,
+            unmatched=self.unmatched + other.unmatched,
+            matched=dict(matched),
+            suppressed=self.suppressed + other.suppressed,
+            notice_keys=tuple(dict.fromkeys(self.notice_keys + other.notice_keys)),
+        )
+
     def as_json(self) -> dict[str, object]:
         return {
             "received": self.received,

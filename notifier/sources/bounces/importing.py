@@ -7,12 +7,11 @@ stores nothing twice (event ids are derived from the bounces themselves).
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from notifier.core.feedback import FeedbackEvent, MatchedBy
+from notifier.core.feedback import FeedbackEvent
 from notifier.engine.feedback import FeedbackIntake, FeedbackReport
 from notifier.sources.bounces.files import Found
 from notifier.sources.bounces.reading import NotUnderstood, read_bounce
@@ -55,23 +54,8 @@ def import_bounces(
         report.events += len(reading)
         pending += reading
         if len(pending) >= CHUNK_EVENTS:
-            report.feedback = combined(report.feedback, intake.take(pending))
+            report.feedback = report.feedback.plus(intake.take(pending))
             pending = []
     if pending:
-        report.feedback = combined(report.feedback, intake.take(pending))
+        report.feedback = report.feedback.plus(intake.take(pending))
     return report
-
-
-def combined(first: FeedbackReport, second: FeedbackReport) -> FeedbackReport:
-    """Two intake reports as one (an import's chunks, a mailbox run's batches)."""
-    matched: Counter[MatchedBy] = Counter(first.matched)
-    matched.update(second.matched)
-    return FeedbackReport(
-        received=first.received + second.received,
-        stored=first.stored + second.stored,
-        duplicates=first.duplicates + second.duplicates,
-        unmatched=first.unmatched + second.unmatched,
-        matched=dict(matched),
-        suppressed=first.suppressed + second.suppressed,
-        notice_keys=tuple(dict.fromkeys(first.notice_keys + second.notice_keys)),
-    )

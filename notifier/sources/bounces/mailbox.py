@@ -30,7 +30,6 @@ from imap_tools.errors import ImapToolsError
 from notifier.core.feedback import FeedbackEvent
 from notifier.engine.feedback import FeedbackIntake, FeedbackReport
 from notifier.errors import ConfigError, NotifierError
-from notifier.sources.bounces.importing import combined
 from notifier.sources.bounces.reading import NotUnderstood, read_bounce
 
 log = logging.getLogger("notifier.sources.mailbox")
@@ -159,7 +158,7 @@ class BounceMailbox:
             events += reading
         # Stored first (one transaction; StoreError leaves every message where it is), moved
         # after: a crash in between only means reading them again.
-        run.feedback = combined(run.feedback, intake.take(events))
+        run.feedback = run.feedback.plus(intake.take(events))
         run.events += len(events)
         box.move(understood, self.options.processed_folder)
         box.move(unparsed, self.options.unparsed_folder)
