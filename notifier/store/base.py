@@ -46,6 +46,16 @@ class Completion:
         return self.at
 
 
+def recipient_spellings(address: str) -> list[str]:
+    """The spellings to look a notice's recipient up by, for an address in any case.
+
+    Recipients are stored as the record gave them; the usual forms of one address are the
+    one given and its lower case (providers and operators type it lower-cased). An exact
+    match on each keeps the index on notices.recipient in use.
+    """
+    return sorted({address, address.lower()})
+
+
 # How long refused records are remembered (Store.add_rejections).
 REJECTIONS_KEPT = timedelta(days=7)
 

@@ -24,7 +24,7 @@ from notifier.core.feedback import (
     stronger,
 )
 from notifier.core.models import NoticeStatus
-from notifier.store.base import FeedbackWrite
+from notifier.store.base import FeedbackWrite, recipient_spellings
 from notifier.store.schema import feedback_events, notices, suppressions
 
 Insert = Callable[[Any], Any]  # SqlStore._insert: the dialect's INSERT with ON CONFLICT
@@ -41,13 +41,10 @@ def notices_by_message_id(conn: Connection, message_ids: Collection[str]) -> dic
 
 
 def latest_sent_to(conn: Connection, address: str, since: datetime, until: datetime) -> str | None:
-    # Recipients are stored as the record gave them; the usual spellings are the given one
-    # and its lower case (the index on recipient serves both).
-    spellings = sorted({address, address.lower(), address.casefold()})
     return conn.scalar(
         select(notices.c.key)
         .where(
-            notices.c.recipient.in_(spellings),
+            notices.c.recipient.in_(recipient_spellings(address)),
             notices.c.status == NoticeStatus.SENT.value,
             notices.c.sent_at >= since,
             notices.c.sent_at <= until,

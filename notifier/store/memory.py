@@ -41,6 +41,7 @@ from notifier.store.base import (
     FeedbackWrite,
     IngestResult,
     Store,
+    recipient_spellings,
 )
 
 _DUE_STATUSES = frozenset({NoticeStatus.PENDING, NoticeStatus.RETRY, NoticeStatus.SENDING})
@@ -165,7 +166,7 @@ class MemoryStore:
             }
 
     def latest_sent_to(self, address: str, *, since: datetime, until: datetime) -> str | None:
-        spellings = {address, address.lower(), address.casefold()}
+        spellings = set(recipient_spellings(address))
         latest: tuple[datetime, str] | None = None
         with self._lock:
             for n in self.notices_by_key.values():

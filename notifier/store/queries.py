@@ -21,6 +21,7 @@ from notifier.core.feedback import StoredFeedback
 from notifier.core.history import HistoryEntry, ReceivedRecord
 from notifier.core.models import Notice, NoticeStatus, Scope
 from notifier.core.timeline import TimelineEntry, timeline
+from notifier.store.base import recipient_spellings
 from notifier.store.schema import fulfillments, notices, records, sent_copies
 from notifier.store.sql import SqlStore, notice_from_row
 
@@ -189,7 +190,6 @@ def _matches(q: str, *, dialect: str) -> CompoundSelect[tuple[str]]:
     """The keys of the notices `q` names, as any of the things an operator searches by.
     Each branch is its own indexed SELECT, joined by UNION: an OR over different columns
     (and subqueries) would make PostgreSQL scan the whole table."""
-    addresses = sorted({q, q.lower()})
     # Tracking numbers are printed with spaces ("9400 1112 ...") and kept as sent.
     tracking = sorted({q, "".join(q.split()).upper()})
     # A fulfillment named by its id or its tracking number: its notices, and the order-wide
@@ -200,7 +200,7 @@ def _matches(q: str, *, dialect: str) -> CompoundSelect[tuple[str]]:
         select(key).where(key == q),
         select(key).where(notices.c.order_id == q),
         select(key).where(notices.c.fulfillment_id == q),
-        select(key).where(notices.c.recipient.in_(addresses)),
+        select(key).where(notices.c.recipient.in_(recipient_spellings(q))),
         select(key).where(
             notices.c.fulfillment_id.in_(
                 select(fulfillments.c.fulfillment_id).where(
