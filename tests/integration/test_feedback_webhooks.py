@@ -18,11 +18,13 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given
 from hypothesis import settings as settings_
 from hypothesis import strategies as st
+from support.certificates import self_signed
 from support.cli import notifier
 from support.feedback_providers import (
     MAILGUN_KEY,
     POSTMARK_PASSWORD,
     POSTMARK_USER,
+    SNS_COMMON_NAME,
     TOPIC,
     SendgridSide,
     SnsSide,
@@ -30,7 +32,6 @@ from support.feedback_providers import (
     mailgun_signed,
     postmark_auth,
     postmark_bounce,
-    self_signed,
     sendgrid_bounce,
     ses_bounce,
 )
@@ -383,7 +384,9 @@ def test_sns_subscription_confirmation_is_confirmed_for_an_accepted_topic(
 def test_an_expired_signing_certificate_is_refused(tmp_path: Path, sns: SnsSide) -> None:
     """A certificate outside its validity is no proof, whatever it signed."""
     stale = SnsSide()
-    stale.pem = self_signed(stale.key, starts=timedelta(days=-30), ends=timedelta(days=-1))
+    stale.pem = self_signed(
+        stale.key, common_name=SNS_COMMON_NAME, starts=timedelta(days=-30), ends=timedelta(days=-1)
+    )
     with stale, SmtpSink() as sink:
         settings = feedback_settings(tmp_path, sink, stale, SendgridSide())
         with open_engine(settings) as engine, TestClient(app_for(settings, engine)) as client:

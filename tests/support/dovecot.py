@@ -12,17 +12,15 @@ import socket
 import ssl
 import subprocess
 import tempfile
-from datetime import UTC, datetime, timedelta
-from ipaddress import IPv4Address
+from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from imap_tools import MailBox
 
+from support.certificates import self_signed
 from support.waiting import wait_until
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
@@ -45,24 +43,9 @@ def unavailable_reason() -> str | None:
 def _certificate(folder: Path) -> tuple[Path, Path]:
     """A self-signed certificate for 127.0.0.1, valid around the (possibly faked) clock."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=7))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(IPv4Address("127.0.0.1"))]), False
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
+    cert = self_signed(key, common_name="127.0.0.1", ends=timedelta(days=7), ip="127.0.0.1")
     cert_file, key_file = folder / "imap-cert.pem", folder / "imap-key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    cert_file.write_bytes(cert)
     key_file.write_bytes(
         key.private_bytes(
             serialization.Encoding.PEM,

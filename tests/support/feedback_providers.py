@@ -10,43 +10,21 @@ import hmac
 import json
 import threading
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
-from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.x509.oid import NameOID
+
+from support.certificates import self_signed
 
 TOPIC = "arn:aws:sns:us-east-1:123456789012:ses-feedback"
 POSTMARK_USER = "postmark"
 POSTMARK_PASSWORD = "test-postmark-password"
 MAILGUN_KEY = "test-mailgun-signing-key"
-
-
-def self_signed(
-    key: rsa.RSAPrivateKey,
-    *,
-    starts: timedelta = timedelta(days=-1),
-    ends: timedelta = timedelta(days=30),
-) -> bytes:
-    """A PEM certificate for `key`, valid from now + `starts` to now + `ends` (around the
-    possibly faked current time)."""
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.test.invalid")])
-    now = datetime.now(UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now + starts)
-        .not_valid_after(now + ends)
-        .sign(key, hashes.SHA256())
-    )
-    return certificate.public_bytes(serialization.Encoding.PEM)
+SNS_COMMON_NAME = "sns.test.invalid"
 
 
 class SnsSide:
@@ -55,7 +33,7 @@ class SnsSide:
 
     def __init__(self) -> None:
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.pem = self_signed(self.key)
+        self.pem = self_signed(self.key, common_name=SNS_COMMON_NAME)
         self.confirmations: list[str] = []
         self.certificate_fetches = 0
         side = self
