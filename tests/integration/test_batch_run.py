@@ -12,9 +12,10 @@ import pytest
 from support.project import smtp_settings
 from support.smtp_sink import SmtpSink
 
+from notifier.cli.root import deliver_and_close
 from notifier.core.models import NoticeStatus
 from notifier.core.records import parse_json_body
-from notifier.engine import DeliveryReport, Engine, IngestReport
+from notifier.engine import DeliveryReport, IngestReport
 from notifier.processes.wiring import open_engine
 from notifier.settings import Settings
 from notifier.store.sql import SqlStore
@@ -45,15 +46,9 @@ def run_batch(
 
     parsed = list(parse_json_body(records, source="test", received_at=datetime.now(UTC)))
 
-    async def deliver(engine: Engine) -> DeliveryReport:
-        try:
-            return await engine.deliver_due()
-        finally:
-            await engine.transport.close()
-
     with open_engine(settings) as engine:
         ingest = engine.ingest(r for r in parsed if not hasattr(r, "reason"))
-        return ingest, asyncio.run(deliver(engine))
+        return ingest, asyncio.run(deliver_and_close(engine))
 
 
 def body_text(message: EmailMessage) -> str:

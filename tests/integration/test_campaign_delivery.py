@@ -10,9 +10,9 @@ from pathlib import Path
 from support.project import ROOT, smtp_settings
 from support.smtp_sink import SmtpSink
 
+from notifier.cli.root import deliver_and_close
 from notifier.core.models import Record
 from notifier.core.records import parse_json_body
-from notifier.engine import Engine
 from notifier.processes.wiring import open_engine
 
 
@@ -50,15 +50,9 @@ def test_campaign_sender_and_override_are_what_is_sent(tmp_path: Path, smtp_sink
         received_at=datetime.now(UTC),
     )
 
-    async def deliver(engine: Engine) -> None:
-        try:
-            await engine.deliver_due()
-        finally:
-            await engine.transport.close()
-
     with open_engine(settings) as engine:
         engine.ingest(r for r in parsed if isinstance(r, Record))
-        asyncio.run(deliver(engine))
+        asyncio.run(deliver_and_close(engine))
 
     sent = {d.message["To"]: d for d in smtp_sink.deliveries}
     assert sorted(sent) == ["Ana <a1@example.com>", "Ana <b2@example.com>", "Ana <c3@example.com>"]

@@ -11,9 +11,9 @@ from support.cli import notifier
 from support.project import ROOT, smtp_settings
 from support.smtp_sink import SmtpSink
 
+from notifier.cli.root import deliver_and_close
 from notifier.core.models import Record
 from notifier.core.records import parse_json_body
-from notifier.engine import Engine
 from notifier.processes.wiring import open_engine
 
 FRAGMENT = "<p>Hi {{ customer.first_name }}, delivered!</p>\n"
@@ -63,15 +63,9 @@ def test_a_fragment_passes_check_and_arrives_as_a_whole_document(
         received_at=datetime.now(UTC),
     )
 
-    async def deliver(engine: Engine) -> None:
-        try:
-            await engine.deliver_due()
-        finally:
-            await engine.transport.close()
-
     with open_engine(settings) as engine:
         engine.ingest(r for r in parsed if isinstance(r, Record))
-        asyncio.run(deliver(engine))
+        asyncio.run(deliver_and_close(engine))
 
     # The order reaching Delivered also fires All Fulfillments; ours is the other one.
     subject = "Delivered: order KN-77"

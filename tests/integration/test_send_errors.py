@@ -26,6 +26,7 @@ from support.filesystems import Refusal, full_folder, read_only_folder
 from support.project import env_for, settings_for, smtp_settings
 from support.smtp_sink import SmtpSink
 
+from notifier.cli.root import deliver_and_close
 from notifier.core.models import Notice, NoticeStatus
 from notifier.core.records import Record, parse_record
 from notifier.engine import DeliveryReport, Engine
@@ -58,13 +59,7 @@ def key(n: int) -> str:
 
 
 def deliver(engine: Engine) -> DeliveryReport:
-    async def once() -> DeliveryReport:
-        try:
-            return await engine.deliver_due()
-        finally:
-            await engine.transport.close()
-
-    return asyncio.run(once())
+    return asyncio.run(deliver_and_close(engine))
 
 
 def ledger(engine: Engine) -> dict[str, Notice]:

@@ -15,8 +15,8 @@ from support.server import ServeProcess
 from support.smtp_sink import SmtpSink
 from support.webhook import SECRET, TOKEN, body_of, shipment, signed
 
+from notifier.cli.root import deliver_and_close
 from notifier.core.models import NoticeStatus
-from notifier.engine import Engine
 from notifier.processes.wiring import open_engine
 from notifier.settings import Settings
 from notifier.store.sql import SqlStore
@@ -141,14 +141,8 @@ def test_sigterm_under_load_loses_nothing_and_sends_nothing_twice(
         store.close()
 
     # Restart: whatever was committed but not yet sent goes out now.
-    async def deliver(engine: Engine) -> None:
-        try:
-            await engine.deliver_due()
-        finally:
-            await engine.transport.close()
-
     with open_engine(settings) as engine:
-        asyncio.run(deliver(engine))
+        asyncio.run(deliver_and_close(engine))
         counts = engine.store.notice_counts()
     assert set(counts) == {NoticeStatus.SENT}
 
