@@ -9,7 +9,7 @@ Days and hours are UTC.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
@@ -208,12 +208,31 @@ def _attention(conn: Connection, *, now: datetime, limit: int) -> Attention:
     )
 
 
+def _listed(
+    conn: Connection,
+    item: Callable[..., T],
+    columns: Sequence[ColumnElement[Any]],
+    where: ColumnElement[bool],
+    order: Sequence[ColumnElement[Any]],
+    limit: int,
+) -> Listed[T]:
+    """The first `limit` rows `where` selects, in `order`, each made into an `item` from its
+    columns (named as the item's fields), and how many rows there are in all."""
+    table = columns[0].table
+    total = int(conn.scalar(select(func.count()).select_from(table).where(where)) or 0)
+    if not total:
+        return Listed((), 0)
+    rows = conn.execute(select(*columns).where(where).order_by(*order).limit(limit))
+    return Listed(tuple(item(**row._mapping) for row in rows), total)
+
+
+def _held_notice(status: str, **fields: Any) -> HeldNotice:
+    return HeldNotice(status=NoticeStatus(status), **fields)
+
+
 def _notices(
     conn: Connection, where: ColumnElement[bool], limit: int, *, newest_first: bool = False
 ) -> Listed[HeldNotice]:
-    total = int(conn.scalar(select(func.count()).select_from(notices).where(where)) or 0)
-    if not total:
-        return Listed((), 0)
     order = notices.c.due_at.desc() if newest_first else notices.c.due_at
     columns = [
         notices.c.key,
@@ -227,73 +246,25 @@ def _notices(
         notices.c.attempts,
         notices.c.reason,
     ]
-    rows = conn.execute(select(*columns).where(where).order_by(order, notices.c.key).limit(limit))
-    items = tuple(
-        HeldNotice(
-            key=row.key,
-            rule_id=row.rule_id,
-            order_id=row.order_id,
-            recipient=row.recipient,
-            status=NoticeStatus(row.status),
-            due_at=row.due_at,
-            created_at=row.created_at,
-            first_attempt_at=row.first_attempt_at,
-            attempts=row.attempts,
-            reason=row.reason,
-        )
-        for row in rows
-    )
-    return Listed(items, total)
+    return _listed(conn, _held_notice, columns, where, [order, notices.c.key], limit)
 
 
 def _stale(conn: Connection, *, since: datetime, limit: int) -> Listed[StaleRecord]:
     where = and_(records.c.outcome == "stale", records.c.received_at >= since)
-    total = int(conn.scalar(select(func.count()).select_from(records).where(where)) or 0)
-    if not total:
-        return Listed((), 0)
-    query = (
-        select(
-            records.c.order_id,
-            records.c.fulfillment_id,
-            records.c.status,
-            records.c.occurred_at,
-            records.c.received_at,
-        )
-        .where(where)
-        .order_by(records.c.received_at.desc(), records.c.id.desc())
-        .limit(limit)
-    )
-    items: Sequence[StaleRecord] = [
-        StaleRecord(
-            order_id=row.order_id,
-            fulfillment_id=row.fulfillment_id,
-            status=row.status,
-            occurred_at=row.occurred_at,
-            received_at=row.received_at,
-        )
-        for row in conn.execute(query)
+    columns = [
+        records.c.order_id,
+        records.c.fulfillment_id,
+        records.c.status,
+        records.c.occurred_at,
+        records.c.received_at,
     ]
-    return Listed(tuple(items), total)
+    order = [records.c.received_at.desc(), records.c.id.desc()]
+    return _listed(conn, StaleRecord, columns, where, order, limit)
 
 
 def _rejected(conn: Connection, *, since: datetime, limit: int) -> Listed[RejectedRecord]:
     where = rejected_records.c.received_at >= since
-    total = int(conn.scalar(select(func.count()).select_from(rejected_records).where(where)) or 0)
-    if not total:
-        return Listed((), 0)
-    query = (
-        select(rejected_records)
-        .where(where)
-        .order_by(rejected_records.c.received_at.desc(), rejected_records.c.id.desc())
-        .limit(limit)
-    )
-    items = tuple(
-        RejectedRecord(
-            source=row.source,
-            location=row.location,
-            reason=row.reason,
-            received_at=row.received_at,
-        )
-        for row in conn.execute(query)
-    )
-    return Listed(items, total)
+    table = rejected_records.c
+    columns = [table.source, table.location, table.reason, table.received_at]
+    order = [table.received_at.desc(), table.id.desc()]
+    return _listed(conn, RejectedRecord, columns, where, order, limit)
