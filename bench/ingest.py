@@ -7,8 +7,9 @@ in a fresh child process so its peak RSS is its own. Printed as ratios of wall t
 the process's CPU time (steadier on a shared machine: SQLite runs in the process, and what
 the wall adds is waiting for the disk and for other processes). Not a test.
 
-Also printed, as the first floor: reading alone -- `json.loads` and the records' validation
-(notifier.core.records, a frozen Record per line), nothing stored.
+Also printed, as the first floor: reading alone -- notifier.core.records' reader, a frozen
+Record per line (plain lines decoded and checked by msgspec, notifier.core.record_lines;
+the rest by json.loads and the general parser), nothing stored.
 
 And as the second floor: the ledger's writes alone -- `json.loads`, then the very rows
 notifier keeps (the audit copy of every record under its order index, with no unique key;
@@ -216,7 +217,7 @@ def main() -> None:
         f" JSONL), best of {args.rounds} round(s); wall (x json.loads) and CPU (x json.loads)"
     )
     print(line("baseline: json.loads per line", base))
-    print(line("floor 1: json.loads + validation (Records)", best["parse"]))
+    print(line("floor 1: reading alone (decode + validate)", best["parse"]))
     print(line("floor 2: json.loads + the rows, executemany", best["floor"]))
     ingest = best["ingest"]
     print(line("notifier ingest + decide + store", ingest))

@@ -29,7 +29,7 @@ class Status(enum.StrEnum):
     @classmethod
     def parse(cls, text: str) -> Status:
         """Accept `Pending Shipment`, `PENDING_SHIPMENT`, `pending-shipment`, in any case."""
-        status = _STATUS_BY_SPELLING.get(text)
+        status = STATUS_BY_SPELLING.get(text)
         if status is not None:
             return status
         status = _STATUS_BY_KEY.get(_status_key(text))
@@ -44,8 +44,9 @@ def _status_key(text: str) -> str:
 
 
 _STATUS_BY_KEY = {_status_key(s.value): s for s in Status}
-# The usual spellings, looked up as given: parsing a status is on the ingest hot path.
-_STATUS_BY_SPELLING = {
+# The usual spellings, looked up as given: parsing a status is on the ingest hot path
+# (the JSONL fast path, notifier.core.record_lines, takes these and leaves the rest).
+STATUS_BY_SPELLING = {
     spelling: s
     for s in Status
     for spelling in (s.value, s.value.upper().replace(" ", "_"), s.value.lower().replace(" ", "_"))

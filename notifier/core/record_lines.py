@@ -1,0 +1,120 @@
+"""The JSONL hot path: a plain line decoded straight into a Record, or None for the general way.
+
+A batch can hold a million lines, and reading them through json.loads and then checking
+each value in Python (notifier.core.records.parse_record) cost four times the parsing
+itself (bench/ingest.py, floor 1). msgspec decodes a line into a typed struct in C, in a
+quarter of json.loads' time, and checks types and lengths on the way. Everything it does not
+settle goes the general way, which is the only writer of a rejection:
+
+- A line that is not all printable ASCII, or holds a backslash escape, may hide a control
+  character or a lone surrogate behind an escape; the general parser looks at every value.
+  (Raw control characters cannot occur in a JSON string; DEL can, so it is looked for.)
+- Any field the struct does not know (a Konnektive spelling, an extra field), any value of
+  another type (a number for an id), a missing or invalid field: decoding or the checks
+  below fail, and the general parser says what and where, exactly as it always has.
+
+So the fast path only ever accepts, and what it accepts is the very Record the general
+parser would build (tests/unit/test_record_lines.py compares the two over generated lines).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import msgspec
+
+from notifier.core.fields import MAX_EMAIL_LENGTH, MAX_FIELD_LENGTH, plain_email
+from notifier.core.models import STATUS_BY_SPELLING, Record
+
+# Longer values may still be accepted by the general parser (its limit applies after
+# stripping spaces): they are left to it.
+_Text = Annotated[str, msgspec.Meta(max_length=MAX_FIELD_LENGTH)] | None
+
+
+class _Line(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """The fields of docs/design.md §2 by their own names, every value text (or null)."""
+
+    order_id: _Text = None
+    fulfillment_id: _Text = None
+    status: _Text = None
+    occurred_at: _Text = None
+    event_id: _Text = None
+    email: Annotated[str, msgspec.Meta(max_length=MAX_EMAIL_LENGTH)] | None = None
+    first_name: _Text = None
+    last_name: _Text = None
+    tracking_number: _Text = None
+    carrier: _Text = None
+    ship_method: _Text = None
+    shipped_at: _Text = None
+    delivered_at: _Text = None
+    campaign_id: _Text = None
+    order_fulfillment_ids: list[_Text] | _Text = None
+
+
+_decode = msgspec.json.Decoder(_Line).decode
+
+
+def fast_record(line: str, *, received_at: datetime) -> Record | None:
+    """The Record of a JSONL line (without its line end), or None: parse it the general way."""
+    if not line.isascii() or "\\" in line or "\x7f" in line:
+        return None
+    try:
+        wire = _decode(line)
+    except msgspec.DecodeError:  # broken JSON, an unknown field, a value of another type
+        return None
+    order_id = _text(wire.order_id)
+    fulfillment_id = _text(wire.fulfillment_id)
+    status = STATUS_BY_SPELLING.get(wire.status) if wire.status else None
+    if order_id is None or fulfillment_id is None or status is None:
+        return None  # missing, blank, or a status spelling the general parser works out
+    occurred_at = None
+    if wire.occurred_at:
+        try:
+            occurred_at = datetime.fromisoformat(wire.occurred_at.strip())
+        except ValueError:
+            return None
+        if occurred_at.tzinfo is None:
+            return None
+    email = None
+    if wire.email:
+        email = wire.email.strip()
+        if not plain_email(email):
+            return None
+    tracking = _text(wire.tracking_number)
+    if tracking is not None:
+        tracking = "".join(tracking.split()) or None
+    ids = wire.order_fulfillment_ids
+    if ids is None or ids == "":
+        order_fulfillment_ids: tuple[str, ...] = ()
+    else:
+        items = ids.split(";") if isinstance(ids, str) else ids
+        if None in items:
+            return None  # a null in the list: the general parser names it
+        order_fulfillment_ids = tuple(
+            dict.fromkeys(text for item in items if (text := _text(item)))
+        )
+    return Record(
+        order_id=order_id,
+        fulfillment_id=fulfillment_id,
+        status=status,
+        received_at=received_at,
+        occurred_at=occurred_at,
+        event_id=_text(wire.event_id),
+        email=email,
+        first_name=_text(wire.first_name),
+        last_name=_text(wire.last_name),
+        tracking_number=tracking,
+        carrier=_text(wire.carrier),
+        ship_method=_text(wire.ship_method),
+        shipped_at=_text(wire.shipped_at),
+        delivered_at=_text(wire.delivered_at),
+        campaign_id=_text(wire.campaign_id),
+        order_fulfillment_ids=order_fulfillment_ids,
+        received_text=line,
+    )
+
+
+def _text(value: str | None) -> str | None:
+    # Printable ASCII by the line check above: stripping is all that is left to do.
+    return (value.strip() or None) if value else None
