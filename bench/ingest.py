@@ -187,6 +187,11 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path)
     args = parser.parse_args()
     if args.child is not None:
+        from notifier.processes.gc_tuning import settle_after_startup
+
+        # Every side with the collector settings `notifier run` takes before its batch (so
+        # the baseline's json.loads gains from them as well).
+        settle_after_startup()
         print(json.dumps(CHILDREN[args.child](args.file, args.workdir)))
         return
 

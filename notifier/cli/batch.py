@@ -60,11 +60,13 @@ def run(
     ],
 ) -> None:
     """Ingest status changes, deliver the notices that are due, print a summary."""
+    from notifier.processes.gc_tuning import settle_after_startup
     from notifier.processes.wiring import open_engine
 
     config = settings()
     reader = BatchReader(files, clock=utc_now)
     with open_engine(config, clock=reader.clock) as engine:
+        settle_after_startup()  # a batch's records are many small objects, freed as they go
         ingest = engine.ingest(_with_progress(reader), source=batch_source(files))
         engine.note_rejections(reader.rejections)
         delivery = asyncio.run(deliver_and_close(engine))

@@ -31,6 +31,7 @@ from notifier.core.models import NoticeStatus
 from notifier.engine import Engine
 from notifier.engine.worker import DeliveryWorker
 from notifier.errors import StoreError
+from notifier.processes.gc_tuning import settle_after_startup
 
 log = logging.getLogger("notifier.processes.lifecycle")
 
@@ -98,6 +99,7 @@ async def run_until_stopped(
         for service in services:
             await service.start()
             started.append(service)
+        settle_after_startup()  # all that lives as long as the process is built by now
         waits = [signals.stop.wait()] + ([until()] if until is not None else [])
         await _first_of(waits, running)
     finally:

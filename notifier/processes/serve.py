@@ -24,7 +24,6 @@ from notifier.engine.worker import DeliveryWorker
 from notifier.http.feedback import FeedbackConfig, feedback_router
 from notifier.http.metrics import Metrics
 from notifier.http.webhook import WebhookConfig, create_app
-from notifier.processes.gc_tuning import settle_after_startup
 from notifier.processes.lifecycle import Service, run_until_stopped
 from notifier.processes.project_file import ProjectFile
 from notifier.processes.wiring import feedback_intake, open_engine
@@ -56,7 +55,6 @@ class HttpServer(uvicorn.Server):
     async def startup(self, sockets: list[object] | None = None) -> None:  # type: ignore[override]
         await super().startup(sockets)  # type: ignore[arg-type]
         if self.started:
-            settle_after_startup()
             for server in self.servers:
                 for sock in server.sockets:
                     host, port = sock.getsockname()[:2]
