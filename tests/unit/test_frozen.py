@@ -1,0 +1,84 @@
+"""quick_init writes the dataclass's own __init__, only faster: same parameters, same values."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from datetime import UTC, datetime
+
+import pytest
+
+from notifier.core.frozen import quick_init
+from notifier.core.models import FulfillmentState, Record, Status
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Plain:
+    name: str
+    count: int = 3
+    tags: list[str] = dataclasses.field(default_factory=list)
+    label: str = dataclasses.field(init=False, default="")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "label", f"{self.name}x{self.count}")
+
+
+@quick_init
+@dataclasses.dataclass(frozen=True, slots=True)
+class Quick:
+    name: str
+    count: int = 3
+    tags: list[str] = dataclasses.field(default_factory=list)
+    label: str = dataclasses.field(init=False, default="")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "label", f"{self.name}x{self.count}")
+
+
+def _values(item: object) -> dict[str, object]:
+    return {f.name: getattr(item, f.name) for f in dataclasses.fields(item)}  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs"),
+    [(("a",), {}), (("a", 5), {}), (("a",), {"tags": ["t"]}), ((), {"name": "b", "count": 0})],
+)
+def test_the_same_call_gives_the_same_values(
+    args: tuple[object, ...], kwargs: dict[str, object]
+) -> None:
+    assert _values(Quick(*args, **kwargs)) == _values(Plain(*args, **kwargs))  # type: ignore[arg-type]
+
+
+def test_same_signature_fresh_factories_still_frozen() -> None:
+    assert str(inspect.signature(Quick)) == str(inspect.signature(Plain))
+    assert Quick("a").tags is not Quick("a").tags
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Quick("a").name = "b"  # type: ignore[misc]
+    with pytest.raises(TypeError, match="name"):
+        Quick()  # type: ignore[call-arg]
+    assert dataclasses.replace(Quick("a"), count=9).label == "ax9"
+
+
+@pytest.mark.parametrize("cls", [Record, FulfillmentState])
+def test_the_models_keep_their_parameters(cls: type) -> None:
+    """Each init field, in order, with its default (a factory's shows as a sentinel)."""
+    init_fields = [f for f in dataclasses.fields(cls) if f.init]
+    parameters = list(inspect.signature(cls).parameters.values())
+    assert [p.name for p in parameters] == [f.name for f in init_fields]
+    for parameter, field in zip(parameters, init_fields, strict=True):
+        if field.default is not dataclasses.MISSING:
+            assert parameter.default == field.default
+        elif field.default_factory is dataclasses.MISSING:
+            assert parameter.default is inspect.Parameter.empty
+
+
+def test_a_record_is_built_as_before() -> None:
+    now = datetime.now(UTC)
+    record = Record("O1", "F1", Status.SHIPPED, now, event_id="e1")
+    assert (record.order_id, record.status, record.received_at, record.extra) == (
+        "O1",
+        Status.SHIPPED,
+        now,
+        {},
+    )
+    assert record.dedup_key == Record("O2", "F2", Status.HOLD, now, event_id="e1").dedup_key
