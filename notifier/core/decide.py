@@ -193,6 +193,9 @@ def decide(
     stalled_order_statuses = {
         rule.on for rule in rules if rule.scope is Scope.ORDER and rule.stalled_after is not None
     }
+    # The rules each status triggers, looked up per record: built once per call.
+    fulfillment_rules = {status: rules_on(rules, status, Scope.FULFILLMENT) for status in Status}
+    order_rules_on = {status: rules_on(rules, status, Scope.ORDER) for status in Status}
     for position, record in enumerate(records):
         order = orders.get(record.order_id)
         if order is None:
@@ -228,12 +231,12 @@ def decide(
         decision.states[record.fulfillment_id] = state
         if outcome is not Outcome.APPLIED:
             continue
-        for rule in rules_on(rules, record.status, Scope.FULFILLMENT):
+        for rule in fulfillment_rules[record.status]:
             own = notice_fulfillment_ids(rule, record, order)
             _consider(rule, record, position, at, order, own, ctx)
         if record.status in _ORDER_TRIGGERS:
             for status in (Status.SHIPPED, Status.DELIVERED):
-                order_rules = rules_on(rules, status, Scope.ORDER)
+                order_rules = order_rules_on[status]
                 if order_rules and order_reached(order, status):
                     for rule in order_rules:
                         if rule.stalled_after is not None and status in already_at:

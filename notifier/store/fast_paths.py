@@ -19,7 +19,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from notifier.core.decide import Decision, OrderView
+from notifier.core.decide import Decision, OrderView, Outcome
 from notifier.core.models import FulfillmentState, NoticeStatus, Status
 from notifier.store.base import Completion
 from notifier.store.schema import (
@@ -84,6 +84,10 @@ class DriverTx:
 _SELECT_FULFILLMENTS = f"SELECT {', '.join(FULFILLMENT_COLUMNS)} FROM {fulfillments.name}"
 _SELECT_ORDERS = f"SELECT order_id, fulfillment_ids FROM {orders.name}"
 _SENDING = NoticeStatus.SENDING.value
+# An enum member's .value is a property lookup, a third of a microsecond each: the rows of
+# every record read their texts from these instead.
+_STATUS_TEXT = {status: status.value for status in Status}
+_OUTCOME_TEXT = {outcome: outcome.value for outcome in Outcome}
 
 
 @cache
@@ -148,10 +152,10 @@ def write_decision(tx: DriverTx, decision: Decision) -> tuple[str, ...]:
                 (
                     record.order_id,
                     record.fulfillment_id,
-                    record.status.value,
+                    _STATUS_TEXT[record.status],
                     stamp(record.effective_at),
                     stamp(record.received_at),
-                    outcome.value,
+                    _OUTCOME_TEXT[outcome],
                     record.received_text or json.dumps(record.to_json(), ensure_ascii=False),
                 )
                 for record, outcome in decision.outcomes
@@ -166,7 +170,7 @@ def write_decision(tx: DriverTx, decision: Decision) -> tuple[str, ...]:
                 (
                     state.fulfillment_id,
                     state.order_id,
-                    state.status.value,
+                    _STATUS_TEXT[state.status],
                     stamp(state.occurred_at),
                     state.tracking_number,
                     state.carrier,
