@@ -107,7 +107,14 @@ fulfillments = Table(
     # what tells a redelivery, in place of a unique key per record (0008).
     Column("recent_keys", Text),
     Index("ix_fulfillments_order", "order_id"),
-    Index("ix_fulfillments_tracking", "tracking_number"),
+    # Only fulfillments with a tracking number (0010): a lookup by number never reads the
+    # NULLs, and most records come before there is one.
+    Index(
+        "ix_fulfillments_tracking",
+        "tracking_number",
+        sqlite_where=text("tracking_number IS NOT NULL"),
+        postgresql_where=text("tracking_number IS NOT NULL"),
+    ),
 )
 
 # An order's complete list of fulfillment ids, when a record told us (order_fulfillment_ids).
