@@ -25,6 +25,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from notifier.core.feedback import VERDICT_RANK
 from notifier.core.models import Notice, NoticeStatus
 from notifier.core.timeline import TimelineEntry
 from notifier.engine import Engine, operator
@@ -44,6 +45,8 @@ log = logging.getLogger("notifier.http.notices_api")
 RENDERED_HEADER = "X-Notifier-Rendered"
 _RENDERED_NOTE = "re-rendered from today's templates: no copy of the sent message is kept"
 T = TypeVar("T")
+# The providers' verdicts, weakest first: a stronger one replaces a weaker (core.feedback).
+_VERDICTS = ", ".join(kind.verdict for kind in sorted(VERDICT_RANK, key=VERDICT_RANK.__getitem__))
 
 
 # --- response models ----------------------------------------------------------------------
@@ -68,6 +71,11 @@ class NoticeOut(BaseModel):
     created_at: datetime
     due_at: datetime
     sent_at: datetime | None
+    feedback: str | None = Field(
+        description="the mail providers' verdict on the sent message, the strongest they have"
+        f" reported so far (weakest first: {_VERDICTS}); null until one reports"
+        " (a provider webhook, an imported bounce, the bounce mailbox)"
+    )
 
     @classmethod
     def of(cls, notice: Notice) -> NoticeOut:
@@ -88,6 +96,7 @@ class NoticeOut(BaseModel):
             created_at=notice.created_at,
             due_at=notice.due_at,
             sent_at=notice.sent_at,
+            feedback=notice.feedback.verdict if notice.feedback is not None else None,
         )
 
 

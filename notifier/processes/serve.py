@@ -20,6 +20,7 @@ import uvicorn
 from fastapi import APIRouter
 
 from notifier.engine import Engine
+from notifier.engine.feedback import FeedbackIntake
 from notifier.engine.worker import DeliveryWorker
 from notifier.http.feedback import FeedbackConfig, feedback_router
 from notifier.http.metrics import Metrics
@@ -166,7 +167,9 @@ def standard_extras(
     entry point read once, at start."""
 
     def build(engine: Engine, worker: DeliveryWorker) -> Extras:
-        routers = [feedback_router_for(settings, engine)]
+        # One intake for every way feedback comes in: the webhooks and the mailbox jobs.
+        intake = feedback_intake(settings, engine)
+        routers = [feedback_router_for(settings, engine, intake=intake)]
         from notifier.http.notices_api import notices_api_from_settings
 
         # The notices API (/v1/notices), when NOTIFIER_CONSOLE_TOKEN is set.
@@ -196,17 +199,20 @@ def standard_extras(
             project_file,
             engine=engine,
             wake=worker.wake,
-            feedback=feedback_intake(settings, engine),
+            feedback=intake,
         )
         return Extras(routers=routers, services=[jobs])
 
     return build
 
 
-def feedback_router_for(settings: Settings, engine: Engine) -> APIRouter:
-    """POST /v1/feedback/{ses,postmark,sendgrid,mailgun} on the engine's store and clock."""
+def feedback_router_for(
+    settings: Settings, engine: Engine, *, intake: FeedbackIntake | None = None
+) -> APIRouter:
+    """POST /v1/feedback/{ses,postmark,sendgrid,mailgun} on the engine's store and clock,
+    into `intake` (by default, one built here from the settings)."""
     return feedback_router(
         FeedbackConfig.from_settings(settings),
-        intake=feedback_intake(settings, engine),
+        intake=intake if intake is not None else feedback_intake(settings, engine),
         clock=engine.clock,
     )

@@ -17,7 +17,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import ColumnElement, Connection, and_, func, select
 
 from notifier.core.models import NoticeStatus
-from notifier.store.schema import notices, records, rejected_records
+from notifier.store.schema import STALE_RECORD, notices, records, rejected_records
 from notifier.store.sql import SqlStore
 
 __all__ = [
@@ -250,7 +250,8 @@ def _notices(
 
 
 def _stale(conn: Connection, *, since: datetime, limit: int) -> Listed[StaleRecord]:
-    where = and_(records.c.outcome == "stale", records.c.received_at >= since)
+    # STALE_RECORD is the partial index's own condition: counted and listed on that index.
+    where = and_(STALE_RECORD, records.c.received_at >= since)
     columns = [
         records.c.order_id,
         records.c.fulfillment_id,

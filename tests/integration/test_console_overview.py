@@ -13,6 +13,7 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import event
 from support.ledger import engine_on
 from support.memory_engine import Clock
 from support.project import RULES
@@ -156,3 +157,47 @@ def test_rejected_records_of_the_last_day_need_attention_and_old_ones_are_forgot
     assert shown[0].reason == "status: unknown" and shown[0].location.startswith("#")
     # A week on, the oldest note is gone; yesterday's stays in the ledger, off the list.
     assert sorted({row.source for row in kept}) == ["webhook", "yesterday.jsonl"]
+
+
+def test_the_stale_list_is_read_on_its_partial_index(store_url: str) -> None:
+    """The last day's stale records are counted and listed on `ix_records_stale_received`
+    (stale rows only), never by scanning the audit of every record: the database's own
+    planner says so of each statement the overview sends to `records` (SQLite: EXPLAIN
+    QUERY PLAN; PostgreSQL: EXPLAIN with sequential scans priced out, as on a large
+    ledger, so only an index that covers the query can be chosen)."""
+    clock = Clock(datetime.now(UTC) - timedelta(hours=2))
+    store = SqlStore(store_url)
+    engine = engine_on(store, MemoryTransport(), clock=clock)
+    sent: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if "FROM records" in statement:
+            sent.append((statement, parameters))
+
+    try:
+        engine.ingest([_record(str(n), clock) for n in range(20)])
+        earlier = (clock() - timedelta(days=3)).isoformat()
+        engine.ingest([_record("7", clock, status="Pending", occurred_at=earlier)])
+        event.listen(store.engine, "before_cursor_execute", capture)
+        try:
+            stale = read_overview(store, now=clock() + timedelta(hours=1)).attention.stale
+        finally:
+            event.remove(store.engine, "before_cursor_execute", capture)
+        plans = [_plan(store, statement, parameters) for statement, parameters in sent]
+    finally:
+        store.close()
+    assert [(r.fulfillment_id, r.status) for r in stale.items] == [("F-7", "Pending")]
+    assert len(plans) == 2  # the count, and the list (only read when there is one)
+    for plan in plans:
+        assert "ix_records_stale_received" in plan, plan
+
+
+def _plan(store: SqlStore, statement: str, parameters: Any) -> str:
+    """How the database would run `statement`, as its planner words it."""
+    with store.engine.connect() as conn:
+        if store.dialect == "sqlite":
+            rows = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
+            return "\n".join(str(row[-1]) for row in rows)
+        conn.exec_driver_sql("SET LOCAL enable_seqscan = off")  # this transaction only
+        rows = conn.exec_driver_sql(f"EXPLAIN {statement}", parameters)
+        return "\n".join(str(row[0]) for row in rows)

@@ -1,6 +1,7 @@
 """The notices API through httpx (TestClient) on a real SQLite ledger holding the example
-batch, delivered to the outbox; then `notifier serve` as a real process with a real SMTP
-server for the retry that ends sent."""
+batch, delivered to the outbox, beside the providers' feedback webhooks (Postmark's, with
+its Basic credentials); then `notifier serve` as a real process with a real SMTP server for
+the retry that ends sent."""
 
 from __future__ import annotations
 
@@ -18,6 +19,12 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
+from support.feedback_providers import (
+    POSTMARK_PASSWORD,
+    POSTMARK_USER,
+    postmark_auth,
+    postmark_bounce,
+)
 from support.live_uvicorn import LiveServer
 from support.project import ROOT, settings_for, smtp_settings
 from support.server import ServeProcess
@@ -38,6 +45,7 @@ from notifier.engine import Engine
 from notifier.http.notices_api import RENDERED_HEADER, notices_api_from_settings
 from notifier.http.operator_auth import COOKIE, CSRF_HEADER, OperatorTokens
 from notifier.http.webhook import create_app
+from notifier.processes.serve import feedback_router_for
 from notifier.processes.wiring import open_engine
 from notifier.store.sql import SqlStore
 
@@ -70,7 +78,11 @@ def path_of(key: str, suffix: str = "") -> str:
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[Api]:
     settings = settings_for(
-        tmp_path, console_token=SecretStr(FULL), console_viewer_token=SecretStr(VIEWER)
+        tmp_path,
+        console_token=SecretStr(FULL),
+        console_viewer_token=SecretStr(VIEWER),
+        postmark_webhook_user=POSTMARK_USER,
+        postmark_webhook_password=POSTMARK_PASSWORD,
     )
     with open_engine(settings) as engine:
         items = read_path(BATCH, received_at=datetime.now(UTC))
@@ -79,7 +91,8 @@ def api(tmp_path: Path) -> Iterator[Api]:
         woken: list[int] = []
         router = notices_api_from_settings(engine, settings, wake=lambda: woken.append(1))
         assert router is not None
-        app = create_app(settings=settings, engine=engine, routers=[router], insecure=True)
+        routers = [router, feedback_router_for(settings, engine)]
+        app = create_app(settings=settings, engine=engine, routers=routers, insecure=True)
         with TestClient(app) as client:
             yield Api(client, engine, woken)
 
@@ -330,6 +343,36 @@ def test_provider_feedback_shows_on_the_timeline(api: Api) -> None:
     last = api.get(path_of(key)).json()["timeline"][-1]
     assert last["kind"] == "feedback" and last["title"] == "postmark: bounced"
     assert "user unknown" in last["detail"]
+
+
+def test_the_providers_verdict_is_in_the_search_and_the_notice(api: Api) -> None:
+    """Postmark's hard bounce, posted to its webhook for one sent notice: that notice's
+    `feedback` is "bounced" in the search and on its own; the others' stay null."""
+    notices = kn1002(api)
+    key, message_id = str(notices[0]["key"]), str(notices[0]["message_id"])
+    recipient = str(notices[0]["recipient"])
+    assert {n["feedback"] for n in notices} == {None}  # delivered to the outbox, no report
+
+    reported = api.client.post(
+        "/v1/feedback/postmark",
+        json=postmark_bounce(recipient, message_id),
+        headers={"Authorization": postmark_auth()},
+    )
+
+    assert reported.status_code == 200, reported.text
+    assert reported.json()["matched"] == {"message-id": 1}
+    verdicts = {n["key"]: n["feedback"] for n in kn1002(api)}
+    assert verdicts.pop(key) == "bounced"
+    assert set(verdicts.values()) == {None}
+    assert api.get(path_of(key)).json()["notice"]["feedback"] == "bounced"
+
+
+def test_the_openapi_document_says_what_feedback_means(api: Api) -> None:
+    """The field is documented, naming every verdict it may hold."""
+    schema = api.client.get("/openapi.json").json()
+    feedback = schema["components"]["schemas"]["NoticeOut"]["properties"]["feedback"]
+    for verdict in (kind.verdict for kind in FeedbackKind):
+        assert verdict in feedback["description"]
 
 
 def test_keys_with_slashes_and_percent_signs_round_trip(api: Api) -> None:

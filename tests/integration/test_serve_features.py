@@ -1,16 +1,26 @@
-"""`notifier serve` with everything on: the /preview page and a drop-folder job, in one process."""
+"""`notifier serve` with everything on: the /preview page and a drop-folder job, in one process;
+and what its extras are built from."""
 
 from __future__ import annotations
 
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
-from support.project import smtp_settings
+import pytest
+from support.project import settings_for, smtp_settings
 from support.server import ServeProcess
 from support.smtp_sink import SmtpSink
 from support.webhook import SECRET, shipment
+
+from notifier.engine.feedback import FeedbackIntake
+from notifier.processes.project_file import load_project_file
+from notifier.processes.scheduler import ScheduledJobs
+from notifier.processes.serve import standard_extras
+from notifier.processes.wiring import open_engine
+from notifier.processes.worker import delivery_worker_for
 
 
 def test_serve_runs_the_preview_page_and_the_scheduler(tmp_path: Path, smtp_sink: SmtpSink) -> None:
@@ -42,3 +52,28 @@ def test_serve_runs_the_preview_page_and_the_scheduler(tmp_path: Path, smtp_sink
         assert list((drop / "processed").iterdir())
         assert server.terminate() == 0, server.output
     assert "tracking number" in message["Subject"]
+
+
+def test_the_feedback_webhooks_and_the_jobs_share_one_intake(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """serve's extras build the feedback intake (its policy read from the settings) once,
+    for the providers' webhooks and the scheduled jobs (a mailbox job's bounces) alike."""
+    built: list[FeedbackIntake] = []
+    build = FeedbackIntake.__init__
+
+    def counted(self: FeedbackIntake, *args: Any, **kwargs: Any) -> None:
+        built.append(self)
+        build(self, *args, **kwargs)
+
+    monkeypatch.setattr(FeedbackIntake, "__init__", counted)
+    settings = settings_for(tmp_path, drop_dir=tmp_path / "drop", drop_interval="1m")
+    project_file = load_project_file(settings)
+    assert project_file.jobs  # the drop folder's job: the scheduler runs beside the server
+    with open_engine(settings, project_file=project_file) as engine:
+        extras = standard_extras(settings, project_file)(
+            engine, delivery_worker_for(engine, settings)
+        )
+    (jobs,) = extras.services
+    assert isinstance(jobs, ScheduledJobs)
+    assert built == [jobs.feedback]

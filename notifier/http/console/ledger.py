@@ -1,11 +1,12 @@
 """What the pages read from the ledger and do to it, in one place: the search form over
 the read-side queries (notifier.store.queries), and the operator actions
-(notifier.engine.operator, the code the CLI's commands run), each told who acted.
-Blocking calls, except resend: routes run them off the event loop.
+(notifier.engine.operator, the code the CLI's commands run) with the suppression forms,
+each told who acted. Blocking calls, except resend: routes run them off the event loop.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 from notifier.core.models import NoticeStatus
 from notifier.engine import Engine, operator
 from notifier.errors import NotifierError
+from notifier.http.console.render import notice_path
 from notifier.store.queries import ConsoleQueries, NoticePage, NoticeQuery
 
 PAGE_SIZE = 25
@@ -130,6 +132,26 @@ async def resend(engine: Engine, key: str, *, actor: str) -> str:
     """A new copy of a sent or failed notice, as a new notice due now (the worker sends it;
     the request does not wait for the mail server); its key."""
     return await operator.add_resend(engine, key, actor=actor)
+
+
+@dataclass(frozen=True, slots=True)
+class AddressForm:
+    """The suppress and unsuppress forms, as posted: the address, the notice whose page
+    they came from (if any: its timeline shows the action), and the page to go back to."""
+
+    address: str
+    key: str | None
+    back: str
+
+
+def address_form(form: Mapping[str, str]) -> AddressForm:
+    """Both forms' fields; without `back`, the notice's page, else the suppression list."""
+    key = form.get("key") or None
+    return AddressForm(
+        address=form.get("address", "").strip(),
+        key=key,
+        back=form.get("back") or (notice_path(key) if key else "/console/suppressions"),
+    )
 
 
 def suppress(engine: Engine, address: str, *, reason: str, actor: str, key: str | None) -> str:

@@ -240,42 +240,38 @@ def console_router(
         posted = await access.poster(request)
         if not isinstance(posted, Posted):
             return posted
-        form = posted.form
-        address = form.get("address", "").strip()
-        key = form.get("key") or None
-        back = form.get("back") or (notice_path(key) if key else "/console/suppressions")
-        if not _ADDRESS.fullmatch(address):
-            return redirect_with(back, Flash(f"not an email address: {address!r}", "error"))
-        reason = form.get("reason", "").strip() or "added by the operator"
+        form = ledger.address_form(posted.form)
+        if not _ADDRESS.fullmatch(form.address):
+            return redirect_with(
+                form.back, Flash(f"not an email address: {form.address!r}", "error")
+            )
+        reason = posted.form.get("reason", "").strip() or "added by the operator"
 
         async def run() -> str:
             return await run_in_threadpool(
                 ledger.suppress,
                 engine,
-                address,
+                form.address,
                 reason=reason,
                 actor=posted.operator.actor,
-                key=key,
+                key=form.key,
             )
 
-        return await _acted(back, run, None)
+        return await _acted(form.back, run, None)
 
     @router.post("/console/actions/unsuppress")
     async def unsuppress(request: Request) -> Response:
         posted = await access.poster(request)
         if not isinstance(posted, Posted):
             return posted
-        form = posted.form
-        address = form.get("address", "").strip()
-        key = form.get("key") or None
-        back = form.get("back") or (notice_path(key) if key else "/console/suppressions")
+        form = ledger.address_form(posted.form)
 
         async def run() -> str:
             return await run_in_threadpool(
-                ledger.unsuppress, engine, address, actor=posted.operator.actor, key=key
+                ledger.unsuppress, engine, form.address, actor=posted.operator.actor, key=form.key
             )
 
-        return await _acted(back, run, None)
+        return await _acted(form.back, run, None)
 
     @router.get("/console/suppressions")
     async def suppressions(request: Request) -> Response:
