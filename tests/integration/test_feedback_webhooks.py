@@ -451,7 +451,10 @@ def test_an_unavailable_ledger_is_503_with_retry_after(
 # --- authentic but arbitrary payloads ---------------------------------------------------------
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "feedback"
-_SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
+# JSON has no NaN or infinity (json.dumps would write them as the non-JSON `Infinity`, which
+# Mailgun's signature check cannot read: a 401, rightly, and not what this test is about).
+_FLOATS = st.floats(allow_nan=False, allow_infinity=False)
+_SCALARS = st.none() | st.booleans() | st.integers() | _FLOATS | st.text()
 _JSON = st.recursive(
     _SCALARS,
     lambda inner: (
