@@ -169,7 +169,7 @@ def standard_extras(
     def build(engine: Engine, worker: DeliveryWorker) -> Extras:
         # One intake for every way feedback comes in: the webhooks and the mailbox jobs.
         intake = feedback_intake(settings, engine)
-        routers = [feedback_router_for(settings, engine, intake=intake)]
+        routers = [feedback_router_for(settings, engine, intake)]
         from notifier.http.notices_api import notices_api_from_settings
 
         # The notices API (/v1/notices), when NOTIFIER_CONSOLE_TOKEN is set.
@@ -206,13 +206,9 @@ def standard_extras(
     return build
 
 
-def feedback_router_for(
-    settings: Settings, engine: Engine, *, intake: FeedbackIntake | None = None
-) -> APIRouter:
-    """POST /v1/feedback/{ses,postmark,sendgrid,mailgun} on the engine's store and clock,
-    into `intake` (by default, one built here from the settings)."""
+def feedback_router_for(settings: Settings, engine: Engine, intake: FeedbackIntake) -> APIRouter:
+    """POST /v1/feedback/{ses,postmark,sendgrid,mailgun} on the engine's clock, into `intake`
+    (processes.wiring.feedback_intake: the one the scheduled jobs share)."""
     return feedback_router(
-        FeedbackConfig.from_settings(settings),
-        intake=intake if intake is not None else feedback_intake(settings, engine),
-        clock=engine.clock,
+        FeedbackConfig.from_settings(settings), intake=intake, clock=engine.clock
     )

@@ -48,7 +48,7 @@ from notifier.engine.worker import DeliveryWorker
 from notifier.errors import StoreError
 from notifier.http.webhook import create_app
 from notifier.processes.serve import feedback_router_for
-from notifier.processes.wiring import open_engine
+from notifier.processes.wiring import feedback_intake, open_engine
 from notifier.settings import Settings
 from notifier.store.sql import SqlStore
 
@@ -227,7 +227,7 @@ def app_for(settings: Settings, engine: Engine, worker: DeliveryWorker | None = 
         settings=settings,
         engine=engine,
         wake=worker.wake if worker is not None else None,
-        routers=[feedback_router_for(settings, engine)],
+        routers=[feedback_router_for(settings, engine, feedback_intake(settings, engine))],
         on_startup=[start],
         on_shutdown=[stop],
     )

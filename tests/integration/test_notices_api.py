@@ -46,7 +46,7 @@ from notifier.http.notices_api import RENDERED_HEADER, notices_api_from_settings
 from notifier.http.operator_auth import COOKIE, CSRF_HEADER, OperatorTokens
 from notifier.http.webhook import create_app
 from notifier.processes.serve import feedback_router_for
-from notifier.processes.wiring import open_engine
+from notifier.processes.wiring import feedback_intake, open_engine
 from notifier.store.sql import SqlStore
 
 FULL = "console-token-5b1f7e"
@@ -91,7 +91,7 @@ def api(tmp_path: Path) -> Iterator[Api]:
         woken: list[int] = []
         router = notices_api_from_settings(engine, settings, wake=lambda: woken.append(1))
         assert router is not None
-        routers = [router, feedback_router_for(settings, engine)]
+        routers = [router, feedback_router_for(settings, engine, feedback_intake(settings, engine))]
         app = create_app(settings=settings, engine=engine, routers=routers, insecure=True)
         with TestClient(app) as client:
             yield Api(client, engine, woken)

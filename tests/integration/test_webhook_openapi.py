@@ -26,7 +26,7 @@ from support.project import settings_for
 
 from notifier.http.webhook import create_app
 from notifier.processes.serve import feedback_router_for
-from notifier.processes.wiring import open_engine
+from notifier.processes.wiring import feedback_intake, open_engine
 from notifier.settings import Settings
 
 FEEDBACK = "^/v1/feedback/"
@@ -56,7 +56,7 @@ def _app_on_a_temporary_ledger() -> object:
         settings=settings,
         engine=engine,
         insecure=True,
-        routers=[feedback_router_for(settings, engine)],
+        routers=[feedback_router_for(settings, engine, feedback_intake(settings, engine))],
     )
 
 
