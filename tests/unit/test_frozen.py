@@ -82,3 +82,13 @@ def test_a_record_is_built_as_before() -> None:
         {},
     )
     assert record.dedup_key == Record("O2", "F2", Status.HOLD, now, event_id="e1").dedup_key
+
+
+def test_a_class_without_slots_is_refused_when_decorated() -> None:
+    # Its fields have no slot descriptors to set them through: say so at import time.
+    with pytest.raises(TypeError, match="slots=True"):
+
+        @quick_init
+        @dataclasses.dataclass(frozen=True)
+        class Unslotted:
+            name: str
