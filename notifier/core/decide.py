@@ -83,6 +83,13 @@ def apply_record(
     truth. Only a record received before it (a replay) is stale against it.
     """
     at, clamped = ordering_time(record, future_tolerance)
+    return _apply(state, record, at, clamped)
+
+
+def _apply(
+    state: FulfillmentState | None, record: Record, at: datetime, clamped: bool
+) -> tuple[FulfillmentState, Outcome]:
+    """apply_record, given the record's ordering time (decide works it out once a record)."""
     if state is None:
         return _state_from(record, at, clamped=clamped), Outcome.APPLIED
     if is_duplicate(state, record):
@@ -167,6 +174,8 @@ def shipped_fulfillment_ids(order: OrderView) -> tuple[str, ...]:
 
 # Statuses whose arrival can complete an order (a cancelled sibling can, too).
 _ORDER_TRIGGERS = SHIPPED_STATUSES | {Status.CANCELLED}
+# No stalled order rule, or a record that changed no status: no entry to tell apart.
+_NONE_REACHED: frozenset[Status] = frozenset()
 
 
 def decide(
@@ -202,8 +211,11 @@ def decide(
             order = OrderView(record.order_id)
             assert isinstance(orders, dict)
             orders[record.order_id] = order
+        skew = future_skew(record, future_tolerance)
+        # The record's ordering time (models.ordering_time): its receipt if future-dated.
+        at = record.received_at if skew is not None else record.effective_at
         known = order.fulfillments.get(record.fulfillment_id)
-        state, outcome = apply_record(known, record, future_tolerance=future_tolerance)
+        state, outcome = _apply(known, record, at, skew is not None)
         decision.outcomes.append((record, outcome))
         if outcome is Outcome.DUPLICATE:
             decision.duplicates += 1
@@ -212,21 +224,19 @@ def decide(
             order.fulfillment_ids = record.order_fulfillment_ids
             decision.order_fulfillment_ids[order.order_id] = record.order_fulfillment_ids
 
-        skew = future_skew(record, future_tolerance)
         if skew is not None:
             decision.future_dated.append((record, skew))
-        at = record.received_at if skew is not None else record.effective_at
         if outcome is Outcome.STALE:
             order.fulfillments[record.fulfillment_id] = state  # it remembers the stale key
             decision.states[record.fulfillment_id] = state
             continue
         # A stalled order rule is about the order *entering* its status: a later change that
         # finds it still there (a sibling delivered) is no new entry.
-        already_at = {
-            status
-            for status in stalled_order_statuses
-            if outcome is Outcome.APPLIED and order_reached(order, status)
-        }
+        already_at = (
+            {status for status in stalled_order_statuses if order_reached(order, status)}
+            if stalled_order_statuses and outcome is Outcome.APPLIED
+            else _NONE_REACHED
+        )
         order.fulfillments[record.fulfillment_id] = state
         decision.states[record.fulfillment_id] = state
         if outcome is not Outcome.APPLIED:
