@@ -130,9 +130,6 @@ fulfillments = Table(
         sqlite_where=text("tracking_number IS NOT NULL"),
         postgresql_where=text("tracking_number IS NOT NULL"),
     ),
-    # On SQLite, the rows live in the key's own B-tree: one insert per new fulfillment, not
-    # a row and an index entry (0012).
-    sqlite_with_rowid=False,
 )
 
 # An order's complete list of fulfillment ids, when a record told us (order_fulfillment_ids).
