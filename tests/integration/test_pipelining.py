@@ -20,7 +20,12 @@ from support.smtp_sink import SmtpSink, Stage
 from support.waiting import wait_until
 
 from notifier.core.models import NoticeStatus
-from notifier.errors import PermanentSendError, SendError, TransientSendError
+from notifier.errors import (
+    AmbiguousSendError,
+    PermanentSendError,
+    SendError,
+    TransientSendError,
+)
 from notifier.store.sql import SqlStore
 from notifier.transports.smtp import SmtpTransport
 
@@ -250,13 +255,19 @@ def test_a_pooled_connection_gone_at_mail_is_retried_once_on_a_fresh_one(
 
 class LeanServer:
     """A bare SMTP responder that answers all the commands of one read in one write (as
-    busy relays do), so the replies to a pipelined envelope arrive together. With
-    `rcpt_reply`, it refuses every recipient yet answers DATA with 354, as some do."""
+    busy relays do), so the replies to a pipelined envelope arrive together.
 
-    def __init__(self, rcpt_reply: bytes = b"250 OK") -> None:
+    With `rcpt_reply`, it answers every RCPT so and DATA still with 354, as some servers
+    do; with `rcpt_reply=None` it closes the connection at the first RCPT (having answered
+    MAIL); with `answers_data=False` it never answers DATA.
+    """
+
+    def __init__(self, rcpt_reply: bytes | None = b"250 OK", *, answers_data: bool = True) -> None:
         self.rcpt_reply = rcpt_reply
+        self.answers_data = answers_data
         self.messages: list[bytes] = []
         self.reads: list[bytes] = []
+        self.connections = 0
         self.port = 0
 
     async def __aenter__(self) -> LeanServer:
@@ -279,6 +290,7 @@ class _LeanSession(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        self.server.connections += 1
         transport.write(b"220 lean ESMTP\r\n")
 
     def data_received(self, data: bytes) -> None:
@@ -301,8 +313,14 @@ class _LeanSession(asyncio.Protocol):
             verb = line[:4].upper()
             if verb == b"EHLO":
                 replies.append(b"250-lean\r\n250-8BITMIME\r\n250 PIPELINING")
+            elif verb == b"RCPT" and self.server.rcpt_reply is None:
+                self.transport.write(b"\r\n".join([*replies, b""]))
+                self.transport.close()
+                return
             elif verb == b"RCPT":
                 replies.append(self.server.rcpt_reply)
+            elif verb == b"DATA" and not self.server.answers_data:
+                break
             elif verb == b"DATA":
                 self.content = b""
                 replies.append(b"354 go ahead")
@@ -349,6 +367,66 @@ def test_354_to_an_envelope_whose_only_recipient_was_refused_sends_nothing() -> 
     assert lean.messages == []
     assert not any(b"Tracking:" in chunk or b"RSET" in chunk for chunk in lean.reads)
     assert error.recipient_refused and "550 5.1.1 no such user" in str(error)
+
+
+def test_a_connection_lost_after_mail_was_answered_is_transient_and_not_retried() -> None:
+    """The server answered MAIL, then closed: not a stale pooled connection (it was alive),
+    so no second go; the send fails for now, with nothing sent and no mark."""
+    marks: list[str] = []
+
+    async def mark() -> None:
+        marks.append("marked")
+
+    async def main() -> LeanServer:
+        async with LeanServer(rcpt_reply=None) as lean:
+            async with smtp("127.0.0.1", lean.port) as transport:
+                with pytest.raises(TransientSendError) as info:
+                    await transport.send(message(), before_data=mark)
+            assert "connection failed before the message was sent" in str(info.value)
+            return lean
+
+    lean = asyncio.run(main())
+    assert lean.connections == 1 and lean.messages == [] and marks == []
+
+
+def test_a_reply_that_never_comes_is_transient_and_the_connection_is_not_reused() -> None:
+    """DATA unanswered within the timeout: transient (no content went, no mark), and the
+    connection is dropped, since its late reply would be read as the next command's."""
+    marks: list[str] = []
+
+    async def mark() -> None:
+        marks.append("marked")
+
+    async def main() -> LeanServer:
+        async with LeanServer(answers_data=False) as lean:
+            transport = SmtpTransport(hostname="127.0.0.1", port=lean.port, timeout=0.3)
+            async with transport:
+                for _ in range(2):
+                    with pytest.raises(TransientSendError) as info:
+                        await transport.send(message(), before_data=mark)
+                    assert not isinstance(info.value, AmbiguousSendError)
+            return lean
+
+    lean = asyncio.run(main())
+    assert lean.connections == 2 and lean.messages == [] and marks == []
+
+
+def test_a_421_reply_closes_the_connection_either_way(either_sink: SmtpSink) -> None:
+    """421 (the server is closing the channel) to a RCPT: transient, and the next send opens
+    a new connection, with pipelining as without."""
+    either_sink.reply_with("421 4.3.2 shutting down, try again in 60 seconds")
+
+    async def main() -> TransientSendError:
+        async with smtp(either_sink.host, either_sink.port) as transport:
+            with pytest.raises(TransientSendError) as info:
+                await transport.send(message())
+            await transport.send(message(subject="next"))
+        return info.value
+
+    error = asyncio.run(main())
+    assert error.code == 421 and error.retry_after == 60
+    assert [m["Subject"] for m in either_sink.messages] == ["next"]
+    assert either_sink.connections_opened == 2
 
 
 # --- the engine, end to end --------------------------------------------------------------
