@@ -133,16 +133,22 @@ def load_fulfillment(tx: DriverTx, fulfillment_id: str) -> FulfillmentState | No
     return _state(rows[0]) if rows else None
 
 
+class _Stamps(dict[datetime, Any]):
+    """Each moment as the driver binds it, formatted once: many records share a time (a
+    batch's received_at, above all), and a hit is a plain dict lookup, no Python call."""
+
+    def __init__(self, dialect: str) -> None:
+        super().__init__()
+        self._dialect = dialect
+
+    def __missing__(self, moment: datetime) -> Any:
+        value = self[moment] = bind_stamp(moment, self._dialect)
+        return value
+
+
 def write_decision(tx: DriverTx, decision: Decision) -> tuple[str, ...]:
     """Write what `decide` chose; the keys of the notices that were new."""
-    # Many records share a time (a batch's received_at, above all): format each once.
-    stamps: dict[datetime, Any] = {}
-
-    def stamp(moment: datetime) -> Any:
-        value = stamps.get(moment)
-        if value is None:
-            value = stamps[moment] = tx.stamp(moment)
-        return value
+    stamps = _Stamps(tx.dialect)
 
     if decision.outcomes:
         # The audit copy, duplicates included: one executemany, no key to look up or keep.
@@ -153,8 +159,8 @@ def write_decision(tx: DriverTx, decision: Decision) -> tuple[str, ...]:
                     record.order_id,
                     record.fulfillment_id,
                     _STATUS_TEXT[record.status],
-                    stamp(record.effective_at),
-                    stamp(record.received_at),
+                    stamps[record.effective_at],
+                    stamps[record.received_at],
                     _OUTCOME_TEXT[outcome],
                     record.received_text or json.dumps(record.to_json(), ensure_ascii=False),
                 )
@@ -171,13 +177,13 @@ def write_decision(tx: DriverTx, decision: Decision) -> tuple[str, ...]:
                     state.fulfillment_id,
                     state.order_id,
                     _STATUS_TEXT[state.status],
-                    stamp(state.occurred_at),
+                    stamps[state.occurred_at],
                     state.tracking_number,
                     state.carrier,
                     state.shipped_at,
                     state.delivered_at,
                     state.occurred_at_clamped,
-                    None if state.status_since is None else stamp(state.status_since),
+                    None if state.status_since is None else stamps[state.status_since],
                     " ".join(state.recent_keys) or None,
                 )
                 for state in decision.states.values()
@@ -211,12 +217,12 @@ def write_decision(tx: DriverTx, decision: Decision) -> tuple[str, ...]:
             notice.status.value,
             0,
             0,
-            stamp(notice.due_at),
-            stamp(notice.created_at),
+            stamps[notice.due_at],
+            stamps[notice.created_at],
             notice.reason,
             json.dumps(list(notice.fulfillment_ids)),
             json.dumps(dict(notice.record), ensure_ascii=False),
-            None if notice.entered_at is None else stamp(notice.entered_at),
+            None if notice.entered_at is None else stamps[notice.entered_at],
             notice.digest_key,
         )
         if tx.rows(insert_notice, row):

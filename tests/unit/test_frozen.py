@@ -61,7 +61,9 @@ def test_same_signature_fresh_factories_still_frozen() -> None:
 
 @pytest.mark.parametrize("cls", [Record, FulfillmentState])
 def test_the_models_keep_their_parameters(cls: type) -> None:
-    """Each init field, in order, with its default (a factory's shows as a sentinel)."""
+    """Each init field, in order, with its default (a factory's shows as a sentinel); and
+    the __init__ is quick_init's (the models once went without it, unnoticed)."""
+    assert "_twin" in cls.__init__.__code__.co_names  # type: ignore[misc]
     init_fields = [f for f in dataclasses.fields(cls) if f.init]
     parameters = list(inspect.signature(cls).parameters.values())
     assert [p.name for p in parameters] == [f.name for f in init_fields]
@@ -82,3 +84,48 @@ def test_a_record_is_built_as_before() -> None:
         {},
     )
     assert record.dedup_key == Record("O2", "F2", Status.HOLD, now, event_id="e1").dedup_key
+
+
+def test_the_instance_is_of_its_own_class_when_built() -> None:
+    """Built as its unfrozen twin, it leaves __init__ as itself: its class, its equality and
+    hash, and no way to assign a field afterwards."""
+    quick = Quick("a", 2, ["t"])
+    assert type(quick) is Quick and isinstance(quick, Quick)
+    assert quick == Quick("a", 2, ["t"]) and quick != Quick("a", 3, ["t"])
+    assert repr(quick) == "Quick(name='a', count=2, tags=['t'], label='ax2')"
+    for name in ("name", "count", "tags", "label"):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(quick, name, None)
+    record = Record("O1", "F1", Status.SHIPPED, datetime.now(UTC))
+    assert type(record) is Record and record == dataclasses.replace(record)
+    state = FulfillmentState("F1", "O1", Status.SHIPPED, datetime.now(UTC))
+    assert type(state) is FulfillmentState and hash(state) == hash(dataclasses.replace(state))
+
+
+def test_a_subclass_is_built_the_usual_way() -> None:
+    class Labelled(Quick):
+        __slots__ = ("note",)
+
+    labelled = Labelled("a", 4)
+    assert type(labelled) is Labelled
+    assert _values(labelled) == _values(Plain("a", 4))
+
+
+def test_a_class_without_slots_is_refused_when_decorated() -> None:
+    # Its twin would have no slots to copy: say so at import time.
+    with pytest.raises(TypeError, match="slots=True"):
+
+        @quick_init
+        @dataclasses.dataclass(frozen=True)
+        class Unslotted:
+            name: str
+
+
+def test_a_class_with_a_base_is_refused_when_decorated() -> None:
+    # The twin copies the class's own slots, not a base's: the layouts would differ.
+    with pytest.raises(TypeError, match="object alone"):
+
+        @quick_init
+        @dataclasses.dataclass(frozen=True, slots=True)
+        class Derived(Plain):
+            extra: int = 0
