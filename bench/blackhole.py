@@ -4,14 +4,15 @@ On a small machine the SMTP server shares the CPUs with what is measured. aiosmt
 real server the tests use) spends about as much CPU per message as a notifier worker
 does, so a benchmark of several workers would mostly measure it. This one speaks just
 enough SMTP for aiosmtplib -- EHLO/HELO, MAIL, RCPT, DATA with dot-terminated content,
-RSET, NOOP, QUIT -- and answers at once, so nearly all the CPU goes to the workers.
+RSET, NOOP, QUIT -- and answers at once, so nearly all the CPU goes to the workers. It
+offers PIPELINING: every command of one read is answered, in order, in one write.
 """
 
 from __future__ import annotations
 
 import asyncio
 
-_EHLO = b"250-blackhole\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 52428800\r\n"
+_EHLO = b"250-blackhole\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-PIPELINING\r\n250 SIZE 52428800\r\n"
 _END_OF_DATA = b"\r\n.\r\n"
 
 

@@ -17,6 +17,19 @@ class Counter:
     def __init__(self) -> None:
         self.count = 0
 
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        # aiosmtpd takes pipelined commands but does not say so; real relays do.
+        session.host_name = hostname
+        *extensions, last = responses
+        return [*extensions, "250-PIPELINING", last]
+
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         self.count += 1
         return "250 OK"

@@ -13,11 +13,28 @@ from support.smtp_sink import SmtpSink
 # --- SMTP: a real server to send to ------------------------------------------
 
 
+# The sink offers PIPELINING, as the relays notifier sends to do. In a module marked
+# `smtp_both_ways` each test using it runs twice: with PIPELINING, and without (the
+# transport then waits for each reply in turn). The slow suites (crash safety, outages) run
+# once, pipelined.
+
+
 @pytest.fixture
-def smtp_sink() -> Iterator[SmtpSink]:
+def smtp_sink(request: pytest.FixtureRequest) -> Iterator[SmtpSink]:
     """A started SMTP sink on 127.0.0.1 and a free port, stopped after the test."""
-    with SmtpSink() as sink:
+    with SmtpSink(pipelining=getattr(request, "param", True)) as sink:
         yield sink
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "smtp_sink" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
+        "smtp_both_ways"
+    ):
+        metafunc.parametrize(
+            "smtp_sink",
+            [pytest.param(True, id="pipelining"), pytest.param(False, id="one-by-one")],
+            indirect=True,
+        )
 
 
 # --- Stores: the same tests on SQLite and PostgreSQL -------------------------

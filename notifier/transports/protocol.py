@@ -23,7 +23,8 @@ class Transport(Protocol):
 
     ``before_data``, when given, is awaited once, at the last moment before the message
     itself goes out: for SMTP once the server has accepted the envelope (MAIL, RCPT), just
-    before DATA. What it raises passes through unchanged and the message is not sent. The
+    before DATA (pipelined: once DATA too was answered 354, before the content). What it
+    raises passes through unchanged and the message is not sent. The
     engine marks the send in the ledger there, so a crash before that point costs the notice
     nothing: only a send that may really have reached the server counts as ambiguous.
     """

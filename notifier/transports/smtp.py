@@ -42,6 +42,7 @@ from notifier.errors import (
     SendError,
     TransientSendError,
 )
+from notifier.transports import pipelining
 from notifier.transports.protocol import BeforeData
 
 TlsMode = Literal["none", "starttls", "tls"]
@@ -53,6 +54,8 @@ _RETRY_HINT = re.compile(
 )
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
 _AUTH_OR_TLS_REQUIRED = 530
+_COMPLETED = 250
+_RECIPIENT_ACCEPTED = (250, 251)  # 251: "user not local; will forward"
 
 
 class SmtpTransport:
@@ -65,6 +68,10 @@ class SmtpTransport:
 
     A send is all or nothing: if any recipient is refused, no data is sent to the
     others, so a retry can never deliver a second copy to anyone.
+
+    A server that offers PIPELINING gets MAIL, the RCPTs and DATA in one write and their
+    replies are read in order (:mod:`notifier.transports.pipelining`): two round trips a
+    message instead of four, with the same bytes on the wire and the same outcomes.
     """
 
     def __init__(
@@ -283,6 +290,10 @@ class SmtpTransport:
         if utf8:
             options.append("SMTPUTF8")
         encoding = "utf-8" if utf8 else "ascii"
+        if client.supports_extension("pipelining"):
+            return await self._transact_pipelined(
+                client, data, sender, recipients, options, encoding, progress
+            )
 
         try:
             try:
@@ -330,21 +341,109 @@ class SmtpTransport:
                     break
             except ValueError as exc:
                 raise PermanentSendError(f"cannot send to {recipient!r}: {exc}") from exc
-        if not refusals:
-            return
-        # All or nothing: one recipient refused for good fails the whole send.
-        worst = next(((r, c, m) for r, c, m in refusals if c >= 500), refusals[0])
-        recipient, code, text = worst
-        error = _refused(f"RCPT TO:<{recipient}>", code, text, recipient=True)
-        if len(refusals) > 1:
-            others = "; ".join(f"<{r}> {c} {m}" for r, c, m in refusals if (r, c, m) != worst)
-            error = type(error)(
-                f"{error} (also refused: {others})",
-                code=error.code,
-                retry_after=error.retry_after,
-                recipient_refused=True,
+        if refusals:
+            raise _recipients_refused(refusals)
+
+    async def _transact_pipelined(
+        self,
+        client: aiosmtplib.SMTP,
+        data: bytes,
+        sender: str,
+        recipients: Sequence[str],
+        options: list[str],
+        encoding: str,
+        progress: _Progress,
+    ) -> str:
+        """The transaction of :meth:`_transact` in two round trips: MAIL, RCPT and DATA in one
+        write, their replies read in order; then, only if all were accepted and DATA got 354,
+        the send mark and the content."""
+        try:
+            mail_from = pipelining.mailbox(sender, encoding)
+        except ValueError as exc:
+            raise PermanentSendError(f"cannot send from {sender!r}: {exc}") from exc
+        rcpt_to: list[bytes] = []
+        for recipient in recipients:
+            try:
+                rcpt_to.append(pipelining.mailbox(recipient, encoding))
+            except ValueError as exc:
+                raise PermanentSendError(f"cannot send to {recipient!r}: {exc}") from exc
+        commands = pipelining.envelope_commands(mail_from, rcpt_to, options)
+
+        replies = await pipelining.send_envelope(client, commands, len(recipients))
+        if replies.mail is None and isinstance(replies.lost, aiosmtplib.SMTPServerDisconnected):
+            # Gone before it answered anything (an idle connection the server had closed):
+            # no content went, so one go on a fresh connection is safe.
+            raise _StaleConnection from replies.lost
+        error = self._envelope_refusal(replies, sender, recipients)
+        if error is not None:
+            if replies.data is not None and replies.data.code == pipelining.READY_FOR_DATA:
+                # Some servers answer DATA with 354 even when the envelope was refused: the
+                # server now waits for content, and a connection closed before the final "."
+                # drops the transaction. Nothing may go, not even to an accepted recipient.
+                client.close()
+            raise error from replies.lost
+
+        if progress.before_data is not None:
+            try:
+                await progress.before_data()
+            except Exception as exc:
+                # The server is inside DATA: closing without the final "." is the only way
+                # out that cannot deliver the message (an RSET would be taken as content).
+                client.close()
+                raise _BeforeDataFailed(exc) from exc
+        progress.data_started = True
+        try:
+            reply = await pipelining.send_content(client, data)
+        except aiosmtplib.SMTPResponseException as exc:
+            raise _refused("DATA", exc.code, exc.message) from exc
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            raise AmbiguousSendError(
+                f"{self._server}: connection failed after the message data was sent, "
+                f"before the server confirmed it: {exc}"
+            ) from exc
+        if reply.code != _COMPLETED:
+            # A reply, even a late one, is an answer: the message was not taken.
+            raise _refused("DATA", reply.code, reply.message)
+        return f"{reply.code} {reply.message}"
+
+    def _envelope_refusal(
+        self, replies: pipelining.EnvelopeReplies, sender: str, recipients: Sequence[str]
+    ) -> SendError | None:
+        """Why the content must not go, in the terms of the unpipelined transaction: a
+        refused MAIL, else the recipients' refusals (all or nothing), else a lost connection,
+        else a DATA not answered with 354."""
+        if replies.mail is not None and replies.mail.code != _COMPLETED:
+            return _refused(f"MAIL FROM:<{sender}>", replies.mail.code, replies.mail.message)
+        refusals = [
+            (recipient, reply.code, reply.message)
+            for recipient, reply in zip(recipients, replies.recipients, strict=False)
+            if reply.code not in _RECIPIENT_ACCEPTED
+        ]
+        if refusals:
+            return _recipients_refused(refusals)
+        if replies.lost is not None or replies.data is None:
+            return TransientSendError(
+                f"{self._server}: connection failed before the message was sent: {replies.lost}"
             )
-        raise error
+        if replies.data.code != pipelining.READY_FOR_DATA:
+            return _refused("DATA", replies.data.code, replies.data.message)
+        return None
+
+
+def _recipients_refused(refusals: Sequence[tuple[str, int, str]]) -> SendError:
+    # All or nothing: one recipient refused for good fails the whole send.
+    worst = next(((r, c, m) for r, c, m in refusals if c >= 500), refusals[0])
+    recipient, code, text = worst
+    error = _refused(f"RCPT TO:<{recipient}>", code, text, recipient=True)
+    if len(refusals) > 1:
+        others = "; ".join(f"<{r}> {c} {m}" for r, c, m in refusals if (r, c, m) != worst)
+        error = type(error)(
+            f"{error} (also refused: {others})",
+            code=error.code,
+            retry_after=error.retry_after,
+            recipient_refused=True,
+        )
+    return error
 
 
 class _StaleConnection(Exception):

@@ -23,6 +23,9 @@ from notifier.store.base import Completion
 from notifier.store.sql import SqlStore
 from notifier.transports.smtp import SmtpTransport
 
+# Each SMTP test twice: against a server offering PIPELINING and one that does not.
+pytestmark = pytest.mark.smtp_both_ways
+
 INTERRUPTED = "interrupted by a crash during its send (may have arrived)"
 
 

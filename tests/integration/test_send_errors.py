@@ -31,7 +31,10 @@ from notifier.core.models import Notice, NoticeStatus
 from notifier.core.records import Record, parse_record
 from notifier.engine import DeliveryReport, Engine
 from notifier.processes.wiring import open_engine
-from notifier.transports import MemoryTransport
+from notifier.transports import MemoryTransport, pipelining
+
+# Each SMTP test twice: against a server offering PIPELINING and one that does not.
+pytestmark = pytest.mark.smtp_both_ways
 
 UPS = "1Z999AA10123456784"
 
@@ -158,22 +161,41 @@ def test_unexpected_driver_errors_are_classified_by_whether_data_had_started(
     tmp_path: Path, smtp_sink: SmtpSink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A driver bug before DATA is transient, after DATA ambiguous; the rest are sent."""
-    real_rcpt, real_data = aiosmtplib.SMTP.rcpt, aiosmtplib.SMTP.data
+    # The faults are injected into the real driver, one call each, against a real server:
+    # into aiosmtplib's rcpt() and data(), or, pipelined, where the envelope and the content
+    # are written.
+    if smtp_sink.pipelining:
+        real_envelope, real_content = pipelining.send_envelope, pipelining.send_content
 
-    async def rcpt(self: aiosmtplib.SMTP, recipient: str, **kwargs: Any) -> Any:
-        if recipient == "customer1@example.com":
-            raise RuntimeError("driver bug before the data")
-        return await real_rcpt(self, recipient, **kwargs)
+        async def envelope(client: aiosmtplib.SMTP, commands: bytes, recipients: int) -> Any:
+            if b"customer1@example.com" in commands:
+                raise RuntimeError("driver bug before the data")
+            return await real_envelope(client, commands, recipients)
 
-    async def data(self: aiosmtplib.SMTP, message: bytes, **kwargs: Any) -> Any:
-        response = await real_data(self, message, **kwargs)
-        if b"customer2@example.com" in bytes(message):
-            raise ValueError("driver bug after the data")
-        return response
+        async def content(client: aiosmtplib.SMTP, message: bytes) -> Any:
+            response = await real_content(client, message)
+            if b"customer2@example.com" in message:
+                raise ValueError("driver bug after the data")
+            return response
 
-    # The faults are injected into the real driver, one call each, against a real server.
-    monkeypatch.setattr(aiosmtplib.SMTP, "rcpt", rcpt)
-    monkeypatch.setattr(aiosmtplib.SMTP, "data", data)
+        monkeypatch.setattr(pipelining, "send_envelope", envelope)
+        monkeypatch.setattr(pipelining, "send_content", content)
+    else:
+        real_rcpt, real_data = aiosmtplib.SMTP.rcpt, aiosmtplib.SMTP.data
+
+        async def rcpt(self: aiosmtplib.SMTP, recipient: str, **kwargs: Any) -> Any:
+            if recipient == "customer1@example.com":
+                raise RuntimeError("driver bug before the data")
+            return await real_rcpt(self, recipient, **kwargs)
+
+        async def data(self: aiosmtplib.SMTP, message: bytes, **kwargs: Any) -> Any:
+            response = await real_data(self, message, **kwargs)
+            if b"customer2@example.com" in bytes(message):
+                raise ValueError("driver bug after the data")
+            return response
+
+        monkeypatch.setattr(aiosmtplib.SMTP, "rcpt", rcpt)
+        monkeypatch.setattr(aiosmtplib.SMTP, "data", data)
     settings = smtp_settings(tmp_path, smtp_sink.host, smtp_sink.port)
     with open_engine(settings) as engine:
         engine.ingest(records(5))

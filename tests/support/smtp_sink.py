@@ -58,11 +58,19 @@ class SmtpSink:
     and a recovery on the same address.
     """
 
-    def __init__(self, *, host: str = "127.0.0.1", smtputf8: bool = True) -> None:
+    def __init__(
+        self, *, host: str = "127.0.0.1", smtputf8: bool = True, pipelining: bool = True
+    ) -> None:
         self.host = host
         self.port = 0
         self.smtputf8 = smtputf8
         """Whether EHLO offers SMTPUTF8; applies to connections opened after a change."""
+        self.pipelining = pipelining
+        """Whether EHLO offers PIPELINING (aiosmtpd handles pipelined commands, but does not
+        say so by itself); applies to EHLOs after a change."""
+        self.reads: list[bytes] = []
+        """Every chunk of bytes the sink read from its clients, in order: one write of the
+        client's usually arrives as one chunk, which tells pipelined commands apart."""
         self.connections_opened = 0
         """Connections accepted since the sink was made."""
         self.quits = 0
@@ -234,6 +242,11 @@ class SmtpSink:
             raise ValueError("recipient applies to the rcpt and data stages only")
         self._add_fault(_Fault(reply, stage, times, recipient))
 
+    def drop_connection_at_mail(self, times: int | None = 1) -> None:
+        """Close the connection, without replying, when the next MAIL arrives: to a client,
+        a pooled connection the server had closed while it sat idle."""
+        self._add_fault(_Fault(_DROP, "mail", times, None))
+
     def drop_connection_after_data(self, times: int | None = 1, *, keep: bool = False) -> None:
         """Read the next message's content, then close the connection without replying.
 
@@ -277,6 +290,10 @@ class SmtpSink:
         with self._cond:
             self._live.discard(protocol)
 
+    def _read(self, data: bytes) -> None:
+        with self._cond:
+            self.reads.append(data)
+
     def _record(self, envelope: Envelope) -> None:
         data = envelope.original_content or b""
         message = _parse(data)
@@ -293,6 +310,20 @@ class SmtpSink:
 
     # aiosmtpd handler hooks
 
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        session.host_name = hostname  # aiosmtpd leaves it to a handler that has this hook
+        if not self.pipelining:
+            return responses
+        *extensions, last = responses
+        return [*extensions, "250-PIPELINING", last]
+
     async def handle_MAIL(
         self,
         server: SMTP,
@@ -302,6 +333,10 @@ class SmtpSink:
         mail_options: list[str],
     ) -> str:
         fault = self._take_fault("mail")
+        if fault is not None and fault.reply == _DROP:
+            assert server.transport is not None
+            server.transport.close()
+            return "250 OK: never sent"  # the transport is already closing
         if fault is not None:
             return fault.reply
         envelope.mail_from = address
@@ -382,6 +417,10 @@ class _SinkSMTP(SMTP):
     def connection_lost(self, error: Exception | None) -> None:
         self._sink._closed(self)
         super().connection_lost(error)
+
+    def data_received(self, data: bytes) -> None:
+        self._sink._read(data)
+        super().data_received(data)
 
     async def _handle_client(self) -> Any:
         fault = self._sink._take_fault("connect")
