@@ -43,8 +43,12 @@ def wire_bytes(message: EmailMessage) -> bytes:
     return outgoing.as_bytes(policy=email.policy.SMTP if ascii_only else email.policy.SMTPUTF8)
 
 
-# Lines this long or shorter go unencoded; QP writes at most 76 either way.
-_LONG_LINE = re.compile(r"[^\n]{77}")
+# Lines this long or shorter go unencoded; QP writes at most 76 either way. Anchored at a
+# line's start: unanchored, the search counted up to 77 characters from every position.
+_LONG_LINE = re.compile(r"^[^\n]{77}", re.MULTILINE)
+# Quoted-printable lines already encoded, by their text (see _quoted_printable).
+_QP_LINES: dict[str, str] = {}
+_QP_LINES_KEPT = 4096
 
 
 def mailbox(name: str | None, address: str) -> str:
@@ -95,9 +99,29 @@ def _body(text: str, boundary: str) -> tuple[str, str]:
         body += "\n"
     if body.isascii() and not _LONG_LINE.search(body) and boundary not in body:
         return "7bit", body
-    # binascii's encoder is C; it soft-breaks lines at 76 and escapes every "=".
-    encoded = binascii.b2a_qp(body.encode("utf-8"), quotetabs=False, istext=True)
-    return "quoted-printable", encoded.decode("ascii")
+    return "quoted-printable", _quoted_printable(body)
+
+
+def _quoted_printable(body: str) -> str:
+    """binascii's quoted-printable of `body` (LF line ends, no CR, ending in a line break).
+
+    binascii's encoder (C) soft-breaks lines at 76 and escapes every "=", but it took a
+    tenth of composing a message (bench/delivery.py). Without a CR nothing it decides
+    depends on another line, so each line is encoded on its own, and most lines of an
+    inlined HTML part (the layout's, with their long style attributes) are the same in
+    every message: those are encoded once and kept.
+    """
+    kept = _QP_LINES
+    encoded = []
+    for line in body[:-1].split("\n"):
+        done = kept.get(line)
+        if done is None:
+            if len(kept) >= _QP_LINES_KEPT:
+                kept.clear()  # lines holding customers' values: start again, rarely
+            raw = f"{line}\n".encode()
+            done = kept[line] = binascii.b2a_qp(raw, quotetabs=False, istext=True).decode("ascii")
+        encoded.append(done)
+    return "".join(encoded)
 
 
 def _display_mailbox(name: str, address: str) -> str:
