@@ -104,3 +104,18 @@ def test_a_dict_subclass_still_takes_the_sandbox_path(tmp_path: Path) -> None:
     assert env.getattr(WithAttribute(name="the item"), "name") == "the attribute"
     assert env.getattr({"name": "the item"}, "name") == "the item"
     assert isinstance(env.getattr({}, "update"), jinja2.Undefined)  # unsafe: it mutates
+
+
+def test_globals_reach_every_render_as_they_are_then(tmp_path: Path) -> None:
+    """A render sees the environment's globals (Jinja's own and any added later) under the
+    template's own, and the context it was given over both."""
+    (tmp_path / "t.txt").write_text("{{ shown }} {{ range(2) | list }} {{ joiner is defined }}")
+    env = make_environment(tmp_path)
+    env.globals["shown"] = "from the environment"
+    template = env.get_template("t.txt")
+    assert template.render() == "from the environment [0, 1] True"
+    env.globals["shown"] = "changed since"
+    assert template.render() == "changed since [0, 1] True"
+    template.globals["shown"] = "the template's own"
+    assert template.render() == "the template's own [0, 1] True"
+    assert template.render(shown="given") == "given [0, 1] True"
