@@ -43,9 +43,8 @@ def wire_bytes(message: EmailMessage) -> bytes:
     return outgoing.as_bytes(policy=email.policy.SMTP if ascii_only else email.policy.SMTPUTF8)
 
 
-# Lines this long or shorter go unencoded; QP writes at most 76 either way. Anchored at a
-# line's start: unanchored, the search counted up to 77 characters from every position.
-_LONG_LINE = re.compile(r"^[^\n]{77}", re.MULTILINE)
+# Lines this long or shorter go unencoded; QP writes at most 76 either way.
+_LONG_LINE_AFTER_THE_FIRST = re.compile(r"\n[^\n]{77}")
 # Quoted-printable lines already encoded, by their text (see _quoted_printable).
 _QP_LINES: dict[str, str] = {}
 _QP_LINES_KEPT = 4096
@@ -88,6 +87,15 @@ def _unstructured(name: str, value: str) -> str:
     return Header(value, charset, header_name=name).encode(linesep="\r\n")
 
 
+def has_long_line(text: str) -> bool:
+    """Whether a line of `text` is longer than 76 characters. Searched from each line
+    break (a literal the regex engine scans for fast), not counted from every position."""
+    first = text.find("\n")
+    if first > 76 or (first < 0 and len(text) > 76):
+        return True
+    return _LONG_LINE_AFTER_THE_FIRST.search(text) is not None
+
+
 def _body(text: str, boundary: str) -> tuple[str, str]:
     """A body's transfer encoding and its encoded text (LF line ends, ending in one).
 
@@ -97,7 +105,7 @@ def _body(text: str, boundary: str) -> tuple[str, str]:
     body = text.replace("\r\n", "\n").replace("\r", "\n")
     if not body.endswith("\n"):
         body += "\n"
-    if body.isascii() and not _LONG_LINE.search(body) and boundary not in body:
+    if body.isascii() and not has_long_line(body) and boundary not in body:
         return "7bit", body
     return "quoted-printable", _quoted_printable(body)
 

@@ -156,3 +156,10 @@ def test_a_long_html_line_is_encoded_as_before_in_a_message() -> None:
         body = html + "\n"
         whole = binascii.b2a_qp(body.encode("utf-8"), quotetabs=False, istext=True)
         assert whole.decode("ascii").replace("\n", "\r\n").encode() in wire
+
+
+@given(
+    text=st.lists(st.sampled_from(["a", "\n", "b" * 38, "c" * 76, "\r"]), max_size=12).map("".join)
+)
+def test_a_long_line_is_found_wherever_it_is(text: str) -> None:
+    assert mime.has_long_line(text) == any(len(line) > 76 for line in text.split("\n"))
