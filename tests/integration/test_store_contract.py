@@ -203,6 +203,25 @@ def test_claim_due_takes_the_earliest_due_first_up_to_the_limit(store: AnyStore)
     assert store.due_count(now=at) == 0 and store.next_due_at() == at + LEASE
 
 
+def test_a_claimed_notice_reads_as_the_ledger_reads_it_back(store: AnyStore) -> None:
+    """What a claim returns is the notice as stored: every field, its times as UTC instants
+    (a retried notice, so it has a first attempt, a reason and an attempt count)."""
+    keys = seed(store, 2)
+    claim_all(store, token="a")
+    store.mark_send_started([keys[0]], token="a", now=LATER)
+    retry = Completion(NoticeStatus.RETRY, at=LATER, due_at=LATER, reason="transient: 451")
+    assert store.complete(keys[0], token="a", completion=retry)
+    assert store.complete(keys[1], token="a", completion=sent())
+    later = LATER + timedelta(hours=1)
+    claimed = store.claim_due(now=later, limit=10, lease_until=later + LEASE, token="b")
+    assert [n.key for n in claimed] == [keys[0]]
+    assert claimed == [store.notice(keys[0])]
+    (notice,) = claimed
+    assert notice.attempts == 2 and notice.first_attempt_at == LATER
+    assert notice.lease_until == later + LEASE and notice.reason == "transient: 451"
+    assert notice.due_at.utcoffset() == timedelta(0) and notice.record
+
+
 def test_claim_keys_takes_only_the_named_notices_that_are_due(store: AnyStore) -> None:
     """Named keys that are due are claimed; unknown, leased or finished ones are left."""
     keys = seed(store, 4)
