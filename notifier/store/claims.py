@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import namedtuple
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from notifier.core.models import NoticeStatus
@@ -116,5 +116,19 @@ def _row(values: Sequence[Any]) -> Any:
     converted = list(values)
     for index in _STAMPED:
         if converted[index] is not None:
-            converted[index] = as_utc(converted[index])
+            converted[index] = _utc(converted[index])
     return NoticeRow(*converted)
+
+
+def _utc(stamp: datetime | str) -> datetime:
+    """as_utc, faster for SQLite's UTC text without an offset: parsed with the offset
+    appended (datetime.replace, with its keyword parsing, cost five times the parse)."""
+    if isinstance(stamp, str):
+        try:
+            parsed = datetime.fromisoformat(f"{stamp}+00:00")
+        except ValueError:
+            parsed = None  # text with an offset of its own
+        # A date alone parses, but naive (the offset ignored): as_utc reads that.
+        if parsed is not None and parsed.tzinfo is UTC:
+            return parsed
+    return as_utc(stamp)

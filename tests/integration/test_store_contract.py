@@ -28,8 +28,10 @@ from notifier.core.models import NewNotice, NoticeStatus, Scope
 from notifier.core.records import parse_record
 from notifier.core.rules import parse_rule
 from notifier.errors import StoreError
+from notifier.store import claims
 from notifier.store.base import Completion
 from notifier.store.memory import MemoryStore
+from notifier.store.schema import as_utc
 from notifier.store.sql import SqlStore
 
 AnyStore = MemoryStore | SqlStore
@@ -731,3 +733,14 @@ def test_feedback_rates_count_the_verdicts_of_notices_sent_in_the_window(
     assert rates.overall.bounce_rate == 0.25
     assert set(rates.by_campaign) == {None}
     assert store.feedback_rates(since=LATER + timedelta(seconds=1)).overall.sent == 0
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    ["2026-11-27 12:00:00.123456", "2026-11-27 12:00", "2026-11-27T12:00+05:00", "2026-11-27"],
+)
+def test_a_stamp_read_straight_from_the_driver_is_as_utc_reads_it(stamp: str) -> None:
+    """SQLite's stamps (UTC text without an offset) read by the claims' faster parse: the
+    same instants, in UTC, as the store's own reading (and text it cannot take, too)."""
+    read = claims._utc(stamp)
+    assert read == as_utc(stamp) and read.tzinfo is UTC
