@@ -144,13 +144,17 @@ class SqlStore:
         """One transaction on a pooled DB-API connection (see notifier.store.fast_paths)."""
         with self._translate(doing):
             connection = self.engine.raw_connection()
+            # Commit and roll back on the driver's connection itself: the pool's proxy
+            # reaches them through __getattr__, an AttributeError made and dropped each time.
+            driver = connection.driver_connection
+            assert driver is not None  # a checked-out connection always has one
             try:
                 if self.dialect == "sqlite":
                     sqlite.begin(connection, write=write)
-                yield DriverTx(connection.cursor(), self.dialect)
-                connection.commit()
+                yield DriverTx(driver.cursor(), self.dialect)
+                driver.commit()
             except BaseException:
-                connection.rollback()
+                driver.rollback()
                 raise
             finally:
                 connection.close()  # back to the pool
