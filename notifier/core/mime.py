@@ -113,8 +113,8 @@ def _body(text: str, boundary: str) -> tuple[str, str]:
 def _quoted_printable(body: str) -> str:
     """binascii's quoted-printable of `body` (LF line ends, no CR, ending in a line break).
 
-    binascii's encoder (C) soft-breaks lines at 76 and escapes every "=", but it took a
-    tenth of composing a message (bench/delivery.py). Without a CR nothing it decides
+    binascii's encoder (C) soft-breaks lines at 76 and escapes every "=", but it took an
+    eighth of composing a message (bench/delivery.py). Without a CR nothing it decides
     depends on another line, so each line is encoded on its own, and most lines of an
     inlined HTML part (the layout's, with their long style attributes) are the same in
     every message: those are encoded once and kept.
