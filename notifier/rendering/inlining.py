@@ -94,7 +94,16 @@ def finalize(context: Any, value: Any) -> Any:
         capture.opaque = True
         return value
     capture.values.append(str(value))
-    return markupsafe.Markup(f"{_OPEN}{len(capture.values) - 1}{_CLOSE}")
+    # A plain string: autoescaping leaves a marker as it is (it holds no character HTML
+    # escapes), and Markup here was a second Markup (Python-level) for every value.
+    return _marker(len(capture.values) - 1)
+
+
+_MARKERS = tuple(f"{_OPEN}{index}{_CLOSE}" for index in range(64))
+
+
+def _marker(index: int) -> str:
+    return _MARKERS[index] if index < len(_MARKERS) else f"{_OPEN}{index}{_CLOSE}"
 
 
 def capturing(capture: Capture | None) -> Any:

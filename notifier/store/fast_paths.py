@@ -258,13 +258,14 @@ def complete(
     """Record how a claimed notice ended; False if the claim is no longer `token`'s.
     `copy`: the sent message, from `compressed_copy`."""
     sent = completion.status is NoticeStatus.SENT
+    at = tx.stamp(completion.at)  # once: the outcome, its history row and the sent copy
     done = tx.run(
         _complete_sql(tx.mark),
         (
             completion.status.value,
             completion.reason,
             tx.stamp(completion.stored_due_at),
-            tx.stamp(completion.at) if sent else None,
+            at if sent else None,
             completion.message_id,
             1 if completion.ambiguous else 0,
             key,
@@ -277,12 +278,12 @@ def complete(
         tx.mark, notice_history.name, ("notice_key", "at", "kind", "outcome", "detail")
     )
     detail = completion.detail or completion.reason
-    tx.run(history, (key, tx.stamp(completion.at), "attempt", completion.status.value, detail))
+    tx.run(history, (key, at, "attempt", completion.status.value, detail))
     if sent and copy is not None:
         keep = _insert_sql(
             tx.mark, sent_copies.name, ("notice_key", "sent_at", "message"), upsert_on="notice_key"
         )
-        tx.run(keep, (key, tx.stamp(completion.at), copy))
+        tx.run(keep, (key, at, copy))
     if completion.suppress_reason:
         found = tx.rows(f"SELECT recipient FROM {notices.name} WHERE key = {tx.mark}", (key,))
         recipient = found[0][0] if found else None

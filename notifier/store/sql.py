@@ -7,8 +7,9 @@ Write transactions on SQLite are BEGIN IMMEDIATE (one writer at a time, no upgra
 deadlocks); on PostgreSQL, ingestion takes a transaction-scoped advisory lock per order
 and claims use FOR UPDATE SKIP LOCKED.
 
-SQL styles: everything here is SQLAlchemy Core, except the hot paths (ingest, completions,
-send marks, order reads), which run on the DB-API driver in notifier.store.fast_paths.
+SQL styles: everything here is SQLAlchemy Core, except the hot paths, which run on the
+DB-API driver: ingest, completions, send marks and order reads in notifier.store.fast_paths;
+claims in notifier.store.claims; the suppression check of each delivery batch.
 SQLite specifics live in notifier.store.sqlite, PostgreSQL ones in notifier.store.postgres.
 """
 
@@ -25,12 +26,10 @@ from sqlalchemy import (
     Connection,
     Engine,
     Row,
-    and_,
     case,
     create_engine,
     delete,
     func,
-    or_,
     select,
     update,
 )
@@ -50,7 +49,7 @@ from notifier.core.models import (
 )
 from notifier.core.records import Rejection
 from notifier.errors import StoreError
-from notifier.store import fast_paths, migrate, postgres, sqlite
+from notifier.store import claims, fast_paths, migrate, postgres, sqlite
 from notifier.store import feedback as feedback_sql
 from notifier.store.base import (
     REJECTIONS_KEPT,
@@ -73,6 +72,7 @@ from notifier.store.schema import (
 T = TypeVar("T")
 
 _DUE_STATUSES = (NoticeStatus.PENDING, NoticeStatus.RETRY, NoticeStatus.SENDING)
+_SELECT_SUPPRESSIONS = f"SELECT address, reason FROM {suppressions.name}"
 
 
 def _normalise_url(url: str) -> str:
@@ -144,16 +144,27 @@ class SqlStore:
         """One transaction on a pooled DB-API connection (see notifier.store.fast_paths)."""
         with self._translate(doing):
             connection = self.engine.raw_connection()
+            # Commit and roll back on the driver's connection itself: the pool's proxy
+            # reaches them through __getattr__, an AttributeError made and dropped each time.
+            driver = connection.driver_connection
+            assert driver is not None  # a checked-out connection always has one
             try:
                 if self.dialect == "sqlite":
                     sqlite.begin(connection, write=write)
-                yield DriverTx(connection.cursor(), self.dialect)
-                connection.commit()
+                yield DriverTx(driver.cursor(), self.dialect)
+                driver.commit()
             except BaseException:
-                connection.rollback()
+                driver.rollback()
                 raise
             finally:
                 connection.close()  # back to the pool
+
+    def _refuse_naive(self, doing: str, *moments: datetime) -> None:
+        """Refuse a naive datetime as UtcDateTime does through SQLAlchemy, for the statements
+        that bind stamps straight to the driver (there bind_stamp's ValueError is no
+        SQLAlchemy error, so it would not be translated)."""
+        if any(moment.tzinfo is None for moment in moments):
+            raise StoreError(f"store {self.safe_url}: {doing}: naive datetime given to the store")
 
     def _insert(self, table: Any) -> Any:
         module = pg_dialect if self.dialect == "postgresql" else sqlite_dialect
@@ -221,39 +232,14 @@ class SqlStore:
     def claim_due(
         self, *, now: datetime, limit: int, lease_until: datetime, token: str
     ) -> list[Notice]:
-        with self._write("claiming due notices") as conn:
-            due = (
-                select(notices.c.key)
-                .where(
-                    notices.c.status.in_([s.value for s in _DUE_STATUSES]), notices.c.due_at <= now
-                )
-                .order_by(notices.c.due_at)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
-            keys = list(conn.scalars(due))
-            return self._claim(
-                conn, keys + self._digest_siblings(conn, keys, now), now, lease_until, token
-            )
-
-    def _digest_siblings(self, conn: Connection, keys: list[str], now: datetime) -> list[str]:
-        """The other claimable notices of the digests these keys belong to: a digest is sent
-        as one message, so its notices are claimed together, past the batch limit."""
-        if not keys:
-            return []
-        groups = select(notices.c.digest_key).where(
-            notices.c.key.in_(keys), notices.c.digest_key.is_not(None)
-        )
-        claimable = or_(
-            notices.c.status.in_([NoticeStatus.PENDING.value, NoticeStatus.RETRY.value]),
-            and_(notices.c.status == NoticeStatus.SENDING.value, notices.c.due_at <= now),
-        )
-        siblings = (
-            select(notices.c.key)
-            .where(notices.c.digest_key.in_(groups), notices.c.key.not_in(keys), claimable)
-            .with_for_update(skip_locked=True)
-        )
-        return list(conn.scalars(siblings))
+        doing = "claiming due notices"
+        self._refuse_naive(doing, now, lease_until)
+        with self._driver_tx(doing) as tx:
+            found = claims.due(tx, now=now, limit=limit)
+            keys = [key for key, _ in found]
+            if any(digest is not None for _, digest in found):
+                keys += claims.digest_siblings(tx, keys, now=now)
+            return self._claim(tx, keys, now, lease_until, token)
 
     def complete(self, key: str, *, token: str, completion: Completion) -> bool:
         return self.complete_many([(key, completion)], token=token)[0]
@@ -347,46 +333,18 @@ class SqlStore:
     ) -> list[Notice]:
         if not keys:
             return []
-        with self._write("claiming notices") as conn:
-            due = (
-                select(notices.c.key)
-                .where(
-                    notices.c.key.in_(list(keys)),
-                    notices.c.status.in_([s.value for s in _DUE_STATUSES]),
-                    notices.c.due_at <= now,
-                )
-                .with_for_update(skip_locked=True)
-            )
-            return self._claim(conn, list(conn.scalars(due)), now, lease_until, token)
+        doing = "claiming notices"
+        self._refuse_naive(doing, now, lease_until)
+        with self._driver_tx(doing) as tx:
+            due = claims.due_among(tx, list(keys), now=now)
+            return self._claim(tx, due, now, lease_until, token)
 
+    @staticmethod
     def _claim(
-        self,
-        conn: Connection,
-        keys: list[str],
-        now: datetime,
-        lease_until: datetime,
-        token: str,
+        tx: DriverTx, keys: list[str], now: datetime, lease_until: datetime, token: str
     ) -> list[Notice]:
         """Mark the selected (and locked) notices `sending` under this token and lease."""
-        if not keys:
-            return []
-        conn.execute(
-            update(notices)
-            .where(notices.c.key.in_(keys))
-            .values(
-                status=NoticeStatus.SENDING.value,
-                due_at=lease_until,
-                claim_token=token,
-                # Claimed with its send mark still set, a notice is not attempted again now:
-                # the engine records the interrupted send as the attempt (Engine._deliver_one).
-                attempts=notices.c.attempts
-                + case((notices.c.send_started_at.is_(None), 1), else_=0),
-                first_attempt_at=func.coalesce(notices.c.first_attempt_at, now),
-            )
-        )
-        rows = conn.execute(
-            select(notices).where(notices.c.key.in_(keys)).order_by(notices.c.due_at)
-        )
+        rows = claims.claim(tx, keys, now=now, lease_until=lease_until, token=token)
         return [notice_from_row(row) for row in rows]
 
     def add_resend(self, key: str, *, now: datetime, reason: str) -> str | None:
@@ -563,12 +521,9 @@ class SqlStore:
         folded = sorted({address.casefold() for address in addresses})
         if not folded:
             return {}
-        with self._read("reading suppressions") as conn:
-            rows = conn.execute(
-                select(suppressions.c.address, suppressions.c.reason).where(
-                    suppressions.c.address.in_(folded)
-                )
-            )
+        # Straight to the driver: read for every delivery batch (notifier.store.claims).
+        with self._driver_tx("reading suppressions", write=False) as tx:
+            rows = tx.where_in(_SELECT_SUPPRESSIONS, "address", folded)
             return {address: reason for address, reason in rows}
 
     def suppress(self, address: str, *, reason: str, now: datetime) -> None:
@@ -660,8 +615,9 @@ def _history(row: Row[Any]) -> HistoryEntry:
     )
 
 
-def notice_from_row(row: Row[Any]) -> Notice:
-    """A notices row as the Notice value (also for notifier.store.queries)."""
+def notice_from_row(row: Row[Any] | Any) -> Notice:
+    """A notices row as the Notice value (also for notifier.store.queries and the claims
+    read straight from the driver, notifier.store.claims)."""
     status = NoticeStatus(row.status)
     return Notice(
         key=row.key,

@@ -28,8 +28,10 @@ from notifier.core.models import NewNotice, NoticeStatus, Scope
 from notifier.core.records import parse_record
 from notifier.core.rules import parse_rule
 from notifier.errors import StoreError
+from notifier.store import claims
 from notifier.store.base import Completion
 from notifier.store.memory import MemoryStore
+from notifier.store.schema import as_utc
 from notifier.store.sql import SqlStore
 
 AnyStore = MemoryStore | SqlStore
@@ -201,6 +203,25 @@ def test_claim_due_takes_the_earliest_due_first_up_to_the_limit(store: AnyStore)
     assert [n.key for n in claimed] == [keys[1]]
     assert claim_all(store, token="b", at=at) == [keys[0]]
     assert store.due_count(now=at) == 0 and store.next_due_at() == at + LEASE
+
+
+def test_a_claimed_notice_reads_as_the_ledger_reads_it_back(store: AnyStore) -> None:
+    """What a claim returns is the notice as stored: every field, its times as UTC instants
+    (a retried notice, so it has a first attempt, a reason and an attempt count)."""
+    keys = seed(store, 2)
+    claim_all(store, token="a")
+    store.mark_send_started([keys[0]], token="a", now=LATER)
+    retry = Completion(NoticeStatus.RETRY, at=LATER, due_at=LATER, reason="transient: 451")
+    assert store.complete(keys[0], token="a", completion=retry)
+    assert store.complete(keys[1], token="a", completion=sent())
+    later = LATER + timedelta(hours=1)
+    claimed = store.claim_due(now=later, limit=10, lease_until=later + LEASE, token="b")
+    assert [n.key for n in claimed] == [keys[0]]
+    assert claimed == [store.notice(keys[0])]
+    (notice,) = claimed
+    assert notice.attempts == 2 and notice.first_attempt_at == LATER
+    assert notice.lease_until == later + LEASE and notice.reason == "transient: 451"
+    assert notice.due_at.utcoffset() == timedelta(0) and notice.record
 
 
 def test_claim_keys_takes_only_the_named_notices_that_are_due(store: AnyStore) -> None:
@@ -712,3 +733,14 @@ def test_feedback_rates_count_the_verdicts_of_notices_sent_in_the_window(
     assert rates.overall.bounce_rate == 0.25
     assert set(rates.by_campaign) == {None}
     assert store.feedback_rates(since=LATER + timedelta(seconds=1)).overall.sent == 0
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    ["2026-11-27 12:00:00.123456", "2026-11-27 12:00", "2026-11-27T12:00+05:00", "2026-11-27"],
+)
+def test_a_stamp_read_straight_from_the_driver_is_as_utc_reads_it(stamp: str) -> None:
+    """SQLite's stamps (UTC text without an offset) read by the claims' faster parse: the
+    same instants, in UTC, as the store's own reading (and text it cannot take, too)."""
+    read = claims._utc(stamp)
+    assert read == as_utc(stamp) and read.tzinfo is UTC

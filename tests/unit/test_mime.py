@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import binascii
 import email
 import email.policy
 from datetime import UTC, datetime
 from email.message import EmailMessage
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from notifier.core import mime
 from notifier.core.mime import WireMessage
 from notifier.rendering.renderer import RenderedEmail, build_message
 
@@ -123,3 +127,39 @@ def test_a_body_holding_the_boundary_is_quoted_printable_so_it_cannot_end_a_part
     parts = list(parsed.iter_parts())
     assert len(parts) == 2
     assert parsed.get_body(("plain",)).get_content().replace("\r\n", "\n") == forged  # type: ignore[union-attr]
+
+
+# Text that exercises every quoted-printable rule: "=", a lone ".", spaces and tabs at a
+# line's end, control and non-ASCII characters, CRs, and lines long enough to be broken.
+QP_TEXT = st.lists(
+    st.sampled_from(["a", "=", ".", " ", "\t", "\n", "\r", "\r\n", "\x00", "é", "漢", "b" * 40]),
+    max_size=120,
+).map("".join)
+
+
+@settings(max_examples=400)
+@given(texts=st.lists(QP_TEXT, min_size=1, max_size=4))
+def test_quoted_printable_is_binascii_encoding_the_whole_body(texts: list[str]) -> None:
+    """Encoded line by line (and from kept lines, the second time), a body is byte for
+    byte what binascii writes encoding it whole, as every message was encoded before."""
+    for text in [*texts, *texts]:
+        body = text.replace("\r\n", "\n").replace("\r", "\n")
+        body += "" if body.endswith("\n") else "\n"
+        whole = binascii.b2a_qp(body.encode("utf-8"), quotetabs=False, istext=True)
+        assert mime._quoted_printable(body) == whole.decode("ascii")
+
+
+def test_a_long_html_line_is_encoded_as_before_in_a_message() -> None:
+    html = '<p style="font-size: 15px; line-height: 1.6; margin: 0 0 16px 0;">Hi = José</p>' * 3
+    for _ in range(2):  # the second time from the kept lines
+        wire = build(html=html).wire  # type: ignore[attr-defined]
+        body = html + "\n"
+        whole = binascii.b2a_qp(body.encode("utf-8"), quotetabs=False, istext=True)
+        assert whole.decode("ascii").replace("\n", "\r\n").encode() in wire
+
+
+@given(
+    text=st.lists(st.sampled_from(["a", "\n", "b" * 38, "c" * 76, "\r"]), max_size=12).map("".join)
+)
+def test_a_long_line_is_found_wherever_it_is(text: str) -> None:
+    assert mime.has_long_line(text) == any(len(line) > 76 for line in text.split("\n"))
