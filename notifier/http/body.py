@@ -134,12 +134,23 @@ def decode_json(body: bytes) -> Any:
 
 def decode_json_text(body: bytes) -> tuple[Any, str]:
     """decode_json's value, and the text it was read from (a record's audit copy)."""
+    text = json_text(body)
+    return parse_json_text(text), text.strip()
+
+
+def json_text(body: bytes) -> str:
+    """The body as text, not yet parsed: UTF-8 (a leading BOM dropped), and not blank."""
     try:
         text = body.removeprefix(codecs.BOM_UTF8).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise HttpProblem(422, f"body is not UTF-8 (byte {exc.start})") from None
     if not text.strip():
         raise HttpProblem(422, "body is empty: expected JSON")
+    return text
+
+
+def parse_json_text(text: str) -> Any:
+    """Strict JSON (json_text's): every way it can be broken is a 422 naming the problem."""
     try:
         value = _JSON.decode(text)
     except RecursionError:
@@ -148,7 +159,7 @@ def decode_json_text(body: bytes) -> tuple[Any, str]:
         raise HttpProblem(422, f"broken JSON: {exc}") from None
     if too_deep(value, MAX_JSON_DEPTH):
         raise HttpProblem(422, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
-    return value, text.strip()
+    return value
 
 
 def too_deep(value: Any, limit: int) -> bool:

@@ -116,6 +116,33 @@ def test_a_one_record_body_is_kept_for_audit_exactly_as_received(
     assert payload == body.decode().strip()
 
 
+def test_a_plain_body_and_one_for_the_general_parser_are_stored_alike(
+    client: TestClient, store: SqlStore
+) -> None:
+    """A plain one-record body is decoded straight into its record, any other by the general
+    parser: the same answer, state and audit copy either way; and what surrounds the JSON
+    must be JSON's own whitespace on both ways (a form feed is not)."""
+    plain = b' {"order_id": "O-1", "fulfillment_id": "F-1", "status": "Pending"}\r\n'
+    general = b'{"order_id": "O-2", "fulfillment_id": "F-2", "status": "Pending", "note": "x"}'
+    for body in (plain, general):
+        response = client.post(URL, content=body, headers=signed(body))
+        assert response.status_code == 202, response.text
+        assert response.json() == {"accepted": 1, "duplicates": 0, "stale": 0}
+    with store.engine.connect() as conn:
+        payloads = conn.exec_driver_sql("SELECT payload FROM records ORDER BY id").scalars()
+        assert list(payloads) == [plain.decode().strip(), general.decode()]
+        states = conn.exec_driver_sql(
+            "SELECT fulfillment_id, order_id, status FROM fulfillments ORDER BY 1"
+        ).all()
+    assert [tuple(row) for row in states] == [("F-1", "O-1", "Pending"), ("F-2", "O-2", "Pending")]
+    again = client.post(URL, content=plain, headers=signed(plain))
+    assert again.json() == {"accepted": 0, "duplicates": 1, "stale": 0}
+    fed = b'\x0c{"order_id": "O-3", "fulfillment_id": "F-3", "status": "Pending"}'
+    refused = client.post(URL, content=fed, headers=signed(fed))
+    assert refused.status_code == 422, refused.text
+    assert "broken JSON" in refused.json()["detail"]
+
+
 @pytest.mark.parametrize(
     "wrap",
     [lambda rs: rs, lambda rs: {"records": rs}],
