@@ -45,6 +45,7 @@ def serve_bare() -> None:
     """A FastAPI endpoint that does no work, under the same uvicorn settings as serve."""
     from fastapi import FastAPI
 
+    from notifier.processes.gc_tuning import settle_after_startup
     from notifier.processes.serve import HttpServer, http_config
 
     app = FastAPI()
@@ -54,6 +55,8 @@ def serve_bare() -> None:
         return {"accepted": 1, "duplicates": 0, "stale": 0}
 
     config = http_config(app, host="127.0.0.1", port=0, grace=25)
+    # The collector settings `notifier serve` takes through its lifecycle, for a fair match.
+    settle_after_startup()
     HttpServer(config, announce=_announce).run()
 
 
