@@ -25,7 +25,8 @@ import email.generator
 import email.policy
 import io
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from email.headerregistry import AddressHeader
 from email.message import EmailMessage
@@ -316,16 +317,8 @@ class SmtpTransport:
             except Exception as exc:
                 raise _BeforeDataFailed(exc) from exc
         progress.data_started = True
-        try:
+        with _awaiting_verdict(self._server):
             reply = await client.data(data)
-        except aiosmtplib.SMTPResponseException as exc:
-            # A reply, even a late one, is an answer: the message was not taken.
-            raise _refused("DATA", exc.code, exc.message) from exc
-        except (aiosmtplib.SMTPException, OSError) as exc:
-            raise AmbiguousSendError(
-                f"{self._server}: connection failed after the message data was sent, "
-                f"before the server confirmed it: {exc}"
-            ) from exc
         return f"{reply.code} {reply.message}"
 
     async def _recipients(
@@ -392,15 +385,8 @@ class SmtpTransport:
                 client.close()
                 raise _BeforeDataFailed(exc) from exc
         progress.data_started = True
-        try:
+        with _awaiting_verdict(self._server):
             reply = await pipelining.send_content(client, data)
-        except aiosmtplib.SMTPResponseException as exc:
-            raise _refused("DATA", exc.code, exc.message) from exc
-        except (aiosmtplib.SMTPException, OSError) as exc:
-            raise AmbiguousSendError(
-                f"{self._server}: connection failed after the message data was sent, "
-                f"before the server confirmed it: {exc}"
-            ) from exc
         if reply.code != _COMPLETED:
             # A reply, even a late one, is an answer: the message was not taken.
             raise _refused("DATA", reply.code, reply.message)
@@ -476,6 +462,22 @@ def _unforeseen(exc: Exception, server: str, *, data_started: bool) -> SendError
             f" confirmed it: {what}"
         )
     return TransientSendError(f"{server}: unexpected error before the message was sent: {what}")
+
+
+@contextmanager
+def _awaiting_verdict(server: str) -> Iterator[None]:
+    """Around the content going out and the server's verdict on it (both ways of sending):
+    a reply, even a late one, is an answer, so the message was not taken; anything else
+    leaves unknown whether it was."""
+    try:
+        yield
+    except aiosmtplib.SMTPResponseException as exc:
+        raise _refused("DATA", exc.code, exc.message) from exc
+    except (aiosmtplib.SMTPException, OSError) as exc:
+        raise AmbiguousSendError(
+            f"{server}: connection failed after the message data was sent, "
+            f"before the server confirmed it: {exc}"
+        ) from exc
 
 
 def _refused(command: str, code: int, text: str, *, recipient: bool = False) -> SendError:
