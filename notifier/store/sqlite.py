@@ -25,6 +25,8 @@ BUSY_MS = 30_000
 # Set (only) while an inline write runs: SQLite write transactions then begin only if no
 # other connection holds the write lock, instead of waiting for it.
 _WRITE_NOW: ContextVar[bool] = ContextVar("notifier_sqlite_write_now", default=False)
+# The busy timeout a pooled connection has now, in its pool entry's info.
+_BUSY_SET = "notifier_busy_ms"
 
 
 class WouldWait(Exception):
@@ -35,7 +37,7 @@ def create_sqlite_engine(url: str) -> Engine:
     engine = create_engine(url, connect_args={"timeout": BUSY_MS / 1000})
 
     @event.listens_for(engine, "connect")
-    def _connect(dbapi_connection: Any, _record: Any) -> None:
+    def _connect(dbapi_connection: Any, record: Any) -> None:
         # Take transaction control from the driver so we can say BEGIN IMMEDIATE ourselves.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -45,6 +47,7 @@ def create_sqlite_engine(url: str) -> Engine:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={BUSY_MS}")
         cursor.close()
+        record.info[_BUSY_SET] = BUSY_MS
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Connection) -> None:
@@ -60,16 +63,15 @@ def begin(connection: PoolProxiedConnection, *, write: bool) -> None:
     SQLAlchemy's per-statement work cost as much as the inline write saved."""
     driver = connection.driver_connection
     assert driver is not None  # a checked-out connection always has one
-    if not write:
-        driver.execute("BEGIN")
-    elif not _WRITE_NOW.get():
-        driver.execute("BEGIN IMMEDIATE")
-    else:
-        driver.execute("PRAGMA busy_timeout=0")  # cannot fail on a lock
-        try:
-            driver.execute("BEGIN IMMEDIATE")
-        finally:
-            driver.execute(f"PRAGMA busy_timeout={BUSY_MS}")
+    inline = write and _WRITE_NOW.get()
+    # An inline write must not wait for the lock; every other transaction waits BUSY_MS.
+    busy_ms = 0 if inline else BUSY_MS
+    # Said only when it changes (the pool entry remembers it): a statement each way cost
+    # about a tenth of a small inline write.
+    if connection.info.get(_BUSY_SET) != busy_ms:
+        driver.execute(f"PRAGMA busy_timeout={busy_ms}")
+        connection.info[_BUSY_SET] = busy_ms
+    driver.execute("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
 def lock_detail(exc: Exception, detail: str) -> str:

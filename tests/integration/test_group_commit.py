@@ -92,6 +92,13 @@ def test_inline_writer_writes_at_once_when_free_and_writes_nothing_when_locked(
         assert write_now(lambda: engine.ingest_groups([[record(1)]])[0].accepted) == 1
 
         holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        # The connection the inline write left (its timeout then 0) waits again for others.
+        holder.execute("BEGIN IMMEDIATE")
+        release = threading.Thread(target=commit_after, args=(holder, 0.3))
+        release.start()
+        assert engine.ingest([record(4)]).accepted == 1
+        release.join()
+
         holder.execute("BEGIN IMMEDIATE")  # another process's writer, mid-transaction
         started = time.monotonic()
         assert write_now(lambda: engine.ingest_groups([[record(2)]])[0].accepted) is None
@@ -109,7 +116,7 @@ def test_inline_writer_writes_at_once_when_free_and_writes_nothing_when_locked(
             row[0]
             for row in store.engine.connect().exec_driver_sql("SELECT fulfillment_id FROM records")
         }
-    assert kept == {"F-1", "F-3"}
+    assert kept == {"F-1", "F-3", "F-4"}
 
 
 @pytest.mark.postgres
