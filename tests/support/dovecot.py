@@ -75,12 +75,14 @@ class Dovecot:
         # dovecot user, in a folder that user can reach (a test's tmp_path is root's alone).
         self._mail_owner = pwd.getpwnam("dovecot") if os.geteuid() == 0 else None
         self.mail_dir = Path(tempfile.mkdtemp(prefix="notifier-imap-"))
+        self._run_dir: Path | None = None
         if self._mail_owner is not None:
             os.chown(self.mail_dir, self._mail_owner.pw_uid, self._mail_owner.pw_gid)
 
     def _config(self) -> Path:
-        run = self.folder / "dovecot-run"
-        run.mkdir()
+        # Its sockets live here: a unix socket's path may be 107 bytes at most, which a
+        # test's tmp_path under a parallel run's base folder can already pass.
+        run = self._run_dir = Path(tempfile.mkdtemp(prefix="notifier-dovecot-"))
         (self.folder / "dovecot-state").mkdir()
         # Beside the mail, where dovecot's auth process (its own user, under root) can read it.
         passwd = self.mail_dir / "passwd"
@@ -175,6 +177,8 @@ service anvil {{
         if self._proc is not None and self._proc.stderr:
             self._proc.stderr.close()
         shutil.rmtree(self.mail_dir, ignore_errors=True)
+        if self._run_dir is not None:
+            shutil.rmtree(self._run_dir, ignore_errors=True)
 
     def __enter__(self) -> Dovecot:
         return self.start()
