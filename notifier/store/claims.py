@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import namedtuple
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from notifier.core.models import NoticeStatus
@@ -35,14 +35,8 @@ _SELECT_NOTICES = f"SELECT {', '.join(_COLUMNS)} FROM {notices.name}"
 NoticeRow: Any = namedtuple("NoticeRow", _COLUMNS)  # type: ignore[misc]
 
 
-def _in(tx: DriverTx, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
-    """`column IN values` and its parameters (PostgreSQL: `= ANY`, one array parameter)."""
-    if tx.dialect == "sqlite":
-        return f"{column} IN ({tx.marks(len(values))})", list(values)
-    return f"{column} = ANY({tx.mark})", [list(values)]
-
-
 def _not_in(tx: DriverTx, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+    """DriverTx.in_'s opposite: `column NOT IN values` (PostgreSQL: `<> ALL(array)`)."""
     if tx.dialect == "sqlite":
         return f"{column} NOT IN ({tx.marks(len(values))})", list(values)
     return f"{column} <> ALL({tx.mark})", [list(values)]
@@ -56,7 +50,7 @@ def _locking(tx: DriverTx) -> str:
 
 def due(tx: DriverTx, *, now: datetime, limit: int) -> list[tuple[str, str | None]]:
     """Up to `limit` due notices, the soonest first: each key with its digest key."""
-    status, params = _in(tx, "status", _DUE)
+    status, params = tx.in_("status", _DUE)
     sql = (
         f"SELECT key, digest_key FROM {notices.name}"
         f" WHERE {status} AND due_at <= {tx.mark} ORDER BY due_at LIMIT {tx.mark}{_locking(tx)}"
@@ -66,8 +60,8 @@ def due(tx: DriverTx, *, now: datetime, limit: int) -> list[tuple[str, str | Non
 
 def due_among(tx: DriverTx, keys: Sequence[str], *, now: datetime) -> list[str]:
     """Those of `keys` that are due now."""
-    key, key_params = _in(tx, "key", keys)
-    status, status_params = _in(tx, "status", _DUE)
+    key, key_params = tx.in_("key", keys)
+    status, status_params = tx.in_("status", _DUE)
     sql = (
         f"SELECT key FROM {notices.name}"
         f" WHERE {key} AND {status} AND due_at <= {tx.mark}{_locking(tx)}"
@@ -78,9 +72,9 @@ def due_among(tx: DriverTx, keys: Sequence[str], *, now: datetime) -> list[str]:
 def digest_siblings(tx: DriverTx, keys: Sequence[str], *, now: datetime) -> list[str]:
     """The other claimable notices of the digests these keys belong to: a digest is sent as
     one message, so its notices are claimed together, past the batch limit."""
-    member, member_params = _in(tx, "key", keys)
+    member, member_params = tx.in_("key", keys)
     other, other_params = _not_in(tx, "key", keys)
-    waiting, waiting_params = _in(tx, "status", _CLAIMABLE)
+    waiting, waiting_params = tx.in_("status", _CLAIMABLE)
     sql = (
         f"SELECT key FROM {notices.name} WHERE digest_key IN"
         f" (SELECT digest_key FROM {notices.name} WHERE {member} AND digest_key IS NOT NULL)"
@@ -98,7 +92,7 @@ def claim(
     rows as they now stand."""
     if not keys:
         return []
-    key, params = _in(tx, "key", keys)
+    key, params = tx.in_("key", keys)
     tx.run(
         f"UPDATE {notices.name} SET status = {tx.mark},"
         # Claimed with its send mark still set, a notice is not attempted again now: the
@@ -116,19 +110,5 @@ def _row(values: Sequence[Any]) -> Any:
     converted = list(values)
     for index in _STAMPED:
         if converted[index] is not None:
-            converted[index] = _utc(converted[index])
+            converted[index] = as_utc(converted[index])
     return NoticeRow(*converted)
-
-
-def _utc(stamp: datetime | str) -> datetime:
-    """as_utc, faster for SQLite's UTC text without an offset: parsed with the offset
-    appended (datetime.replace, with its keyword parsing, cost five times the parse)."""
-    if isinstance(stamp, str):
-        try:
-            parsed = datetime.fromisoformat(f"{stamp}+00:00")
-        except ValueError:
-            parsed = None  # text with an offset of its own
-        # A date alone parses, but naive (the offset ignored): as_utc reads that.
-        if parsed is not None and parsed.tzinfo is UTC:
-            return parsed
-    return as_utc(stamp)

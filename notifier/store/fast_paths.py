@@ -67,15 +67,20 @@ class DriverTx:
     def run_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         self._cursor.executemany(sql, rows)
 
+    def in_(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        """`column IN values` and its parameters (PostgreSQL: `= ANY(array)`, one parameter)."""
+        if self.dialect == "sqlite":
+            return f"{column} IN ({self.marks(len(values))})", list(values)
+        return f"{column} = ANY({self.mark})", [list(values)]
+
     def where_in(
         self, select_sql: str, column: str, values: Sequence[Any]
     ) -> list[tuple[Any, ...]]:
-        """`select_sql WHERE column IN values` (PostgreSQL: `= ANY(array)`, one parameter)."""
+        """`select_sql WHERE column IN values`."""
         if not values:
             return []
-        if self.dialect == "sqlite":
-            return self.rows(f"{select_sql} WHERE {column} IN ({self.marks(len(values))})", values)
-        return self.rows(f"{select_sql} WHERE {column} = ANY(%s)", (list(values),))
+        condition, params = self.in_(column, values)
+        return self.rows(f"{select_sql} WHERE {condition}", params)
 
     def stamp(self, moment: datetime) -> Any:
         return bind_stamp(moment, self.dialect)

@@ -28,7 +28,6 @@ from notifier.core.models import NewNotice, NoticeStatus, Scope
 from notifier.core.records import parse_record
 from notifier.core.rules import parse_rule
 from notifier.errors import StoreError
-from notifier.store import claims
 from notifier.store.base import Completion
 from notifier.store.memory import MemoryStore
 from notifier.store.schema import as_utc
@@ -740,7 +739,10 @@ def test_feedback_rates_count_the_verdicts_of_notices_sent_in_the_window(
     ["2026-11-27 12:00:00.123456", "2026-11-27 12:00", "2026-11-27T12:00+05:00", "2026-11-27"],
 )
 def test_a_stamp_read_straight_from_the_driver_is_as_utc_reads_it(stamp: str) -> None:
-    """SQLite's stamps (UTC text without an offset) read by the claims' faster parse: the
-    same instants, in UTC, as the store's own reading (and text it cannot take, too)."""
-    read = claims._utc(stamp)
-    assert read == as_utc(stamp) and read.tzinfo is UTC
+    """SQLite's stamps (UTC text without an offset) read by as_utc's faster parse: the same
+    instants, in UTC, as parsing them and then taking them as UTC (and text the faster
+    parse cannot take, too)."""
+    parsed = datetime.fromisoformat(stamp)
+    expected = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    read = as_utc(stamp)
+    assert read == expected and read.tzinfo is UTC
