@@ -12,10 +12,11 @@ Record per line (plain lines decoded and checked by msgspec, notifier.core.recor
 the rest by json.loads and the general parser), nothing stored.
 
 And as the second floor: the ledger's writes alone -- `json.loads`, then the very rows
-notifier keeps (the audit copy of every record under its order index, with no unique key;
-each fulfillment's state with its record key) inserted with sqlite3's executemany into the
-real schema, 1,000 per transaction, with no validation, no decision and no lookups. No
-ingest that keeps those rows on SQLite can be faster.
+notifier keeps (the audit copy: one compressed batch of the records, framed by
+notifier.store.audit, and an entry per order it holds; each fulfillment's state with its
+record key) inserted with sqlite3 into the real schema, 1,000 records per transaction,
+with no validation, no decision and no lookups. No ingest that keeps those rows on SQLite
+can be faster.
 """
 
 from __future__ import annotations
@@ -118,6 +119,7 @@ def child_floor(path: Path, workdir: Path) -> dict[str, float]:
     import sqlite3
     from itertools import islice
 
+    from notifier.store.audit import encode_batch
     from notifier.store.sql import SqlStore
 
     database = workdir / "floor.db"
@@ -125,10 +127,10 @@ def child_floor(path: Path, workdir: Path) -> dict[str, float]:
     db = sqlite3.connect(database, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
-    insert_record = (
-        "INSERT INTO records (order_id, fulfillment_id, status, occurred_at,"
-        " received_at, outcome, payload) VALUES (?, ?, ?, ?, ?, 'applied', ?)"
+    insert_batch = (
+        "INSERT INTO record_batches (received_at, records, stale, body) VALUES (?, ?, 0, ?)"
     )
+    insert_order = "INSERT INTO record_orders (order_id, batch_id) VALUES (?, ?)"
     upsert_state = (
         "INSERT INTO fulfillments (fulfillment_id, order_id, status, occurred_at, recent_keys)"
         " VALUES (?, ?, ?, ?, ?) ON CONFLICT (fulfillment_id) DO UPDATE SET"
@@ -146,10 +148,12 @@ def child_floor(path: Path, workdir: Path) -> dict[str, float]:
                 key = hashlib.blake2b(basis, digest_size=16).hexdigest()
                 moment = data["occurred_at"]
                 ids = (data["order_id"], data["fulfillment_id"], data["status"])
-                rows.append((*ids, moment, moment, line))
+                rows.append((*ids, moment, moment, "applied", line.rstrip("\n")))
                 states.append((ids[1], ids[0], ids[2], moment, key))
             db.execute("BEGIN IMMEDIATE")
-            db.executemany(insert_record, rows)
+            batch = db.execute(insert_batch, (moment, len(rows), encode_batch(rows))).lastrowid
+            orders = dict.fromkeys(row[0] for row in rows)
+            db.executemany(insert_order, [(order, batch) for order in orders])
             db.executemany(upsert_state, states)
             db.execute("COMMIT")
             count += len(chunk)

@@ -21,18 +21,19 @@ from typing import Any
 
 from notifier.core.decide import Decision, OrderView, Outcome
 from notifier.core.models import FulfillmentState, NoticeStatus, Status
+from notifier.store import audit
 from notifier.store.base import Completion
 from notifier.store.schema import (
     FULFILLMENT_COLUMNS,
     NEW_NOTICE_COLUMNS,
-    RECORD_COLUMNS,
     as_utc,
     bind_stamp,
     fulfillments,
     notice_history,
     notices,
     orders,
-    records,
+    record_batches,
+    record_orders,
     sent_copies,
     suppressions,
 )
@@ -93,6 +94,7 @@ _SENDING = NoticeStatus.SENDING.value
 # every record read their texts from these instead.
 _STATUS_TEXT = {status: status.value for status in Status}
 _OUTCOME_TEXT = {outcome: outcome.value for outcome in Outcome}
+_STALE = Outcome.STALE
 
 
 @cache
@@ -118,6 +120,18 @@ def _insert_sql(
     if returning is not None:
         sql += f" RETURNING {returning}"
     return sql
+
+
+_INSERT_BATCH = {
+    mark: _insert_sql(
+        mark, record_batches.name, ("received_at", "records", "stale", "body"), returning="id"
+    )
+    for mark in ("?", "%s")
+}
+# A batch is new, so its entries are too: a plain insert, no conflict to look for.
+_INSERT_ORDERS = {
+    mark: _insert_sql(mark, record_orders.name, ("order_id", "batch_id")) for mark in ("?", "%s")
+}
 
 
 # --- ingestion --------------------------------------------------------------------------
@@ -151,27 +165,39 @@ class _Stamps(dict[datetime, Any]):
         return value
 
 
+def _append_audit(tx: DriverTx, decision: Decision, stamps: _Stamps) -> None:
+    """The audit copy of the decided records, duplicates included: one batch row, and an
+    entry per order it holds (notifier.store.audit)."""
+    texts = stamps if tx.dialect == "sqlite" else _Stamps("sqlite")  # the body's stamps
+    outcomes = decision.outcomes
+    body = audit.encode_batch(
+        [
+            (
+                record.order_id,
+                record.fulfillment_id,
+                _STATUS_TEXT[record.status],
+                texts[record.effective_at],
+                texts[record.received_at],
+                _OUTCOME_TEXT[outcome],
+                record.received_text or json.dumps(record.to_json(), ensure_ascii=False),
+            )
+            for record, outcome in outcomes
+        ]
+    )
+    stale = sum(outcome is _STALE for _, outcome in outcomes)
+    received = max(record.received_at for record, _ in outcomes)
+    row = (stamps[received], len(outcomes), stale, body)
+    (batch_id,) = tx.rows(_INSERT_BATCH[tx.mark], row)[0]
+    order_ids = dict.fromkeys(record.order_id for record, _ in outcomes)
+    tx.run_many(_INSERT_ORDERS[tx.mark], [(order_id, batch_id) for order_id in order_ids])
+
+
 def write_decision(tx: DriverTx, decision: Decision) -> tuple[str, ...]:
     """Write what `decide` chose; the keys of the notices that were new."""
     stamps = _Stamps(tx.dialect)
 
     if decision.outcomes:
-        # The audit copy, duplicates included: one executemany, no key to look up or keep.
-        tx.run_many(
-            _insert_sql(tx.mark, records.name, RECORD_COLUMNS),
-            [
-                (
-                    record.order_id,
-                    record.fulfillment_id,
-                    _STATUS_TEXT[record.status],
-                    stamps[record.effective_at],
-                    stamps[record.received_at],
-                    _OUTCOME_TEXT[outcome],
-                    record.received_text or json.dumps(record.to_json(), ensure_ascii=False),
-                )
-                for record, outcome in decision.outcomes
-            ],
-        )
+        _append_audit(tx, decision, stamps)
     if decision.states:
         tx.run_many(
             _insert_sql(

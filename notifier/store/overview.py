@@ -17,7 +17,8 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import ColumnElement, Connection, and_, func, select
 
 from notifier.core.models import NoticeStatus
-from notifier.store.schema import STALE_RECORD, notices, records, rejected_records
+from notifier.store import audit
+from notifier.store.schema import notices, rejected_records
 from notifier.store.sql import SqlStore
 
 __all__ = [
@@ -250,17 +251,18 @@ def _notices(
 
 
 def _stale(conn: Connection, *, since: datetime, limit: int) -> Listed[StaleRecord]:
-    # STALE_RECORD is the partial index's own condition: counted and listed on that index.
-    where = and_(STALE_RECORD, records.c.received_at >= since)
-    columns = [
-        records.c.order_id,
-        records.c.fulfillment_id,
-        records.c.status,
-        records.c.occurred_at,
-        records.c.received_at,
-    ]
-    order = [records.c.received_at.desc(), records.c.id.desc()]
-    return _listed(conn, StaleRecord, columns, where, order, limit)
+    found = audit.stale_records(conn, since=since)
+    shown = tuple(
+        StaleRecord(
+            order_id=record.order_id,
+            fulfillment_id=record.fulfillment_id,
+            status=record.status,
+            occurred_at=record.occurred_at,
+            received_at=record.received_at,
+        )
+        for record in found[:limit]
+    )
+    return Listed(shown, len(found))
 
 
 def _rejected(conn: Connection, *, since: datetime, limit: int) -> Listed[RejectedRecord]:

@@ -9,7 +9,6 @@ it looks like a key); every branch of the match is an index lookup (migration 00
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -21,8 +20,9 @@ from notifier.core.feedback import StoredFeedback
 from notifier.core.history import HistoryEntry, ReceivedRecord
 from notifier.core.models import Notice, NoticeStatus, Scope
 from notifier.core.timeline import TimelineEntry, timeline
+from notifier.store import audit
 from notifier.store.base import recipient_spellings
-from notifier.store.schema import fulfillments, notices, records, sent_copies
+from notifier.store.schema import fulfillments, notices, sent_copies
 from notifier.store.sql import SqlStore, notice_from_row
 
 __all__ = ["MAX_PAGE", "ConsoleQueries", "NoticeDossier", "NoticePage", "NoticeQuery"]
@@ -122,23 +122,8 @@ class ConsoleQueries:
     ) -> list[ReceivedRecord]:
         """The audit copies of an order's records (or of just these fulfillments'), in the
         order received, each with its outcome (applied, repeat, stale)."""
-        query = select(records).where(records.c.order_id == order_id)
-        if fulfillment_ids is not None:
-            query = query.where(records.c.fulfillment_id.in_(sorted(fulfillment_ids)))
-        query = query.order_by(records.c.received_at, records.c.id)
         with self.store.reading("reading an order's records") as conn:
-            return [
-                ReceivedRecord(
-                    order_id=row.order_id,
-                    fulfillment_id=row.fulfillment_id,
-                    status=row.status,
-                    occurred_at=row.occurred_at,
-                    received_at=row.received_at,
-                    outcome=row.outcome,
-                    payload=json.loads(row.payload),
-                )
-                for row in conn.execute(query)
-            ]
+            return audit.order_records(conn, order_id, fulfillment_ids=fulfillment_ids)
 
     def sent_copy(self, key: str) -> bytes | None:
         """The exact bytes the notice was sent as, while the copy is kept."""

@@ -24,8 +24,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
-from notifier.core.decide import Outcome
-
 
 class UtcDateTime(TypeDecorator[datetime]):
     """Aware datetimes in, aware UTC datetimes out, whatever the database keeps."""
@@ -84,32 +82,36 @@ metadata = MetaData()
 # Every record ever accepted, exactly as received, for audit: append-only, written in bulk.
 # No key per record: a redelivery is told by its fulfillment's state (decide.is_duplicate)
 # and stored too, as a duplicate; exactly-once rests on the notices' keys.
-records = Table(
-    "records",
+# The audit copy of every accepted record, in bulk (notifier.store.audit; 0012): one row per
+# ingest transaction holding all of its records, framed and compressed together.
+record_batches = Table(
+    "record_batches",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("order_id", String(255), nullable=False),
-    Column("fulfillment_id", String(255), nullable=False),
-    Column("status", String(32), nullable=False),
-    Column("occurred_at", UtcDateTime, nullable=False),
-    Column("received_at", UtcDateTime, nullable=False),
-    Column("outcome", String(16), nullable=False),  # applied | repeat | stale | duplicate
-    Column("payload", Text, nullable=False),
-    # An order's timeline, a fulfillment's within it: the only index every record pays for (one
-    # on (order_id, fulfillment_id) made a million-record ingest's writes twice as slow).
-    Index("ix_records_order", "order_id"),
+    Column("received_at", UtcDateTime, nullable=False),  # the latest receipt among them
+    Column("records", Integer, nullable=False),
+    Column("stale", Integer, nullable=False),  # how many of them are stale
+    Column("body", LargeBinary, nullable=False),
 )
-# The stale records, a sliver of them all, by receipt: the console's "needs attention"
-# (notifier.store.overview) reads the last day's without scanning the audit. Partial, so
-# ingesting the applied, repeat and duplicate rest writes nothing more (0011). The query
-# uses this very expression: a literal, not a parameter, so both databases can tell from
-# the text alone that the index covers it (PostgreSQL's generic plans included).
-STALE_RECORD = records.c.outcome == literal_column(f"'{Outcome.STALE.value}'")
+# The batches holding any stale record, a sliver of them all, by receipt: the console's
+# "needs attention" (notifier.store.overview) reads the last day's without reading the
+# audit. Partial, so the other batches write no entry. The query uses this very expression
+# (a literal, not a parameter): both databases can tell from the text that it is covered.
+STALE_BATCH = record_batches.c.stale > literal_column("0")
 Index(
-    "ix_records_stale_received",
-    records.c.received_at,
-    sqlite_where=STALE_RECORD,
-    postgresql_where=STALE_RECORD,
+    "ix_record_batches_stale_received",
+    record_batches.c.received_at,
+    sqlite_where=STALE_BATCH,
+    postgresql_where=STALE_BATCH,
+)
+# Which batches hold an order's records: an order's timeline reads those alone. One entry
+# per order and batch, clustered by order (SQLite: no rowid B-tree besides).
+record_orders = Table(
+    "record_orders",
+    metadata,
+    Column("order_id", String(255), primary_key=True),
+    Column("batch_id", Integer, primary_key=True, autoincrement=False),
+    sqlite_with_rowid=False,
 )
 
 # The latest known state of each fulfillment.
@@ -275,7 +277,6 @@ cursors = Table(
 
 
 # Column lists for SQL written by hand (notifier.store.fast_paths), from the tables above.
-RECORD_COLUMNS = tuple(c.name for c in records.columns if c.name != "id")
 FULFILLMENT_COLUMNS = tuple(c.name for c in fulfillments.columns)
 # What a new notice is written with; the other columns start empty.
 NEW_NOTICE_COLUMNS = (

@@ -63,7 +63,7 @@ from notifier.store.schema import (
     cursors,
     notice_history,
     notices,
-    records,
+    record_batches,
     rejected_records,
     sent_copies,
     suppressions,
@@ -438,7 +438,7 @@ class SqlStore:
 
     def record_count(self) -> int:
         with self._read("counting records") as conn:
-            return int(conn.scalar(select(func.count()).select_from(records)) or 0)
+            return int(conn.scalar(select(func.sum(record_batches.c.records))) or 0)
 
     def make_due(self, keys: Collection[str] | None, *, now: datetime) -> int:
         query = update(notices).where(

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from support.cli import notifier_process as notifier
+from support.ledger import audit_rows
 from support.project import ROOT, env_for, settings_for, smtp_settings, write_jsonl
 from support.smtp_sink import SmtpSink
 
@@ -169,8 +170,6 @@ def test_two_processes_same_batch_one_sqlite_file(tmp_path: Path, smtp_sink: Smt
 
 def test_every_accepted_record_is_kept_as_received(tmp_path: Path) -> None:
     """The audit trail holds each accepted line exactly as received, stale ones included."""
-    import sqlite3
-
     env = env_for(settings_for(tmp_path))
     records = [
         *lifecycle("O1", "F1"),
@@ -178,10 +177,9 @@ def test_every_accepted_record_is_kept_as_received(tmp_path: Path) -> None:
     ]
     batch = write_jsonl(tmp_path / "b.jsonl", records)
     assert notifier("run", str(batch), env=env).returncode == 0
-    with sqlite3.connect(tmp_path / "notifier.db") as db:
-        rows = db.execute("SELECT payload, outcome FROM records ORDER BY id").fetchall()
-    assert [payload for payload, _ in rows] == batch.read_text().splitlines()
-    assert [outcome for _, outcome in rows] == ["applied", "applied", "applied", "stale"]
+    rows = audit_rows(f"sqlite:///{tmp_path / 'notifier.db'}")
+    assert [row.payload for row in rows] == batch.read_text().splitlines()
+    assert [row.outcome for row in rows] == ["applied", "applied", "applied", "stale"]
 
 
 def test_rules_lists_every_rule_with_its_trigger_template_and_ledger_counts(

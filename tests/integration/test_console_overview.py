@@ -160,18 +160,19 @@ def test_rejected_records_of_the_last_day_need_attention_and_old_ones_are_forgot
 
 
 def test_the_stale_list_is_read_on_its_partial_index(store_url: str) -> None:
-    """The last day's stale records are counted and listed on `ix_records_stale_received`
-    (stale rows only), never by scanning the audit of every record: the database's own
-    planner says so of each statement the overview sends to `records` (SQLite: EXPLAIN
-    QUERY PLAN; PostgreSQL: EXPLAIN with sequential scans priced out, as on a large
-    ledger, so only an index that covers the query can be chosen)."""
+    """The last day's stale records are read from the batches holding any, found on
+    `ix_record_batches_stale_received` (those batches only), never by scanning the audit of
+    every record: the database's own planner says so of the statement the overview sends to
+    `record_batches` (SQLite: EXPLAIN QUERY PLAN; PostgreSQL: EXPLAIN with sequential scans
+    priced out, as on a large ledger, so only an index that covers the query can be
+    chosen)."""
     clock = Clock(datetime.now(UTC) - timedelta(hours=2))
     store = SqlStore(store_url)
     engine = engine_on(store, MemoryTransport(), clock=clock)
     sent: list[tuple[str, Any]] = []
 
     def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if "FROM records" in statement:
+        if "FROM record_batches" in statement:
             sent.append((statement, parameters))
 
     try:
@@ -187,9 +188,9 @@ def test_the_stale_list_is_read_on_its_partial_index(store_url: str) -> None:
     finally:
         store.close()
     assert [(r.fulfillment_id, r.status) for r in stale.items] == [("F-7", "Pending")]
-    assert len(plans) == 2  # the count, and the list (only read when there is one)
+    assert len(plans) == 1  # the batches, counted and listed from what they hold
     for plan in plans:
-        assert "ix_records_stale_received" in plan, plan
+        assert "ix_record_batches_stale_received" in plan, plan
 
 
 def _plan(store: SqlStore, statement: str, parameters: Any) -> str:

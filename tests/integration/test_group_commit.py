@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support.ledger import audit_rows
 from support.project import settings_for
 from support.server import ServeProcess
 from support.webhook import SECRET, body_of, shipment, signed
@@ -60,8 +61,7 @@ def test_concurrent_callers_share_transactions_and_all_commit(tmp_path: Path) ->
     store = SqlStore(settings.database_url)
     try:
         assert store.record_count() == 100
-        with store.engine.connect() as conn:
-            outcomes = conn.exec_driver_sql("SELECT outcome FROM records").scalars().all()
+        outcomes = [row.outcome for row in audit_rows(store)]
         assert sorted(outcomes) == ["applied"] * 50 + ["duplicate"] * 50
     finally:
         store.close()
@@ -112,10 +112,7 @@ def test_inline_writer_writes_at_once_when_free_and_writes_nothing_when_locked(
         assert engine.ingest([record(3)]).accepted == 1
         release.join()
         holder.close()
-        kept = {
-            row[0]
-            for row in store.engine.connect().exec_driver_sql("SELECT fulfillment_id FROM records")
-        }
+        kept = {row.fulfillment_id for row in audit_rows(store)}
     assert kept == {"F-1", "F-3", "F-4"}
 
 

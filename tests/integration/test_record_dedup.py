@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from support.ledger import engine_on
+from support.ledger import audit_rows, engine_on
 from support.project import env_for, settings_for
 
 from notifier.core.decide import RECENT_KEYS
@@ -49,9 +49,7 @@ def change(fid: str, status: str, minutes: int | None, **fields: Any) -> Record:
 
 def outcomes(store: SqlStore) -> list[tuple[str, str]]:
     """(fulfillment, outcome) of every audit row, in the order they were stored."""
-    with store.engine.connect() as conn:
-        query = "SELECT fulfillment_id, outcome FROM records ORDER BY id"
-        return [(fid, outcome) for fid, outcome in conn.exec_driver_sql(query)]
+    return [(row.fulfillment_id, row.outcome) for row in audit_rows(store)]
 
 
 def test_a_redelivery_with_or_without_event_id_is_a_stored_duplicate(store_url: str) -> None:

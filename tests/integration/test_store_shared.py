@@ -7,6 +7,7 @@ processes would be; threads make them race.
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -15,7 +16,7 @@ from typing import TypeVar
 
 import pytest
 from sqlalchemy import inspect
-from support.ledger import engine_on, tracking_records
+from support.ledger import audit_rows, engine_on, tracking_records
 
 from notifier.core.models import NoticeStatus
 from notifier.core.records import parse_record
@@ -48,9 +49,7 @@ def race(count: int, job: Callable[[int], T]) -> list[T]:
 
 
 def outcome_counts(store: SqlStore) -> dict[str, int]:
-    with store.engine.connect() as conn:
-        rows = conn.exec_driver_sql("SELECT outcome, count(*) FROM records GROUP BY outcome")
-        return {outcome: count for outcome, count in rows}
+    return dict(Counter(row.outcome for row in audit_rows(store)))
 
 
 def seed(store: SqlStore, count: int) -> list[str]:
@@ -204,6 +203,6 @@ def test_concurrent_first_use_migrates_once(empty_store_url: str) -> None:
     opened = SqlStore(url, migrate_schema=False)
     try:
         tables = set(inspect(opened.engine).get_table_names())
-        assert {"notices", "records", "fulfillments", "alembic_version"} <= tables
+        assert {"notices", "record_batches", "fulfillments", "alembic_version"} <= tables
     finally:
         opened.close()

@@ -10,7 +10,10 @@ from notifier.core.records import parse_record
 from notifier.core.rules import Rule, load_rules
 from notifier.engine import Clock, Engine, EngineConfig, utc_now
 from notifier.rendering.renderer import Renderer
+from notifier.store import audit
+from notifier.store.audit import AuditRow
 from notifier.store.base import Store
+from notifier.store.sql import SqlStore
 from notifier.transports import Transport
 from notifier.transports.memory import MemoryTransport
 from support.project import BRANDING, RULES, TEMPLATES
@@ -34,6 +37,17 @@ def tracking_records(count: int, *, prefix: str = "O", start: int = 0) -> Iterat
             },
             received_at=received,
         )
+
+
+def audit_rows(url_or_store: str | SqlStore) -> list[AuditRow]:
+    """Every record the ledger's audit keeps, as kept, in the order stored."""
+    store = SqlStore(url_or_store) if isinstance(url_or_store, str) else url_or_store
+    try:
+        with store.engine.connect() as conn:
+            return list(audit.all_rows(conn))
+    finally:
+        if store is not url_or_store:
+            store.close()
 
 
 def engine_on(
