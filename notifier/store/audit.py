@@ -6,12 +6,13 @@ received, each with where it belongs and its outcome, framed and compressed toge
 batch. A row of its own for every record, under an order index, was most of what a
 million-record ingest wrote (design.md §6). Append-only: nothing here is updated.
 
-A batch's body is one kind byte, then zlib (level 1) of its text:
-- `S`: the records' fields joined by U+001F and the records by U+001E. The received text
-  is JSON, which cannot hold either character raw, and a record's ids refuse control
+A batch's body is one kind byte, then its text as raw deflate (zlib level 1, no header or
+checksum: the ledger's own rows carry none either):
+- `S`: every record's fields, seven each, in order, all joined by U+001F. The received
+  text is JSON, which cannot hold that character raw, and a record's ids refuse control
   characters (notifier.core.records), so the text splits back exactly.
-- `J`: the same fields as a JSON array of arrays, should a field ever hold one of them
-  (a record built some other way): checked on every write, never assumed.
+- `J`: the same fields as a JSON array of arrays, should a field ever hold it (a record
+  built some other way): checked on every write, never assumed.
 The kind byte is the format: a later one adds a kind and still reads these.
 """
 
@@ -21,6 +22,7 @@ import json
 import zlib
 from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime
+from itertools import chain
 from typing import NamedTuple
 
 from sqlalchemy import Connection, select
@@ -43,7 +45,10 @@ class AuditRow(NamedTuple):
 
 
 AUDIT_FIELDS = AuditRow._fields
-_FIELD, _RECORD = "\x1f", "\x1e"
+_FIELD = "\x1f"
+_WIDTH = len(AUDIT_FIELDS)
+# Raw deflate: zlib's format without its header and Adler-32 (1% of ingesting a record).
+_RAW = -15
 _SEPARATED, _JSON = b"S", b"J"
 # Lone surrogates (an id given as "\ud800") are kept as they came, not refused at the write.
 _ERRORS = "surrogatepass"
@@ -52,21 +57,21 @@ _STALE = Outcome.STALE.value
 
 def encode_batch(rows: Sequence[Sequence[str]]) -> bytes:
     """A batch's body: `rows` (each AUDIT_FIELDS, as text) framed and compressed."""
-    text = _RECORD.join([_FIELD.join(row) for row in rows])
-    # Each join adds exactly these many separators: one more anywhere came inside a field.
-    fields = (len(AUDIT_FIELDS) - 1) * len(rows)
-    if text.count(_FIELD) == fields and text.count(_RECORD) == len(rows) - 1:
-        return _SEPARATED + zlib.compress(text.encode("utf-8", _ERRORS), 1)
+    text = _FIELD.join(chain.from_iterable(rows))
+    # The join adds exactly this many separators: one more anywhere came inside a field.
+    if text.count(_FIELD) == _WIDTH * len(rows) - 1:
+        return _SEPARATED + zlib.compress(text.encode("utf-8", _ERRORS), 1, _RAW)
     encoded = json.dumps([list(row) for row in rows], ensure_ascii=False)
-    return _JSON + zlib.compress(encoded.encode("utf-8", _ERRORS), 1)
+    return _JSON + zlib.compress(encoded.encode("utf-8", _ERRORS), 1, _RAW)
 
 
 def decode_batch(body: bytes) -> list[AuditRow]:
     """A batch's rows, in the order they were received."""
     kind = body[:1]
-    text = zlib.decompress(body[1:]).decode("utf-8", _ERRORS)
+    text = zlib.decompress(body[1:], _RAW).decode("utf-8", _ERRORS)
     if kind == _SEPARATED:
-        return [AuditRow(*record.split(_FIELD)) for record in text.split(_RECORD)]
+        fields = text.split(_FIELD)
+        return [AuditRow(*fields[at : at + _WIDTH]) for at in range(0, len(fields), _WIDTH)]
     if kind == _JSON:
         return [AuditRow(*row) for row in json.loads(text)]
     raise ValueError(f"an audit batch of unknown kind {kind!r}")

@@ -29,16 +29,17 @@ def test_a_plain_batch_is_separated_text_and_comes_back_as_it_went() -> None:
     rows = [ROW, ROW._replace(fulfillment_id="F-2", outcome="stale")]
     body = encode_batch(rows)
     assert body[:1] == b"S"
-    assert zlib.decompress(body[1:]).decode().split("\x1e")[1].split("\x1f")[1] == "F-2"
+    assert zlib.decompress(body[1:], -15).decode().split("\x1f")[7 + 1] == "F-2"
     assert decode_batch(body) == rows
 
 
-@pytest.mark.parametrize("odd", ["F\x1f2", "F\x1e2", "\x1f", "F-2\ud800"])
+@pytest.mark.parametrize("odd", ["F\x1f2", "\x1f", "F\x1e2", "F-2\ud800"])
 def test_an_id_holding_a_separator_or_a_lone_surrogate_comes_back_exactly(odd: str) -> None:
     rows = [ROW, ROW._replace(fulfillment_id=odd)]
     body = encode_batch(rows)
-    if "\x1f" in odd or "\x1e" in odd:
-        assert body[:1] == b"J"  # a separated join would not split back
+    # A separated join would not split back with U+001F inside a field; other controls and
+    # lone surrogates keep the separated kind.
+    assert body[:1] == (b"J" if "\x1f" in odd else b"S")
     assert decode_batch(body) == rows
 
 
@@ -49,4 +50,4 @@ def test_any_rows_come_back_exactly(rows: list[tuple[str, ...]]) -> None:
 
 def test_a_body_of_an_unknown_kind_is_refused_saying_so() -> None:
     with pytest.raises(ValueError, match="unknown kind b'X'"):
-        decode_batch(b"X" + zlib.compress(b"", 1))
+        decode_batch(b"X" + zlib.compress(b"", 1, -15))
