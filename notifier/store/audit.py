@@ -6,8 +6,9 @@ received, each with where it belongs and its outcome, framed and compressed toge
 batch. A row of its own for every record, under an order index, was most of what a
 million-record ingest wrote (design.md §6). Append-only: nothing here is updated.
 
-A batch's body is one kind byte, then its text as raw deflate (zlib level 1, no header or
-checksum: the ledger's own rows carry none either):
+A batch's body is one kind byte, then its text as raw deflate (level 1, its state sized to
+the text: notifier.store.compression; no header or checksum: the ledger's own rows carry
+none either):
 - `S`: every record's fields, seven each, in order, all joined by U+001F. The received
   text is JSON, which cannot hold that character raw, and a record's ids refuse control
   characters (notifier.core.records), so the text splits back exactly.
@@ -29,6 +30,7 @@ from sqlalchemy import Connection, select
 
 from notifier.core.decide import Outcome
 from notifier.core.history import ReceivedRecord
+from notifier.store.compression import deflate
 from notifier.store.schema import STALE_BATCH, as_utc, record_batches, record_orders
 
 
@@ -47,7 +49,8 @@ class AuditRow(NamedTuple):
 AUDIT_FIELDS = AuditRow._fields
 _FIELD = "\x1f"
 _WIDTH = len(AUDIT_FIELDS)
-# Raw deflate: zlib's format without its header and Adler-32 (1% of ingesting a record).
+# Raw deflate: zlib's format without its header and Adler-32 (1% of ingesting a record),
+# read with the largest window, which reads any smaller one.
 _RAW = -15
 _SEPARATED, _JSON = b"S", b"J"
 # Lone surrogates (an id given as "\ud800") are kept as they came, not refused at the write.
@@ -60,9 +63,9 @@ def encode_batch(rows: Sequence[Sequence[str]]) -> bytes:
     text = _FIELD.join(chain.from_iterable(rows))
     # The join adds exactly this many separators: one more anywhere came inside a field.
     if text.count(_FIELD) == _WIDTH * len(rows) - 1:
-        return _SEPARATED + zlib.compress(text.encode("utf-8", _ERRORS), 1, _RAW)
+        return _SEPARATED + deflate(text.encode("utf-8", _ERRORS), raw=True)
     encoded = json.dumps([list(row) for row in rows], ensure_ascii=False)
-    return _JSON + zlib.compress(encoded.encode("utf-8", _ERRORS), 1, _RAW)
+    return _JSON + deflate(encoded.encode("utf-8", _ERRORS), raw=True)
 
 
 def decode_batch(body: bytes) -> list[AuditRow]:

@@ -13,7 +13,6 @@ come from notifier.store.schema; errors are still translated by SqlStore.
 from __future__ import annotations
 
 import json
-import zlib
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from functools import cache
@@ -23,6 +22,7 @@ from notifier.core.decide import Decision, OrderView, Outcome
 from notifier.core.models import FulfillmentState, NoticeStatus, Status
 from notifier.store import audit
 from notifier.store.base import Completion
+from notifier.store.compression import deflate
 from notifier.store.schema import (
     FULFILLMENT_COLUMNS,
     NEW_NOTICE_COLUMNS,
@@ -276,11 +276,11 @@ def _complete_sql(mark: str) -> str:
 
 
 def compressed_copy(completion: Completion) -> bytes | None:
-    """The sent copy as stored (zlib level 1: most of the saving at a fraction of the
-    time). Done before the transaction opens, so the write lock is not held for it."""
+    """The sent copy as stored (zlib's format: notifier.store.compression). Done before
+    the transaction opens, so the write lock is not held for it."""
     if completion.status is not NoticeStatus.SENT or completion.sent_bytes is None:
         return None
-    return zlib.compress(completion.sent_bytes, 1)
+    return deflate(completion.sent_bytes)
 
 
 def complete(
