@@ -40,5 +40,5 @@ class ReceivedRecord:
     status: str
     occurred_at: datetime
     received_at: datetime
-    outcome: str  # applied | repeat | stale (a duplicate is not stored again)
+    outcome: str  # applied | repeat | stale | duplicate (a redelivery: kept, changed nothing)
     payload: Mapping[str, Any]
