@@ -9,10 +9,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from alembic import command
-from support.ledger import audit_rows
+from support.ledger import audit_rows, migrated_to
 
-from notifier.store import migrate
 from notifier.store.audit import AuditRow
 from notifier.store.overview import read_overview
 from notifier.store.queries import ConsoleQueries
@@ -37,15 +35,8 @@ OLD = [
 
 
 def _at_0011(url: str, rows: list[AuditRow]) -> None:
-    engine = create_store_engine(url)
-    config = migrate.alembic_config()
-    try:
-        with engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, "0011")
-            _insert_records(connection, rows)
-    finally:
-        engine.dispose()
+    with migrated_to(url, "0011") as connection:
+        _insert_records(connection, rows)
 
 
 def _insert_records(connection: sa.Connection, rows: list[AuditRow]) -> None:
@@ -89,14 +80,8 @@ def _text(moment: datetime | str) -> str:
 
 
 def _migrate(url: str, revision: str, *, down: bool = False) -> None:
-    engine = create_store_engine(url)
-    config = migrate.alembic_config()
-    try:
-        with engine.begin() as connection:
-            config.attributes["connection"] = connection
-            (command.downgrade if down else command.upgrade)(config, revision)
-    finally:
-        engine.dispose()
+    with migrated_to(url, revision, down=down):
+        pass
 
 
 def test_a_ledger_from_0011_moves_every_record_into_batches_and_back(

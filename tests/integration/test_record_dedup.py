@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from support.ledger import audit_rows, engine_on
+from support.ledger import audit_rows, engine_on, migrated_to
 from support.project import env_for, settings_for
 
 from notifier.core.decide import RECENT_KEYS
@@ -27,7 +26,7 @@ from notifier.core.models import Record
 from notifier.core.records import parse_record
 from notifier.store import migrate
 from notifier.store.schema import bind_stamp, metadata
-from notifier.store.sql import SqlStore, create_store_engine
+from notifier.store.sql import SqlStore
 
 UPS = "1Z999AA10123456784"
 START = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
@@ -194,48 +193,41 @@ def test_two_processes_running_the_same_batch_at_once_take_each_change_once(
 def ledger_at_0005(url: str, rows: list[tuple[Record, str]]) -> None:
     """The schema as 0005 left it, holding these records (with their outcome) and the state
     they made, written as that version wrote them."""
-    engine = create_store_engine(url)
-    config = migrate.alembic_config()
-    try:
-        with engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, "0005")
-            dialect = engine.dialect.name
-            for record, outcome in rows:
-                connection.execute(
-                    sa.text(
-                        "INSERT INTO records (dedup_key, order_id, fulfillment_id, status,"
-                        " occurred_at, received_at, outcome, payload) VALUES (:key, :order,"
-                        " :fid, :status, :at, :received, :outcome, :payload)"
-                    ),
-                    {
-                        "key": record.dedup_key,
-                        "order": record.order_id,
-                        "fid": record.fulfillment_id,
-                        "status": record.status.value,
-                        "at": bind_stamp(record.effective_at, dialect),
-                        "received": bind_stamp(record.received_at, dialect),
-                        "outcome": outcome,
-                        "payload": json.dumps(record.to_json()),
-                    },
-                )
-            last = {r.fulfillment_id: r for r, outcome in rows if outcome != "stale"}
-            for record in last.values():
-                connection.execute(
-                    sa.text(
-                        "INSERT INTO fulfillments (fulfillment_id, order_id, status,"
-                        " occurred_at, tracking_number) VALUES (:fid, :order, :status, :at, :t)"
-                    ),
-                    {
-                        "fid": record.fulfillment_id,
-                        "order": record.order_id,
-                        "status": record.status.value,
-                        "at": bind_stamp(record.effective_at, dialect),
-                        "t": record.tracking_number,
-                    },
-                )
-    finally:
-        engine.dispose()
+    with migrated_to(url, "0005") as connection:
+        dialect = connection.dialect.name
+        for record, outcome in rows:
+            connection.execute(
+                sa.text(
+                    "INSERT INTO records (dedup_key, order_id, fulfillment_id, status,"
+                    " occurred_at, received_at, outcome, payload) VALUES (:key, :order,"
+                    " :fid, :status, :at, :received, :outcome, :payload)"
+                ),
+                {
+                    "key": record.dedup_key,
+                    "order": record.order_id,
+                    "fid": record.fulfillment_id,
+                    "status": record.status.value,
+                    "at": bind_stamp(record.effective_at, dialect),
+                    "received": bind_stamp(record.received_at, dialect),
+                    "outcome": outcome,
+                    "payload": json.dumps(record.to_json()),
+                },
+            )
+        last = {r.fulfillment_id: r for r, outcome in rows if outcome != "stale"}
+        for record in last.values():
+            connection.execute(
+                sa.text(
+                    "INSERT INTO fulfillments (fulfillment_id, order_id, status,"
+                    " occurred_at, tracking_number) VALUES (:fid, :order, :status, :at, :t)"
+                ),
+                {
+                    "fid": record.fulfillment_id,
+                    "order": record.order_id,
+                    "status": record.status.value,
+                    "at": bind_stamp(record.effective_at, dialect),
+                    "t": record.tracking_number,
+                },
+            )
 
 
 def _table_of(difference: Any) -> str | None:

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from alembic import command
 
 from notifier.core.models import Record
 from notifier.core.records import parse_record
 from notifier.core.rules import Rule, load_rules
 from notifier.engine import Clock, Engine, EngineConfig, utc_now
 from notifier.rendering.renderer import Renderer
-from notifier.store import audit
+from notifier.store import audit, migrate
 from notifier.store.audit import AuditRow
 from notifier.store.base import Store
-from notifier.store.sql import SqlStore
+from notifier.store.sql import SqlStore, create_store_engine
 from notifier.transports import Transport
 from notifier.transports.memory import MemoryTransport
 from support.project import BRANDING, RULES, TEMPLATES
@@ -37,6 +41,21 @@ def tracking_records(count: int, *, prefix: str = "O", start: int = 0) -> Iterat
             },
             received_at=received,
         )
+
+
+@contextmanager
+def migrated_to(url: str, revision: str, *, down: bool = False) -> Iterator[sa.Connection]:
+    """A transaction on the ledger at `url`, its schema first moved to `revision` (upgraded,
+    or with `down`, downgraded): for writing a ledger as an older version left it."""
+    engine = create_store_engine(url)
+    config = migrate.alembic_config()
+    try:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            (command.downgrade if down else command.upgrade)(config, revision)
+            yield connection
+    finally:
+        engine.dispose()
 
 
 def audit_rows(url_or_store: str | SqlStore) -> list[AuditRow]:
