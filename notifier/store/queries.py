@@ -121,7 +121,7 @@ class ConsoleQueries:
         self, order_id: str, *, fulfillment_ids: Collection[str] | None = None
     ) -> list[ReceivedRecord]:
         """The audit copies of an order's records (or of just these fulfillments'), in the
-        order received, each with its outcome (applied, repeat, stale)."""
+        order received, each with its outcome (applied, repeat, stale, duplicate)."""
         with self.store.reading("reading an order's records") as conn:
             return audit.order_records(conn, order_id, fulfillment_ids=fulfillment_ids)
 

@@ -79,11 +79,11 @@ def as_utc(value: datetime | str) -> datetime:
 
 metadata = MetaData()
 
-# Every record ever accepted, exactly as received, for audit: append-only, written in bulk.
-# No key per record: a redelivery is told by its fulfillment's state (decide.is_duplicate)
-# and stored too, as a duplicate; exactly-once rests on the notices' keys.
-# The audit copy of every accepted record, in bulk (notifier.store.audit; 0012): one row per
-# ingest transaction holding all of its records, framed and compressed together.
+# Every record ever accepted, exactly as received, for audit: append-only, written in bulk
+# (notifier.store.audit; 0012): one row per ingest transaction holding all of its records,
+# framed and compressed together. No key per record: a redelivery is told by its
+# fulfillment's state (decide.is_duplicate) and stored too, as a duplicate; exactly-once
+# rests on the notices' keys.
 record_batches = Table(
     "record_batches",
     metadata,
