@@ -35,10 +35,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
+from typing import Any
 
 from bench import ROOT, bench_settings
 
@@ -107,7 +108,11 @@ def child_parse(path: Path) -> dict[str, float]:
     return timer.result(count)
 
 
-def child_ingest(path: Path, workdir: Path) -> dict[str, float]:
+def child_ingest(
+    path: Path, workdir: Path, feed: Callable[[Iterator[Any]], Iterator[Any]] | None = None
+) -> dict[str, float]:
+    """The file's records ingested by a real engine, timed; `feed`, if given, passes them on
+    (the paired run's interleaving)."""
     from notifier.core.records import Record, read_path
     from notifier.processes.wiring import open_engine
 
@@ -117,7 +122,7 @@ def child_ingest(path: Path, workdir: Path) -> dict[str, float]:
         records = (
             r for r in read_path(path, received_at=datetime.now(UTC)) if isinstance(r, Record)
         )
-        report = engine.ingest(records)
+        report = engine.ingest(records if feed is None else feed(records))
         result = timer.result(report.accepted)
     assert report.notices_created == 0, "the benchmark's records must fire nothing"
     return result
@@ -129,9 +134,6 @@ def child_paired(path: Path, workdir: Path) -> dict[str, float]:
     handle), timed apart and taken out of the ingest's time. Both sides then run through
     the same moments of the machine: on a shared one, whose speed drifts by a fifth from
     one minute to the next, a ratio of two runs made apart swings with it."""
-    from notifier.core.records import Record, read_path
-    from notifier.processes.wiring import open_engine
-
     loads = json.loads
     spent = {"seconds": 0.0, "cpu": 0.0}
 
@@ -142,30 +144,23 @@ def child_paired(path: Path, workdir: Path) -> dict[str, float]:
         spent["seconds"] += time.perf_counter() - wall
         spent["cpu"] += time.process_time() - cpu
 
-    def interleaved(records: Iterator[object], lines: Iterator[str]) -> Iterator[Record]:
-        taken = 0
-        for record in records:
-            if isinstance(record, Record):
+    with path.open() as lines:
+
+        def interleaved(records: Iterator[Any]) -> Iterator[Any]:
+            taken = 0
+            for taken, record in enumerate(records, start=1):
                 yield record
-                taken += 1
                 if taken % PAIRED_STEP == 0:
                     baseline(lines, PAIRED_STEP)
-        baseline(lines, taken % PAIRED_STEP)
+            baseline(lines, taken % PAIRED_STEP)
 
-    settings = bench_settings(workdir)
-    with open_engine(settings) as engine, path.open() as lines:
-        timer = Timer()
-        records = read_path(path, received_at=datetime.now(UTC))
-        report = engine.ingest(interleaved(records, lines))
-        total = timer.result(report.accepted)
-    assert report.notices_created == 0, "the benchmark's records must fire nothing"
+        total = child_ingest(path, workdir, interleaved)
     return {
+        **total,
         "seconds": total["seconds"] - spent["seconds"],
         "cpu": total["cpu"] - spent["cpu"],
         "baseline_seconds": spent["seconds"],
         "baseline_cpu": spent["cpu"],
-        "records": report.accepted,
-        "peak_mb": total["peak_mb"],
     }
 
 
