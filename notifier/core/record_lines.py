@@ -63,11 +63,11 @@ def fast_record(line: str, *, received_at: datetime) -> Record | None:
         wire = _decode(line)
     except msgspec.DecodeError:  # broken JSON, an unknown field, a value of another type
         return None
-    # A value with a space at either end shows on the line as a quote before a space, or a
-    # space before a quote that ends a value: without either, every value is its own
-    # stripped text (an empty one still means none), and one call per field is saved.
-    # (A false alarm, such as a space before a comma, only costs the stripping.)
-    text = _text if ('" ' in line or ' ",' in line or ' "}' in line or ' "]' in line) else _own
+    # Every value is stripped as it is taken. Looking on the line for a space beside a quote
+    # first, to skip the stripping, cost more than it saved: four scans of a line whose
+    # separators are all spaces took ~1,000 ns, the stripping of every field ~150 ns more
+    # than not stripping.
+    text = _text
     order_id = text(wire.order_id)
     fulfillment_id = text(wire.fulfillment_id)
     status = STATUS_BY_SPELLING.get(wire.status) if wire.status else None
@@ -127,8 +127,3 @@ def fast_record(line: str, *, received_at: datetime) -> Record | None:
 def _text(value: str | None) -> str | None:
     # Printable ASCII by the line check above: stripping is all that is left to do.
     return (value.strip() or None) if value else None
-
-
-def _own(value: str | None) -> str | None:
-    # A value known to have no space at either end: only an empty one becomes none.
-    return value or None
