@@ -14,11 +14,11 @@ MAX_EMAIL_LENGTH = 254
 
 # Deliberately simple: one @, no spaces or controls, a dotted domain. Non-ASCII is allowed
 # (internationalised addresses); the SMTP transport decides whether the server can take them.
-_EMAIL = re.compile(
+EMAIL_SHAPE = re.compile(
     r"[^\s@\x00-\x1f\x7f\"<>(),;:\\\[\]]{1,64}@[^\s@\x00-\x1f\x7f\"<>(),;:\\\[\]]+\.[^\s@\x00-\x1f\x7f\"<>(),;:\\\[\].]{2,}"
 )
 
 
 def plain_email(address: str) -> bool:
     """Whether an address (already stripped) is one we send to."""
-    return len(address) <= MAX_EMAIL_LENGTH and _EMAIL.fullmatch(address) is not None
+    return len(address) <= MAX_EMAIL_LENGTH and EMAIL_SHAPE.fullmatch(address) is not None
