@@ -21,7 +21,6 @@ from notifier.core.models import (
     Record,
     Scope,
     Status,
-    future_skew,
     ordering_time,
 )
 from notifier.core.models import OrderView as OrderView  # its home; decide's name for it
@@ -176,6 +175,9 @@ def shipped_fulfillment_ids(order: OrderView) -> tuple[str, ...]:
     )
 
 
+# Looked up once, not per record (an enum member is a class attribute lookup away).
+_APPLIED, _STALE, _DUPLICATE = Outcome.APPLIED, Outcome.STALE, Outcome.DUPLICATE
+
 # Statuses whose arrival can complete an order (a cancelled sibling can, too).
 _ORDER_TRIGGERS = SHIPPED_STATUSES | {Status.CANCELLED}
 # No stalled order rule, or a record that changed no status: no entry to tell apart.
@@ -216,13 +218,21 @@ def decide(
             order = OrderView(record.order_id)
             assert isinstance(orders, dict)
             orders[record.order_id] = order
-        skew = future_skew(record, future_tolerance)
-        # The record's ordering time (models.ordering_time): its receipt if future-dated.
-        at = record.received_at if skew is not None else record.effective_at
+        # models.future_skew and ordering_time, inline (two calls a record saved): the
+        # record's ordering time is its receipt if it is dated too far ahead of it.
+        at = record.occurred_at
+        skew = None
+        if at is None:
+            at = record.received_at
+        elif (ahead := at - record.received_at) > future_tolerance:
+            skew, at = ahead, record.received_at
         known = order.fulfillments.get(record.fulfillment_id)
-        state, outcome = _apply(known, record, at, skew is not None)
+        if known is None:  # a new fulfillment, as most of a batch's are: nothing to compare
+            state, outcome = _state_from(record, at, clamped=skew is not None), _APPLIED
+        else:
+            state, outcome = _apply(known, record, at, skew is not None)
         note_outcome((record, outcome))
-        if outcome is Outcome.DUPLICATE:
+        if outcome is _DUPLICATE:
             decision.duplicates += 1
             continue
         if record.order_fulfillment_ids and record.order_fulfillment_ids != order.fulfillment_ids:
@@ -231,7 +241,7 @@ def decide(
 
         if skew is not None:
             decision.future_dated.append((record, skew))
-        if outcome is Outcome.STALE:
+        if outcome is _STALE:
             order.fulfillments[record.fulfillment_id] = state  # it remembers the stale key
             states[record.fulfillment_id] = state
             continue
@@ -239,12 +249,12 @@ def decide(
         # finds it still there (a sibling delivered) is no new entry.
         already_at = (
             {status for status in stalled_order_statuses if order_reached(order, status)}
-            if stalled_order_statuses and outcome is Outcome.APPLIED
+            if stalled_order_statuses and outcome is _APPLIED
             else _NONE_REACHED
         )
         order.fulfillments[record.fulfillment_id] = state
         states[record.fulfillment_id] = state
-        if outcome is not Outcome.APPLIED:
+        if outcome is not _APPLIED:
             continue
         for rule in fulfillment_rules[record.status]:
             if applies_to(rule, record):
