@@ -10,6 +10,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import count, islice
+from operator import itemgetter
 
 from notifier.core.decide import Decision, OrderView, Outcome, decide
 from notifier.core.future_dated import BATCH, FutureDated, Source, tally, warning
@@ -130,7 +131,7 @@ class Ingesting:
 
         result = self.store.ingest(chunk, decider)
         decision = result.decision
-        outcomes = Counter(outcome for _, outcome in decision.outcomes)
+        outcomes = Counter(map(itemgetter(1), decision.outcomes))
         created = set(result.created)
         report = IngestReport(
             accepted=len(decision.outcomes) - decision.duplicates,

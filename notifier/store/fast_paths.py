@@ -181,7 +181,7 @@ def _append_audit(tx: DriverTx, decision: Decision, stamps: _Stamps) -> None:
                 record.order_id,
                 record.fulfillment_id,
                 _STATUS_TEXT[record.status],
-                texts[record.effective_at],
+                texts[record.occurred_at or record.received_at],  # effective_at, no call
                 texts[record.received_at],
                 _OUTCOME_TEXT[outcome],
                 record.received_text or json.dumps(record.to_json(), ensure_ascii=False),
@@ -263,15 +263,37 @@ def _write_states(tx: DriverTx, states: Iterable[FulfillmentState], stamps: _Sta
     shipped, unshipped = [], []
     for state in states:
         since = None if state.status_since is None else stamps[state.status_since]
-        head = (state.fulfillment_id, state.order_id, _STATUS_TEXT[state.status])
-        occurred = stamps[state.occurred_at]
-        clamped = flag[state.occurred_at_clamped]
         keys = " ".join(state.recent_keys) or None
-        details = (state.tracking_number, state.carrier, state.shipped_at, state.delivered_at)
-        if details == _NO_DETAILS:
-            unshipped.append((*head, occurred, clamped, since, keys))
+        tracking, carrier = state.tracking_number, state.carrier
+        shipped_at, delivered_at = state.shipped_at, state.delivered_at
+        if tracking is None and carrier is None and shipped_at is None and delivered_at is None:
+            unshipped.append(
+                (
+                    state.fulfillment_id,
+                    state.order_id,
+                    _STATUS_TEXT[state.status],
+                    stamps[state.occurred_at],
+                    flag[state.occurred_at_clamped],
+                    since,
+                    keys,
+                )
+            )
         else:
-            shipped.append((*head, occurred, *details, clamped, since, keys))
+            shipped.append(
+                (
+                    state.fulfillment_id,
+                    state.order_id,
+                    _STATUS_TEXT[state.status],
+                    stamps[state.occurred_at],
+                    tracking,
+                    carrier,
+                    shipped_at,
+                    delivered_at,
+                    flag[state.occurred_at_clamped],
+                    since,
+                    keys,
+                )
+            )
     upsert = "fulfillment_id"
     if unshipped:
         sql = _insert_sql(
@@ -284,9 +306,8 @@ def _write_states(tx: DriverTx, states: Iterable[FulfillmentState], stamps: _Sta
         )
 
 
-_NO_DETAILS = (None, None, None, None)
 _SQLITE_FLAG = {False: 0, True: 1}
-_BOOLEAN_FLAG = {False: False, True: True}
+_BOOLEAN_FLAG = {False: False, True: True}  # the same lookup either way: no branch a row
 
 
 # --- delivery outcomes ------------------------------------------------------------------
