@@ -21,6 +21,8 @@ the dataclass's own; a subclass, with a layout of its own, takes the usual way.
 from __future__ import annotations
 
 import dataclasses
+import inspect
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -36,10 +38,23 @@ class _Factory:
 _MISSING_FACTORY = _Factory()
 
 
-def quick_init(cls: type[T]) -> type[T]:
+def quick_init(
+    cls: type[T] | None = None, *, derived: Mapping[str, Callable[..., Any]] | None = None
+) -> Any:
     """Give a frozen dataclass (applied above @dataclass(frozen=True, slots=True)) the
     faster __init__. It must derive from object alone: the twin copies its slots, not a
-    base's."""
+    base's.
+
+    `derived` names fields (init=False) worked out from others, each by a function whose
+    parameters are init fields by name: `@quick_init(derived={"key": key_of})`. The
+    __init__ assigns them with the rest, where a __post_init__ would set each through
+    object.__setattr__ after a call of its own (a quarter of building a Record)."""
+    if cls is None:
+        return lambda cls: _quick_init(cls, derived or {})
+    return _quick_init(cls, derived or {})
+
+
+def _quick_init(cls: type[T], derived: Mapping[str, Callable[..., Any]]) -> type[T]:
     slots = cls.__dict__.get("__slots__")
     if slots is None:
         raise TypeError(f"quick_init needs a dataclass with slots=True, not {cls.__name__}")
@@ -69,14 +84,29 @@ def quick_init(cls: type[T]) -> type[T]:
             factories.append(f"    if {name} is _none:\n        {name} = _factory_{name}()")
         else:
             params.append(name)
+    computed: list[tuple[str, str]] = []  # (field, the expression that works it out)
+    for name, derive in derived.items():
+        field = next((f for f in dataclasses.fields(cls) if f.name == name), None)  # type: ignore[arg-type]
+        if field is None or field.init:
+            raise TypeError(f"quick_init: {cls.__name__}.{name} is no field with init=False")
+        arguments = list(inspect.signature(derive).parameters)
+        if unknown := [a for a in arguments if a not in names]:
+            raise TypeError(f"quick_init: {name} is derived from {unknown}, not init fields")
+        scope[f"_derive_{name}"] = derive
+        computed.append((name, f"_derive_{name}({', '.join(arguments)})"))
     body = [
         *factories,
         "    if type(self) is _cls:",
         "        _object_setattr(self, '__class__', _twin)",
         *(f"        self.{name} = {name}" for name in names),
+        *(f"        self.{name} = {expression}" for name, expression in computed),
         "        self.__class__ = _cls",
         "    else:",
         *(f"        _object_setattr(self, {name!r}, {name})" for name in names),
+        *(
+            f"        _object_setattr(self, {name!r}, {expression})"
+            for name, expression in computed
+        ),
     ]
     if hasattr(cls, "__post_init__"):
         body.append("    self.__post_init__()")

@@ -77,8 +77,32 @@ OPTIONAL_TEXT_FIELDS = (
 _DEDUP_HASH = hashlib.blake2b(digest_size=16)
 
 
+def dedup_key_of(
+    event_id: str | None,
+    fulfillment_id: str,
+    status: Status,
+    tracking_number: str | None,
+    occurred_at: datetime | None,
+) -> str:
+    """A record's dedup key: redelivery of the same change maps to the same key
+    (docs/design.md §2, `event_id`).
+
+    Kept among its fulfillment's recent keys (FulfillmentState.recent_keys), not in a
+    table of every record's key: the records table has no key (design.md §6)."""
+    if event_id:
+        basis = f"event\x1f{event_id}"
+    else:
+        occurred = occurred_at.isoformat() if occurred_at else ""
+        basis = "\x1f".join(
+            ("change", fulfillment_id, status.value, tracking_number or "", occurred)
+        )
+    digest = _DEDUP_HASH.copy()
+    digest.update(basis.encode())
+    return digest.hexdigest()
+
+
 # Built once per record read (a million in a batch): see notifier.core.frozen.
-@quick_init
+@quick_init(derived={"dedup_key": dedup_key_of})
 @dataclass(frozen=True, slots=True)
 class Record:
     """One fulfillment entering one status (docs/design.md §2), already validated."""
@@ -112,33 +136,9 @@ class Record:
         """
         return self.occurred_at or self.received_at
 
+    # Worked out by quick_init as the record is built (dedup_key_of): ingest asks for it
+    # several times per record.
     dedup_key: str = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        # Computed once: ingest asks for it several times per record.
-        object.__setattr__(self, "dedup_key", self._dedup_key())
-
-    def _dedup_key(self) -> str:
-        """Redelivery of the same change maps to the same key (docs/design.md §2, `event_id`).
-
-        Kept among its fulfillment's recent keys (FulfillmentState.recent_keys), not in a
-        table of every record's key: the records table has no key (design.md §6)."""
-        if self.event_id:
-            basis = f"event\x1f{self.event_id}"
-        else:
-            occurred = self.occurred_at.isoformat() if self.occurred_at else ""
-            basis = "\x1f".join(
-                (
-                    "change",
-                    self.fulfillment_id,
-                    self.status.value,
-                    self.tracking_number or "",
-                    occurred,
-                )
-            )
-        digest = _DEDUP_HASH.copy()
-        digest.update(basis.encode())
-        return digest.hexdigest()
 
     def to_json(self) -> dict[str, Any]:
         """The record as stored for audit and handed back to templates as `record`."""

@@ -35,6 +35,19 @@ class Quick:
         object.__setattr__(self, "label", f"{self.name}x{self.count}")
 
 
+def _label_of(name: str, count: int) -> str:
+    return f"{name}x{count}"
+
+
+@quick_init(derived={"label": _label_of})
+@dataclasses.dataclass(frozen=True, slots=True)
+class Derived:
+    name: str
+    count: int = 3
+    tags: list[str] = dataclasses.field(default_factory=list)
+    label: str = dataclasses.field(init=False, default="")
+
+
 def _values(item: object) -> dict[str, object]:
     return {f.name: getattr(item, f.name) for f in dataclasses.fields(item)}  # type: ignore[arg-type]
 
@@ -129,3 +142,40 @@ def test_a_class_with_a_base_is_refused_when_decorated() -> None:
         @dataclasses.dataclass(frozen=True, slots=True)
         class Derived(Plain):
             extra: int = 0
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs"), [(("a",), {}), (("a", 5), {}), ((), {"name": "b", "count": 0})]
+)
+def test_a_derived_field_is_what_post_init_made(
+    args: tuple[object, ...], kwargs: dict[str, object]
+) -> None:
+    assert _values(Derived(*args, **kwargs)) == _values(Plain(*args, **kwargs))  # type: ignore[arg-type]
+    assert dataclasses.replace(Derived("a"), count=9).label == "ax9"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Derived("a").label = "b"  # type: ignore[misc]
+
+
+def test_a_derived_field_must_be_an_init_false_field_of_init_fields() -> None:
+    def of_missing(nothing: str) -> str:
+        return nothing
+
+    with pytest.raises(TypeError, match="not init fields"):
+        quick_init(derived={"label": of_missing})(
+            dataclasses.dataclass(frozen=True, slots=True)(
+                type(
+                    "A",
+                    (),
+                    {
+                        "__annotations__": {"name": "str", "label": "str"},
+                        "label": dataclasses.field(init=False, default=""),
+                    },
+                )
+            )
+        )
+    with pytest.raises(TypeError, match="no field with init=False"):
+        quick_init(derived={"name": _label_of})(
+            dataclasses.dataclass(frozen=True, slots=True)(
+                type("B", (), {"__annotations__": {"name": "str", "count": "int"}})
+            )
+        )
