@@ -126,7 +126,7 @@ def _is_older(record: Record, at: datetime, state: FulfillmentState) -> bool:
     return at < state.occurred_at
 
 
-def _state_from(record: Record, at: datetime, *, clamped: bool) -> FulfillmentState:
+def _state_from(record: Record, at: datetime, clamped: bool) -> FulfillmentState:
     # By position, in FulfillmentState's order (fulfillment_id, order_id, status,
     # occurred_at, tracking_number, carrier, shipped_at, delivered_at, occurred_at_clamped,
     # status_since, recent_keys): once per new fulfillment, where keywords cost a fifth
@@ -208,10 +208,17 @@ def decide(
     stalled_order_statuses = {
         rule.on for rule in rules if rule.scope is Scope.ORDER and rule.stalled_after is not None
     }
-    # The rules each status triggers, looked up per record: built once per call.
-    fulfillment_rules = {status: rules_on(rules, status, Scope.FULFILLMENT) for status in Status}
+    # The rules each status triggers, looked up per record: built once per call. A disabled
+    # rule fires for nothing (rules.applies_to), so it is left out here, not asked per record.
+    fulfillment_rules = {
+        status: [rule for rule in rules_on(rules, status, Scope.FULFILLMENT) if rule.enabled]
+        for status in Status
+    }
     order_rules_on = {status: rules_on(rules, status, Scope.ORDER) for status in Status}
     order_of, note_outcome, states = orders.get, decision.outcomes.append, decision.states
+    # A batch's records share their receipt: the latest future-dated limit is kept.
+    received: datetime | None = None
+    limit = now
     for position, record in enumerate(records):
         order = order_of(record.order_id)
         if order is None:
@@ -224,11 +231,15 @@ def decide(
         skew = None
         if at is None:
             at = record.received_at
-        elif (ahead := at - record.received_at) > future_tolerance:
-            skew, at = ahead, record.received_at
+        else:
+            if record.received_at is not received:
+                received = record.received_at
+                limit = received + future_tolerance
+            if at > limit:
+                skew, at = at - record.received_at, record.received_at
         known = order.fulfillments.get(record.fulfillment_id)
         if known is None:  # a new fulfillment, as most of a batch's are: nothing to compare
-            state, outcome = _state_from(record, at, clamped=skew is not None), _APPLIED
+            state, outcome = _state_from(record, at, skew is not None), _APPLIED
         else:
             state, outcome = _apply(known, record, at, skew is not None)
         note_outcome((record, outcome))
@@ -252,8 +263,7 @@ def decide(
             if stalled_order_statuses and outcome is _APPLIED
             else _NONE_REACHED
         )
-        order.fulfillments[record.fulfillment_id] = state
-        states[record.fulfillment_id] = state
+        order.fulfillments[record.fulfillment_id] = states[record.fulfillment_id] = state
         if outcome is not _APPLIED:
             continue
         for rule in fulfillment_rules[record.status]:
