@@ -6,9 +6,8 @@ received, each with where it belongs and its outcome, framed and compressed toge
 batch. A row of its own for every record, under an order index, was most of what a
 million-record ingest wrote (design.md §6). Append-only: nothing here is updated.
 
-A batch's body is one kind byte, then its text as raw deflate (level 1, its state sized to
-the text: notifier.store.compression; no header or checksum: the ledger's own rows carry
-none either):
+A batch's body is one kind byte, then its text as raw deflate (notifier.store.compression;
+no header or checksum: the ledger's own rows carry none either):
 - `S`: every record's fields, seven each, in order, all joined by U+001F. The received
   text is JSON, which cannot hold that character raw, and a record's ids refuse control
   characters (notifier.core.records), so the text splits back exactly.
