@@ -214,7 +214,10 @@ def decide(
         status: [rule for rule in rules_on(rules, status, Scope.FULFILLMENT) if rule.enabled]
         for status in Status
     }
-    order_rules_on = {status: rules_on(rules, status, Scope.ORDER) for status in Status}
+    order_rules_on = {
+        status: [rule for rule in rules_on(rules, status, Scope.ORDER) if rule.enabled]
+        for status in Status
+    }
     order_of, note_outcome, states = orders.get, decision.outcomes.append, decision.states
     # A batch's records share their receipt: the latest future-dated limit is kept.
     received: datetime | None = None
