@@ -7,7 +7,9 @@ the scheduler), runs until SIGTERM or SIGINT (or until the work ends by itself, 
 
 - the HTTP server stops accepting connections and answers the requests it holds;
 - the scheduler fires no more jobs and lets running ones finish their file or page;
-- the worker finishes the sends it has handed to the transport and starts no others.
+- the worker finishes the sends it has handed to the transport and starts no others;
+- the store's log checkpoints (SQLite), run on a timer of their own while the process
+  runs, fold the log in one last time (notifier.processes.checkpoints).
 
 Then every notice this process still holds claimed — claimed but never started, or cut off
 by the grace — is released: due again at once, for the next worker or the next start. The
@@ -31,6 +33,7 @@ from notifier.core.models import NoticeStatus
 from notifier.engine import Engine
 from notifier.engine.worker import DeliveryWorker
 from notifier.errors import StoreError
+from notifier.processes.checkpoints import LogCheckpoints
 from notifier.processes.gc_tuning import settle_after_startup
 
 log = logging.getLogger("notifier.processes.lifecycle")
@@ -96,7 +99,8 @@ async def run_until_stopped(
     started: list[Service] = []
     try:
         running = worker.start()
-        for service in services:
+        # The store's log checkpoints first, off every commit from now on (checkpoints.py).
+        for service in [LogCheckpoints(engine.store), *services]:
             await service.start()
             started.append(service)
         settle_after_startup()  # all that lives as long as the process is built by now

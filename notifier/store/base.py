@@ -225,3 +225,13 @@ class Store(Protocol):
         ...
 
     def close(self) -> None: ...
+
+    def hold_checkpoints(self) -> bool:
+        """Take the store's log checkpoints off its commits, for `checkpoint` to run from a
+        thread of the caller's; False if it has none (notifier.processes.checkpoints)."""
+        ...
+
+    def checkpoint(self) -> tuple[int, int]:
+        """Fold the log into the store as far as it can without waiting: its frames, and
+        how many are folded in."""
+        ...

@@ -96,6 +96,12 @@ class MemoryStore:
     def close(self) -> None:
         self.closed = True
 
+    def hold_checkpoints(self) -> bool:
+        return False  # no log to checkpoint
+
+    def checkpoint(self) -> tuple[int, int]:
+        return 0, 0
+
     # --- ingestion --------------------------------------------------------------------
 
     def ingest(self, records: Sequence[Record], decide: Decider) -> IngestResult:

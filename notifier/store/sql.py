@@ -173,6 +173,22 @@ class SqlStore:
     def close(self) -> None:
         self.engine.dispose()
 
+    def hold_checkpoints(self) -> bool:
+        """SQLite: leave the WAL's checkpoints to `checkpoint` (notifier.store.sqlite); True.
+        PostgreSQL has none to hold: False."""
+        if self.dialect != "sqlite":
+            return False
+        sqlite.hold_checkpoints(self.engine)
+        return True
+
+    def checkpoint(self) -> tuple[int, int]:
+        """SQLite: fold the WAL into the database file as far as it can without waiting:
+        the log's frames, and how many are folded in. (0, 0) on PostgreSQL."""
+        if self.dialect != "sqlite":
+            return 0, 0
+        with self._translate("checkpointing the log"):
+            return sqlite.checkpoint(self.engine)
+
     def _notify_due(self, run: Callable[[str, tuple[str, str]], object], count: int) -> None:
         # Idle workers on other instances LISTEN for this (delivered at commit); SQLite polls.
         if self.dialect == "postgresql":

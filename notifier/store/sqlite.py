@@ -14,6 +14,7 @@ import sqlite3
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, TypeVar, cast
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.pool import PoolProxiedConnection
@@ -62,6 +63,8 @@ def create_sqlite_engine(url: str) -> Engine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={BUSY_MS}")
+        if _CHECKPOINTS_HELD.get(engine):
+            cursor.execute("PRAGMA wal_autocheckpoint=0")  # see hold_checkpoints
         cursor.close()
         record.info[_BUSY_SET] = BUSY_MS
 
@@ -88,6 +91,36 @@ def begin(connection: PoolProxiedConnection, *, write: bool) -> None:
         driver.execute(f"PRAGMA busy_timeout={busy_ms}")
         connection.info[_BUSY_SET] = busy_ms
     driver.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+# Engines whose connections leave the WAL's checkpoints to `checkpoint` (hold_checkpoints).
+_CHECKPOINTS_HELD: WeakKeyDictionary[Engine, bool] = WeakKeyDictionary()
+
+
+def hold_checkpoints(engine: Engine) -> None:
+    """Take the WAL's checkpoints off the commits of this engine's connections.
+
+    SQLite runs a checkpoint inside whichever commit takes the log past 1,000 pages, and
+    the checkpoint syncs the database file: on a loaded disk that sync took over 100 ms,
+    and a long-running process's commit (on the event loop, for an inline write) held up
+    every request meanwhile. A process that holds them calls `checkpoint` from a thread of
+    its own instead (notifier.processes.checkpoints). Other processes on the same file keep
+    SQLite's automatic checkpoints; the last connection to close folds the log in anyway."""
+    _CHECKPOINTS_HELD[engine] = True
+    engine.dispose()  # pooled connections were made without it: the next ones have it
+
+
+def checkpoint(engine: Engine) -> tuple[int, int]:
+    """A passive checkpoint (it never waits for, nor blocks, readers and the writer): the
+    log's frames, and how many of them are now in the database file."""
+    connection = engine.raw_connection()
+    try:
+        driver = connection.driver_connection
+        assert driver is not None  # a checked-out connection always has one
+        _busy, frames, folded = driver.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return int(frames), int(folded)
+    finally:
+        connection.close()
 
 
 def lock_detail(exc: Exception, detail: str) -> str:
