@@ -39,7 +39,7 @@ class AuditRow(NamedTuple):
     order_id: str
     fulfillment_id: str
     status: str
-    occurred_at: str  # when it happened, as decided (a future time clamped to receipt)
+    occurred_at: str  # when it happened, as reported (else its receipt): a future date kept
     received_at: str
     outcome: str  # applied | repeat | stale | duplicate
     payload: str  # the record exactly as received
