@@ -266,37 +266,19 @@ def _write_states(tx: DriverTx, states: Iterable[FulfillmentState], stamps: _Sta
     flag = _SQLITE_FLAG if tx.dialect == "sqlite" else _BOOLEAN_FLAG
     shipped, unshipped = [], []
     for state in states:
+        fulfillment_id, order_id = state.fulfillment_id, state.order_id
+        status, occurred = _STATUS_TEXT[state.status], stamps[state.occurred_at]
+        clamped = flag[state.occurred_at_clamped]
         since = None if state.status_since is None else stamps[state.status_since]
         keys = " ".join(state.recent_keys) or None
         tracking, carrier = state.tracking_number, state.carrier
         shipped_at, delivered_at = state.shipped_at, state.delivered_at
         if tracking is None and carrier is None and shipped_at is None and delivered_at is None:
-            unshipped.append(
-                (
-                    state.fulfillment_id,
-                    state.order_id,
-                    _STATUS_TEXT[state.status],
-                    stamps[state.occurred_at],
-                    flag[state.occurred_at_clamped],
-                    since,
-                    keys,
-                )
-            )
+            unshipped.append((fulfillment_id, order_id, status, occurred, clamped, since, keys))
         else:
+            details = (tracking, carrier, shipped_at, delivered_at)
             shipped.append(
-                (
-                    state.fulfillment_id,
-                    state.order_id,
-                    _STATUS_TEXT[state.status],
-                    stamps[state.occurred_at],
-                    tracking,
-                    carrier,
-                    shipped_at,
-                    delivered_at,
-                    flag[state.occurred_at_clamped],
-                    since,
-                    keys,
-                )
+                (fulfillment_id, order_id, status, occurred, *details, clamped, since, keys)
             )
     upsert = "fulfillment_id"
     if unshipped:
