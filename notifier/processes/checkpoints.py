@@ -50,7 +50,7 @@ class LogCheckpoints:
         await self._checkpoint()  # the log folded in before the process goes
 
     async def _run(self) -> None:
-        while not self._stopping.is_set():
+        while True:  # until stopped: the wait below returns as soon as stop() says so
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self.every)
                 return
