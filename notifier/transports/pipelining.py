@@ -72,11 +72,20 @@ def envelope_commands(mail_from: bytes, rcpt_to: Sequence[bytes], options: Itera
 
 
 def dot_stuffed(data: bytes) -> bytes:
-    """The message content as it goes after DATA's 354, terminator included."""
-    data = _LINE_ENDING.sub(b"\r\n", data)
+    """The message content as it goes after DATA's 354, terminator included.
+
+    Composed messages already end every line with CRLF and seldom start one with a period:
+    counting in C finds that out faster than the substitutions would copy the unchanged
+    bytes (each made a match per line, a twentieth of a delivery's CPU). Every CR and every
+    LF is part of a CRLF exactly when the three counts agree."""
+    crlf = data.count(b"\r\n")
+    if not crlf == data.count(b"\r") == data.count(b"\n"):
+        data = _LINE_ENDING.sub(b"\r\n", data)
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
-    return _LEADING_PERIOD.sub(b"..", data) + _END_OF_DATA
+    if data.startswith(b".") or b"\n." in data:
+        data = _LEADING_PERIOD.sub(b"..", data)
+    return data + _END_OF_DATA
 
 
 async def send_envelope(

@@ -72,10 +72,14 @@ def test_the_envelope_is_the_command_lines_aiosmtplib_writes_one_after_another()
 
 @given(
     st.binary(max_size=200)
-    | st.lists(st.sampled_from([b".", b"\r", b"\n", b"a", b".."])).map(b"".join)
+    | st.lists(st.sampled_from([b".", b"\r", b"\n", b"a", b"..", b"\r\n"])).map(b"".join)
 )
 @example(b"")
 @example(b".\r\n")
 @example(b"line\n.starts with a dot\r\n..two\rlone cr")
+@example(b"already\r\ncanonical\r\n")  # the counted shortcut: nothing to substitute
+@example(b".first\r\nline\r\n.and another\r\n")
+@example(b"\r\n\r")
+@example(b"\n\r")  # as many CRs as LFs, yet no CRLF
 def test_the_content_is_dot_stuffed_as_aiosmtplib_does_it(data: bytes) -> None:
     assert dot_stuffed(data) == aiosmtplib_content(data)
