@@ -30,7 +30,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from notifier.core import carriers
 from notifier.core.mime import write_message
 from notifier.errors import TemplateError
-from notifier.rendering import inlining
+from notifier.rendering import inlining, selecting
 
 PARTS = ("subject.txt", "body.txt", "body.html")
 _SPACES = re.compile(r"\s+")
@@ -242,6 +242,8 @@ def make_environment(templates_dir: Path) -> ImmutableSandboxedEnvironment:
         finalize=inlining.finalize,
     )
     env.filters.update(_sync_filters(env.filters))
+    env.filters["selectattr"] = selecting.selectattr
+    env.filters["rejectattr"] = selecting.rejectattr
     env.filters["tracking_url"] = carriers.tracking_url
     env.filters["carrier_name"] = carriers.carrier_name
     env.filters["date"] = format_date

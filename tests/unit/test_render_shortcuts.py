@@ -119,3 +119,67 @@ def test_globals_reach_every_render_as_they_are_then(tmp_path: Path) -> None:
     template.globals["shown"] = "the template's own"
     assert template.render() == "the template's own [0, 1] True"
     assert template.render(shown="given") == "given [0, 1] True"
+
+
+class Parcel:
+    """Not a dict: its attribute is read through the sandbox, as Jinja reads it."""
+
+    def __init__(self, status: str) -> None:
+        self.status = status
+
+
+ITEM_VALUES = st.sampled_from(["Shipped", "Delivered", "Cancelled", "", None, 0, 2])
+ITEMS = st.lists(
+    st.dictionaries(st.sampled_from(["status", "id", "items", "0"]), ITEM_VALUES, max_size=3)
+    | ITEM_VALUES.filter(lambda v: isinstance(v, str)).map(Parcel)
+    | st.sampled_from([None, "text", 3]),
+    max_size=4,
+)
+# What the templates write after the filter's name: the shortcut's calls and Jinja's own.
+CALLS = st.sampled_from(
+    [
+        '"status", "in", ["Shipped", "Delivered"]',
+        '"status", "equalto", "Cancelled"',
+        '"status", "none"',
+        '"status", "defined"',
+        '"status"',
+        '"status", "sameas", none',
+        '"items", "defined"',
+        '"0", "equalto", "Shipped"',
+        '"status.upper", "defined"',
+        '"status", "no_such_test"',
+        '"status", "in"',
+        '"status", "equalto", other="x"',
+        "",
+    ]
+)
+
+
+def _outcome(env: jinja2.Environment, source: str, items: Any) -> tuple[str, str]:
+    try:
+        return "rendered", env.from_string(source).render(items=items)
+    except Exception as exc:  # the same error type and message, either way
+        return type(exc).__name__, str(exc)
+
+
+@given(
+    items=ITEMS | st.sampled_from([None, "abc"]),
+    call=CALLS,
+    name=st.sampled_from(["selectattr", "rejectattr"]),
+)
+def test_selectattr_and_rejectattr_answer_as_stock_jinja(items: Any, call: str, name: str) -> None:
+    """The same items picked, or the same error, for the shortcut's calls and every other."""
+    source = (
+        f"{{{{ items | {name}({call}) | list }}}}" if call else f"{{{{ items | {name} | list }}}}"
+    )
+    ours = make_environment(ROOT / "templates")
+    stock = stock_environment(ROOT / "templates")
+    assert ours.filters[name] is not stock.filters[name]
+    assert _outcome(ours, source, items) == _outcome(stock, source, items)
+
+
+def test_an_undefined_sequence_fails_as_in_stock_jinja() -> None:
+    ours, stock = make_environment(ROOT / "templates"), stock_environment(ROOT / "templates")
+    source = '{{ missing | selectattr("status", "in", ["Shipped"]) | list }}'
+    assert _outcome(ours, source, None)[0] == "UndefinedError"
+    assert _outcome(ours, source, None) == _outcome(stock, source, None)
