@@ -100,6 +100,8 @@ class SqlStore:
         dbapi = self.engine.dialect.loaded_dbapi
         self._driver_error: type[Exception] = dbapi.Error
         self._driver_operational: type[Exception] = dbapi.OperationalError
+        # SQLite: the connection inline writes keep between them (sqlite.InlineConnection).
+        self._inline = sqlite.InlineConnection(self.engine) if self.dialect == "sqlite" else None
         if migrate_schema:
             with self._translate("migrating the schema"):
                 migrate.upgrade(self.engine)
@@ -143,21 +145,28 @@ class SqlStore:
     def _driver_tx(self, doing: str, *, write: bool = True) -> Iterator[DriverTx]:
         """One transaction on a pooled DB-API connection (see notifier.store.fast_paths)."""
         with self._translate(doing):
-            connection = self.engine.raw_connection()
+            inline = self._inline if write else None
+            held = inline.take() if inline is not None else None
+            connection = held or self.engine.raw_connection()
             # Commit and roll back on the driver's connection itself: the pool's proxy
             # reaches them through __getattr__, an AttributeError made and dropped each time.
             driver = connection.driver_connection
             assert driver is not None  # a checked-out connection always has one
+            failed = False
             try:
                 if self.dialect == "sqlite":
                     sqlite.begin(connection, write=write)
                 yield DriverTx(driver.cursor(), self.dialect)
                 driver.commit()
             except BaseException:
+                failed = True
                 driver.rollback()
                 raise
             finally:
-                connection.close()  # back to the pool
+                if inline is not None and held is not None:
+                    inline.give_back(failed=failed)
+                else:
+                    connection.close()  # back to the pool
 
     def _refuse_naive(self, doing: str, *moments: datetime) -> None:
         """Refuse a naive datetime as UtcDateTime does through SQLAlchemy, for the statements
@@ -171,13 +180,16 @@ class SqlStore:
         return module.insert(table)
 
     def close(self) -> None:
+        if self._inline is not None:
+            self._inline.drop()
         self.engine.dispose()
 
     def hold_checkpoints(self) -> bool:
         """SQLite: leave the WAL's checkpoints to `checkpoint` (notifier.store.sqlite); True.
         PostgreSQL has none to hold: False."""
-        if self.dialect != "sqlite":
+        if self._inline is None:
             return False
+        self._inline.drop()  # made without it, as every pooled connection so far
         sqlite.hold_checkpoints(self.engine)
         return True
 

@@ -11,6 +11,7 @@ is said to the DB-API driver directly, on the pooled connection SQLAlchemy hands
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, TypeVar, cast
@@ -121,6 +122,56 @@ def checkpoint(engine: Engine) -> tuple[int, int]:
         return int(frames), int(folded)
     finally:
         connection.close()
+
+
+class InlineConnection:
+    """The connection inline writes run on, kept checked out of the pool between them.
+
+    An inline write is one short transaction on the event loop's thread, a few thousand a
+    second under load (each delivery writes two: its send mark and its outcome). Checking a
+    connection out of SQLAlchemy's pool for each, and back in with the pool's reset, cost
+    about a twentieth of a delivery's CPU (bench/delivery.py), as much as the statements'
+    own work. One transaction at a time has it: an inline write on another thread's loop
+    meanwhile takes one from the pool, as every write outside an inline one does. A
+    transaction that failed returns it to the pool (the next one checks out afresh), and
+    `drop` does before the engine's connections are replaced (hold_checkpoints, close)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._connection: PoolProxiedConnection | None = None
+        self._lock = threading.Lock()
+
+    def take(self) -> PoolProxiedConnection | None:
+        """The held connection, this caller's until `give_back`; None outside an inline
+        write, or while another transaction has it."""
+        if not _WRITE_NOW.get() or not self._lock.acquire(blocking=False):
+            return None
+        if self._connection is None:
+            try:
+                self._connection = self._engine.raw_connection()
+            except BaseException:
+                self._lock.release()
+                raise
+        return self._connection
+
+    def give_back(self, *, failed: bool) -> None:
+        """End the taker's use; after a failed transaction, the connection goes back to the
+        pool rather than being kept in whatever state the failure left it."""
+        try:
+            if failed:
+                self._close()
+        finally:
+            self._lock.release()
+
+    def drop(self) -> None:
+        """Return the held connection to the pool (waiting for a transaction on it to end)."""
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
 
 
 def lock_detail(exc: Exception, detail: str) -> str:

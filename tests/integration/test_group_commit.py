@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import event
 from support.ledger import audit_rows
 from support.project import settings_for
 from support.server import ServeProcess
@@ -114,6 +115,65 @@ def test_inline_writer_writes_at_once_when_free_and_writes_nothing_when_locked(
         holder.close()
         kept = {row.fulfillment_id for row in audit_rows(store)}
     assert kept == {"F-1", "F-3", "F-4"}
+
+
+def test_inline_writes_keep_one_connection_and_let_it_go_when_it_may_be_spoilt(
+    tmp_path: Path,
+) -> None:
+    """Inline writes reuse one connection, checked out once; other writes take the pool's
+    as before; a failed inline write (here: the lock taken) gives it back to the pool, and
+    so does closing the store."""
+    with open_engine(settings_for(tmp_path)) as engine:
+        store = engine.store
+        assert isinstance(store, SqlStore)
+        write_now = engine.inline_writer
+        assert write_now is not None
+        checkouts: list[object] = []
+        event.listen(store.engine, "checkout", lambda *args: checkouts.append(args[0]))
+
+        for n in range(1, 4):
+            assert write_now(lambda n=n: engine.ingest_groups([[record(n)]])[0].accepted) == 1
+        assert len(checkouts) == 1  # three inline writes, one connection
+        assert store.engine.pool.checkedout() == 1  # kept for the next
+
+        assert engine.ingest([record(4)]).accepted == 1  # not inline: from the pool, returned
+        assert len(checkouts) == 2
+        assert checkouts[1] is not checkouts[0]
+        assert store.engine.pool.checkedout() == 1
+
+        holder = sqlite3.connect(tmp_path / "notifier.db", isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        assert write_now(lambda: engine.ingest_groups([[record(5)]])[0].accepted) is None
+        holder.execute("COMMIT")
+        holder.close()
+        assert store.engine.pool.checkedout() == 0  # the failed write's connection went back
+        assert write_now(lambda: engine.ingest_groups([[record(5)]])[0].accepted) == 1
+        assert store.engine.pool.checkedout() == 1
+        kept = {row.fulfillment_id for row in audit_rows(store)}
+        assert kept == {f"F-{n}" for n in range(1, 6)}
+        store.close()
+        assert store.engine.pool.checkedout() == 0
+
+
+def test_holding_checkpoints_lets_the_inline_connection_go_for_one_without_them(
+    tmp_path: Path,
+) -> None:
+    """The connection inline writes keep was made with SQLite's automatic checkpoints on:
+    once they are held, the next inline write must run on one made without."""
+    with open_engine(settings_for(tmp_path)) as engine:
+        store = engine.store
+        assert isinstance(store, SqlStore)
+        write_now = engine.inline_writer
+        assert write_now is not None
+        assert write_now(lambda: engine.ingest_groups([[record(0)]])[0].accepted) == 1
+        store.checkpoint()  # the log folded in and, at the next write, started afresh
+        assert store.hold_checkpoints() is True
+        writes = 1500  # each commits at least a page: past the automatic checkpoint's 1,000
+        for n in range(1, writes + 1):
+            assert write_now(lambda n=n: engine.ingest_groups([[record(n)]])[0].accepted) == 1
+        frames, folded = store.checkpoint()
+        assert frames >= writes  # no inline commit folded the log in
+        assert folded == frames
 
 
 @pytest.mark.postgres
