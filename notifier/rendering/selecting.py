@@ -20,27 +20,27 @@ import jinja2
 from jinja2 import filters as jinja_filters
 from jinja2.utils import _PassArg
 
-# Jinja's own (the synchronous variants: our environment is never async).
-_JINJA_SELECTATTR: Callable[..., Iterator[Any]] = jinja_filters.sync_do_selectattr
-_JINJA_REJECTATTR: Callable[..., Iterator[Any]] = jinja_filters.sync_do_rejectattr
+
+def _with_shortcut(jinja_filter: Callable[..., Iterator[Any]], *, keep: bool) -> Callable[..., Any]:
+    """Jinja's `selectattr` (keep: the items whose attribute passes the test) or
+    `rejectattr` (the others), through the shortcut where it applies."""
+
+    @jinja2.pass_context
+    def attribute_filter(
+        context: jinja2.runtime.Context, value: Any, *args: Any, **kwargs: Any
+    ) -> Any:
+        plain = _plain_test(context.environment, args, kwargs)
+        if plain is None:
+            return jinja_filter(context, value, *args, **kwargs)
+        return _selected(context.environment, value, args[0], *plain, keep=keep)
+
+    attribute_filter.__doc__ = jinja_filter.__doc__
+    return attribute_filter
 
 
-@jinja2.pass_context
-def selectattr(context: jinja2.runtime.Context, value: Any, *args: Any, **kwargs: Any) -> Any:
-    """The items whose attribute passes the test (Jinja's `selectattr`)."""
-    plain = _plain_test(context.environment, args, kwargs)
-    if plain is None:
-        return _JINJA_SELECTATTR(context, value, *args, **kwargs)
-    return _selected(context.environment, value, args[0], *plain, keep=True)
-
-
-@jinja2.pass_context
-def rejectattr(context: jinja2.runtime.Context, value: Any, *args: Any, **kwargs: Any) -> Any:
-    """The items whose attribute fails the test (Jinja's `rejectattr`)."""
-    plain = _plain_test(context.environment, args, kwargs)
-    if plain is None:
-        return _JINJA_REJECTATTR(context, value, *args, **kwargs)
-    return _selected(context.environment, value, args[0], *plain, keep=False)
+# Over Jinja's own synchronous variants: our environment is never async.
+selectattr = _with_shortcut(jinja_filters.sync_do_selectattr, keep=True)
+rejectattr = _with_shortcut(jinja_filters.sync_do_rejectattr, keep=False)
 
 
 def _plain_test(
