@@ -99,19 +99,27 @@ def timed(into: list[tuple[float, float]]) -> Iterator[None]:
     into.append((time.perf_counter() - wall, time.process_time() - cpu))
 
 
+async def connected(port: int, connections: int) -> list[aiosmtplib.SMTP]:
+    clients = [aiosmtplib.SMTP(hostname="127.0.0.1", port=port) for _ in range(connections)]
+    await asyncio.gather(*(client.connect() for client in clients))
+    return clients
+
+
 async def bare_aiosmtplib(port: int, messages: list[EmailMessage], connections: int) -> None:
-    queue: asyncio.Queue[EmailMessage] = asyncio.Queue()
-    for message in messages:
-        queue.put_nowait(message)
+    clients = await connected(port, connections)
+    await bare_over(clients, messages)
+    await asyncio.gather(*(client.quit() for client in clients))
 
-    async def worker() -> None:
-        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port)
-        await client.connect()
-        while not queue.empty():
-            await client.send_message(queue.get_nowait())
-        await client.quit()
 
-    await asyncio.gather(*(worker() for _ in range(connections)))
+async def bare_over(clients: list[aiosmtplib.SMTP], messages: list[EmailMessage]) -> None:
+    """The messages, in order, each by the next of `clients` to be free."""
+    queue = list(reversed(messages))
+
+    async def worker(client: aiosmtplib.SMTP) -> None:
+        while queue:
+            await client.send_message(queue.pop())
+
+    await asyncio.gather(*(worker(client) for client in clients))
 
 
 async def round_trips(port: int, count: int, connections: int) -> float:
@@ -184,17 +192,6 @@ async def sink_ceiling(
     return time.perf_counter() - started
 
 
-async def bare_over(clients: list[aiosmtplib.SMTP], messages: list[EmailMessage]) -> None:
-    """bare_aiosmtplib's sends, over clients already connected (the paired run's steps)."""
-    queue = list(reversed(messages))
-
-    async def worker(client: aiosmtplib.SMTP) -> None:
-        while queue:
-            await client.send_message(queue.pop())
-
-    await asyncio.gather(*(worker(client) for client in clients))
-
-
 def notifier_delivery(
     port: int, count: int, connections: int, workdir: Path, *, paired: bool = False
 ) -> tuple[tuple[float, float], list[EmailMessage], tuple[float, float] | None]:
@@ -261,9 +258,7 @@ def notifier_delivery(
             assert engine.store.hold_checkpoints()
             since_checkpoint = 0.0
             settle_after_startup()
-            clients = [aiosmtplib.SMTP(hostname="127.0.0.1", port=port) for _ in range(connections)]
-            for client in clients:
-                await client.connect()
+            clients = await connected(port, connections)
             ours: list[tuple[float, float]] = []
             bare: list[tuple[float, float]] = []
             while len(sent) < count:
@@ -278,8 +273,7 @@ def notifier_delivery(
                 same = prebuilt(sent[before:])
                 with timed(bare):
                     await bare_over(clients, same)
-            for client in clients:
-                await client.quit()
+            await asyncio.gather(*(client.quit() for client in clients))
             await engine.transport.close()
             return total(ours), total(bare)
 
