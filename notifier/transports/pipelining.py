@@ -78,8 +78,7 @@ def dot_stuffed(data: bytes) -> bytes:
     counting in C finds that out faster than the substitutions would copy the unchanged
     bytes (each made a match per line, a twentieth of a delivery's CPU). Every CR and every
     LF is part of a CRLF exactly when the three counts agree."""
-    crlf = data.count(b"\r\n")
-    if not crlf == data.count(b"\r") == data.count(b"\n"):
+    if not data.count(b"\r\n") == data.count(b"\r") == data.count(b"\n"):
         data = _LINE_ENDING.sub(b"\r\n", data)
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
