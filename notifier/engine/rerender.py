@@ -36,6 +36,6 @@ def rerender(engine: Engine, notice: Notice) -> EmailMessage:
     except NotifierError as exc:
         raise CannotRerender(f"it does not render today: {exc}") from None
     except Exception as exc:
-        # As in delivery (Engine._attempt): data no one foresaw must not become a crash.
+        # As in delivery (Engine._prepare): data no one foresaw must not become a crash.
         log.exception("notice %s: could not build its message again", notice.key)
         raise CannotRerender(f"its message cannot be built: {type(exc).__name__}") from None

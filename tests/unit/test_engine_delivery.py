@@ -8,12 +8,17 @@ import asyncio
 from collections import Counter
 from dataclasses import replace
 from datetime import timedelta
+from email.message import EmailMessage
+from itertools import pairwise
+from typing import Any
 
 import pytest
 from support.memory_engine import START, Clock, change, rig, shipped_rule, tna_key, tracking
 
-from notifier.core.models import NoticeStatus, message_id_for
+from notifier.core.models import Notice, NoticeStatus, message_id_for
+from notifier.engine import DeliveryReport
 from notifier.engine.claimant import Claimant, this_process
+from notifier.engine.engine import COMPOSE_TURN
 from notifier.errors import (
     AmbiguousSendError,
     NotifierError,
@@ -278,3 +283,48 @@ def test_a_resend_to_a_suppressed_address_is_cancelled() -> None:
     assert report.counts == Counter({NoticeStatus.CANCELLED: 1})
     assert setup.notice(key).reason == "address suppressed: unsubscribed"
     assert len(setup.sent) == 1
+
+
+def test_a_batch_is_composed_before_its_first_send_giving_the_loop_turns() -> None:
+    """A claimed batch's messages are composed back to back before any is sent (cheaper
+    by half: bench/delivery.py), but in turns of COMPOSE_TURN, so other work on the event
+    loop (webhook requests) waits for at most that many; each message is still composed
+    once and sent with its own notice's content."""
+    setup = rig(claim_batch=50)
+    setup.engine.ingest([tracking(n) for n in range(40)])
+    composed: list[str] = []
+    compose = setup.engine.composer.compose
+
+    def counting(notice: Notice, *args: Any, **kwargs: Any) -> EmailMessage:
+        composed.append(notice.key)
+        return compose(notice, *args, **kwargs)
+
+    setup.engine.composer.compose = counting  # type: ignore[method-assign]
+    at_first_send: list[int] = []
+    send = setup.transport.send
+
+    async def noting(message: EmailMessage, /, **options: Any) -> str:
+        at_first_send.append(len(composed))
+        return await send(message, **options)
+
+    setup.transport.send = noting  # type: ignore[method-assign]
+    seen_by_other_work: list[int] = []
+
+    async def deliver_beside_other_work() -> DeliveryReport:
+        async def other_work() -> None:
+            while len(composed) < 40:
+                seen_by_other_work.append(len(composed))
+                await asyncio.sleep(0)
+
+        beside = asyncio.create_task(other_work())
+        report = await setup.engine.deliver_due()
+        await beside
+        return report
+
+    report = asyncio.run(deliver_beside_other_work())
+    assert report.counts == Counter({NoticeStatus.SENT: 40})
+    assert at_first_send[0] == 40 and sorted(composed) == sorted(tna_key(n) for n in range(40))
+    gaps = [after - before for before, after in pairwise([*seen_by_other_work, 40])]
+    assert max(gaps) <= COMPOSE_TURN and len(seen_by_other_work) >= 40 // COMPOSE_TURN
+    recipients = {message["To"].addresses[0].addr_spec for message in setup.sent}
+    assert recipients == {f"customer{n}@example.com" for n in range(40)}
