@@ -60,14 +60,18 @@ class GroupCommitter(Generic[Item, Answer]):
         self._thread: ThreadPoolExecutor | None = None
         self._waiting: list[tuple[Item, asyncio.Future[Answer]]] = []
         self._writer: asyncio.Task[None] | None = None
+        self._leading = False  # a caller is in its grace before writing inline (_lead)
         self.groups = 0  # transactions committed (for tests and metrics)
 
     async def submit(self, item: Item) -> Answer:
         """Commit this item (with whatever else is waiting) and return its answer."""
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._waiting.append((item, future))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_all(), name="notifier-group-commit")
+        if not self._leading and not self._writing():
+            if self._try_inline is not None:
+                await self._lead()
+            else:
+                self._start_writer()
         # A caller that goes away cancels only its own future, never the write: the writer
         # task is not awaited here, and it skips futures that are already done.
         return await future
@@ -78,6 +82,32 @@ class GroupCommitter(Generic[Item, Answer]):
             self._thread.shutdown(wait=True)
             self._thread = None
 
+    def _writing(self) -> bool:
+        return self._writer is not None and not self._writer.done()
+
+    def _start_writer(self) -> None:
+        self._writer = asyncio.create_task(self._write_all(), name="notifier-group-commit")
+
+    async def _lead(self) -> None:
+        """Write what waits inline on this caller's own task, after the writer task's grace.
+
+        With nothing being written, the first caller writes its group itself instead of
+        starting the writer task and waiting for it: two turns of the event loop fewer
+        a transaction (a delivery writes two a message: ~5% of its CPU, bench/delivery.py),
+        the same grace for others to join. A group that cannot go inline (the lock is
+        taken, or it is too large) goes back to the front, for the writer task's thread;
+        and so does everything waiting if this caller is cancelled in the grace."""
+        self._leading = True
+        try:
+            await asyncio.sleep(0)  # the grace (see _write_all)
+            group, size = self._take_group()
+            if not self._write_inline(group, size):
+                self._waiting[:0] = group
+        finally:
+            self._leading = False
+            if self._waiting and not self._writing():
+                self._start_writer()
+
     async def _write_all(self) -> None:
         # One loop iteration's grace before the first group: the tasks of requests read in
         # the same iteration as the first caller reach submit only after this task would
@@ -86,25 +116,45 @@ class GroupCommitter(Generic[Item, Answer]):
         await asyncio.sleep(0)
         while self._waiting:
             group, size = self._take_group()
-            items = [item for item, _ in group]
-            try:
-                answers = await self._run(items, size)
-            except Exception as exc:  # every caller of this group gets the error
-                for _, future in group:
-                    if not future.done():
-                        future.set_exception(exc)
+            if self._write_inline(group, size):
                 continue
-            self.groups += 1
-            for (_, future), answer in zip(group, answers, strict=True):
-                if not future.done():
-                    future.set_result(answer)
+            try:
+                answers = await self._in_thread([item for item, _ in group])
+            except Exception as exc:
+                self._fail(group, exc)
+                continue
+            self._answer(group, answers)
 
-    async def _run(self, items: list[Item], size: int) -> Sequence[Answer]:
-        fits_inline = self._inline_max is None or size <= self._inline_max
-        if self._try_inline is not None and fits_inline:
+    def _write_inline(self, group: list[tuple[Item, asyncio.Future[Answer]]], size: int) -> bool:
+        """Write the group on this thread if the store lets it go at once (its callers
+        answered, with the error if the write failed); False, nothing written, if not."""
+        if self._try_inline is None or (self._inline_max is not None and size > self._inline_max):
+            return False
+        items = [item for item, _ in group]
+        try:
             answers = self._try_inline(lambda: self._write(items))
-            if answers is not None:
-                return answers
+        except Exception as exc:
+            self._fail(group, exc)
+            return True
+        if answers is None:
+            return False
+        self._answer(group, answers)
+        return True
+
+    def _answer(
+        self, group: list[tuple[Item, asyncio.Future[Answer]]], answers: Sequence[Answer]
+    ) -> None:
+        self.groups += 1
+        for (_, future), answer in zip(group, answers, strict=True):
+            if not future.done():
+                future.set_result(answer)
+
+    def _fail(self, group: list[tuple[Item, asyncio.Future[Answer]]], exc: Exception) -> None:
+        for _, future in group:  # every caller of this group gets the error
+            if not future.done():
+                future.set_exception(exc)
+
+    async def _in_thread(self, items: list[Item]) -> Sequence[Answer]:
         if self._thread_name is None:
             return await asyncio.to_thread(self._write, items)
         if self._thread is None:

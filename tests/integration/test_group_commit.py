@@ -219,6 +219,60 @@ def test_committer_writes_inline_when_it_can_and_on_its_thread_when_it_cannot() 
     assert threads[-1].startswith("commit")
 
 
+def test_an_inline_write_is_made_by_its_first_caller_with_the_same_grace() -> None:
+    """With nothing being written, the first caller writes inline itself: no writer task
+    (two turns of the event loop fewer), yet callers of the same turn still share its
+    transaction, and one arriving while it writes gets the next."""
+    groups: list[list[int]] = []
+    writers: list[asyncio.Task[object] | None] = []
+
+    def write(items: Sequence[int]) -> list[int]:
+        groups.append(list(items))
+        writers.append(asyncio.current_task())
+        return [item * 2 for item in items]
+
+    committer: GroupCommitter[int, int] = GroupCommitter(write, try_inline=lambda work: work())
+
+    async def main() -> list[int]:
+        alone = await committer.submit(1)
+        together = await asyncio.gather(*(committer.submit(n) for n in (2, 3, 4)))
+        return [alone, *together]
+
+    assert asyncio.run(main()) == [2, 4, 6, 8]
+    assert groups == [[1], [2, 3, 4]] and committer.groups == 2
+    # Written on the callers' own tasks (the test's, then the first of gather's), not the
+    # writer task's.
+    assert all(writer is not None for writer in writers)
+    assert not any(w.get_name() == "notifier-group-commit" for w in writers if w is not None)
+
+
+def test_a_first_caller_cancelled_in_its_grace_leaves_the_write_to_the_writer() -> None:
+    """The caller that was to write inline goes away before it writes: everything waiting
+    (its own item too: a caller cancels only its own answer, never the write) is written
+    by the writer task, and the others get their answers."""
+    groups: list[list[int]] = []
+
+    def write(items: Sequence[int]) -> list[int]:
+        groups.append(list(items))
+        return [item * 2 for item in items]
+
+    committer: GroupCommitter[int, int] = GroupCommitter(write, try_inline=lambda work: work())
+
+    async def main() -> list[int]:
+        first, *others = (asyncio.create_task(committer.submit(n)) for n in (1, 2, 3))
+        await asyncio.sleep(0)  # the first caller is in its grace, the others wait on it
+        first.cancel()
+        for _ in range(5):  # a few turns of the loop: time for the writer task, no clock
+            await asyncio.sleep(0)
+        assert all(other.done() for other in others)
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        return [other.result() for other in others]
+
+    assert asyncio.run(main()) == [4, 6]
+    assert groups == [[1, 2, 3]]
+
+
 def test_inline_writes_decline_groups_above_the_bound() -> None:
     """A group larger than inline_max goes to the commit thread even when inline is free."""
     threads: list[tuple[int, str]] = []
