@@ -194,7 +194,13 @@ notices = Table(
     Index("ix_notices_created", "created_at"),
     Index("ix_notices_status_created", "status", "created_at"),
     # Feedback is tied to its notice by Message-ID, else by the latest notice to the address.
-    Index("ix_notices_message_id", "message_id"),
+    # Only notices that have one (0013): feedback compares Message-IDs, never matching NULL.
+    Index(
+        "ix_notices_message_id",
+        "message_id",
+        sqlite_where=text("message_id IS NOT NULL"),
+        postgresql_where=text("message_id IS NOT NULL"),
+    ),
     Index("ix_notices_recipient", "recipient", "sent_at"),
 )
 
