@@ -24,7 +24,7 @@ from notifier.core.redact import mask_email
 from notifier.core.rules import Rule, operator_problems
 from notifier.engine.claimant import holder_is_gone, this_process
 from notifier.engine.config import EngineConfig
-from notifier.engine.group_commit import GroupCommitter, InlineWriter
+from notifier.engine.group_commit import InlineWriter
 from notifier.engine.ingesting import Ingesting
 from notifier.engine.outcomes import SendInterrupted, cancel_reason, retry_outcome
 from notifier.engine.reports import (
@@ -34,6 +34,7 @@ from notifier.engine.reports import (
     Observer,
     utc_now,
 )
+from notifier.engine.send_ledger import Approach, SendLedger
 from notifier.errors import (
     AmbiguousSendError,
     ConfigError,
@@ -105,19 +106,14 @@ class Engine(Ingesting):
         # machine takes its notices over at once (notifier.engine.claimant).
         self.claimant = this_process()
         self.worker_id = self.claimant.token
-        # Outcomes finishing together share one transaction (group commit).
-        self._completions: GroupCommitter[tuple[str, Completion], bool] = GroupCommitter(
-            lambda items: self.store.complete_many(items, token=self.worker_id),
+        # Send marks and outcomes, group-committed together; an outcome rides with the next
+        # send's mark when one is on its way (notifier.engine.send_ledger).
+        self._ledger = SendLedger(
+            lambda writes: self.store.record_sends(writes, token=self.worker_id, now=self.clock()),
             try_inline=inline_writer,
         )
         # Sources already warned about future-dated records: one warning each per process.
         self._warned_sources: set[str] = set()
-        # "About to hand these to the transport" marks, group-committed the same way: the
-        # sends that start together (up to max_in_flight) share one transaction.
-        self._send_marks: GroupCommitter[str, bool] = GroupCommitter(
-            lambda keys: self.store.mark_send_started(keys, token=self.worker_id, now=self.clock()),
-            try_inline=inline_writer,
-        )
 
     # --- deliver --------------------------------------------------------------------------
 
@@ -332,16 +328,23 @@ class Engine(Ingesting):
             assert prepared is not None
             # Sending and recording hold one slot together, so sends never race ahead of the
             # ledger: at a crash, at most max_in_flight notices are marked as sending.
+            # The outcome is queued before the slot is given up, to ride with the next send
+            # mark (notifier.engine.send_ledger: the bound holds), or written in the slot.
             async with in_flight:
                 if stopping is not None and stopping():
                     return None  # shutting down: a shutdown waits for one send, not a batch
                 started = self.clock()
-                try:
-                    completion = await self._attempt(notice, prepared)
-                except _ClaimLost:
-                    log.warning("notice %s: claim lost before its send", notice.key)
-                    return Completion(NoticeStatus.SENDING, at=self.clock()), False
-                kept = await self._record(notice, completion)
+                with self._ledger.approaching() as approach:
+                    try:
+                        completion = await self._attempt(notice, prepared, approach)
+                    except _ClaimLost:
+                        log.warning("notice %s: claim lost before its send", notice.key)
+                        return Completion(NoticeStatus.SENDING, at=self.clock()), False
+                queued = self._ledger.record_later(notice.key, completion)
+                if queued is None:
+                    kept = await self._record(notice, completion)
+            if queued is not None:
+                kept = await self._record(notice, completion, queued=queued)
         if not kept:
             log.warning("notice %s: claim lost to another worker (lease expired?)", notice.key)
         seconds = (self.clock() - started).total_seconds()
@@ -416,25 +419,35 @@ class Engine(Ingesting):
 
         return await self._transmit(lead, message, message_id, mark_all)
 
-    async def _record(self, notice: Notice, completion: Completion) -> bool:
-        """Write how a notice ended, trying again while the store is locked or away.
+    async def _record(
+        self, notice: Notice, completion: Completion, *, queued: Awaitable[bool] | None = None
+    ) -> bool:
+        """Write how a notice ended (`queued`: already queued, SendLedger.record_later),
+        trying again while the store is locked or away.
 
         A message that was sent but not recorded would be sent again when its lease runs
         out, so this keeps trying for up to half the lease (no other worker takes the
         notice meanwhile) before giving up.
         """
+
+        def write() -> Awaitable[bool]:
+            nonlocal queued
+            if queued is not None:
+                first, queued = queued, None
+                return first
+            return self._ledger.record(notice.key, completion)
+
         return await self._persist(
-            lambda: self._completions.submit((notice.key, completion)),
-            f"notice {notice.key}: could not record that it is {completion.status.value}",
+            write, f"notice {notice.key}: could not record that it is {completion.status.value}"
         )
 
-    async def _mark_send_started(self, notice: Notice) -> None:
+    async def _mark_send_started(self, notice: Notice, approach: Approach | None = None) -> None:
         """Write (committed) that this notice's message is about to leave (the transport's
         before_data: for SMTP, DATA is next), so a crash before its outcome is recorded
         counts as an attempt; raise _ClaimLost if another
         worker holds it now (it must not be sent from here)."""
         kept = await self._persist(
-            lambda: self._send_marks.submit(notice.key),
+            lambda: self._ledger.mark(notice.key, approach),
             f"notice {notice.key}: could not record that its send starts",
         )
         if not kept:
@@ -480,7 +493,7 @@ class Engine(Ingesting):
             return Completion(NoticeStatus.FAILED, at=now, reason=reason)
         return _Composed(message, message_id)
 
-    async def _attempt(self, notice: Notice, prepared: _Prepared) -> Completion:
+    async def _attempt(self, notice: Notice, prepared: _Prepared, approach: Approach) -> Completion:
         if isinstance(prepared, Completion):
             return prepared  # cancelled or failed as it was composed: nothing to send
         # Marked as the message is about to leave (for SMTP: envelope accepted, DATA next),
@@ -490,7 +503,7 @@ class Engine(Ingesting):
             notice,
             prepared.message,
             prepared.message_id,
-            lambda: self._mark_send_started(notice),
+            lambda: self._mark_send_started(notice, approach),
         )
 
     async def _transmit(

@@ -76,6 +76,18 @@ class GroupCommitter(Generic[Item, Answer]):
         # task is not awaited here, and it skips futures that are already done.
         return await future
 
+    def enqueue(self, item: Item) -> asyncio.Future[Answer]:
+        """Queue this item for the next write, starting none: it goes with the next
+        caller's, or at `flush`. Its answer is the future's (see submit)."""
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, future))
+        return future
+
+    def flush(self) -> None:
+        """Write what is queued, unless a write that will take it is already on its way."""
+        if self._waiting and not self._leading and not self._writing():
+            self._start_writer()
+
     def close(self) -> None:
         """Release the write thread (after the last caller was answered)."""
         if self._thread is not None:

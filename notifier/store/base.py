@@ -97,6 +97,13 @@ class Store(Protocol):
         """`complete` for several notices in one transaction; one answer per notice."""
         ...
 
+    def record_sends(
+        self, writes: Sequence[tuple[str, Completion | None]], *, token: str, now: datetime
+    ) -> list[bool]:
+        """Outcomes and send marks together, in one transaction: `(key, completion)` is
+        `complete`, `(key, None)` is `mark_send_started` at `now`; one answer per write."""
+        ...
+
     def mark_send_started(self, keys: Sequence[str], *, token: str, now: datetime) -> list[bool]:
         """Record, in one transaction, that these claimed notices' messages are about to
         leave (the transport's before_data: for SMTP, DATA is next); False for one whose

@@ -373,6 +373,17 @@ class MemoryStore:
                 del self.sent_copies[key]
             return len(old[:limit])
 
+    def record_sends(
+        self, writes: Sequence[tuple[str, Completion | None]], *, token: str, now: datetime
+    ) -> list[bool]:
+        with self._lock:  # one transaction: nothing else sees a part of it
+            return [
+                self.mark_send_started([key], token=token, now=now)[0]
+                if done is None
+                else self.complete(key, token=token, completion=done)
+                for key, done in writes
+            ]
+
     def mark_send_started(self, keys: Sequence[str], *, token: str, now: datetime) -> list[bool]:
         _check_aware(now, doing="recording that sends started")
         with self._lock:

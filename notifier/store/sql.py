@@ -283,6 +283,18 @@ class SqlStore:
                 for (key, done), copy in zip(completions, copies, strict=True)
             ]
 
+    def record_sends(
+        self, writes: Sequence[tuple[str, Completion | None]], *, token: str, now: datetime
+    ) -> list[bool]:
+        copies = [None if done is None else fast_paths.compressed_copy(done) for _, done in writes]
+        with self._driver_tx("recording sends") as tx:
+            return [
+                fast_paths.mark_send_started(tx, [key], token, now)[0]
+                if done is None
+                else fast_paths.complete(tx, key, token, done, copy)
+                for (key, done), copy in zip(writes, copies, strict=True)
+            ]
+
     def mark_send_started(self, keys: Sequence[str], *, token: str, now: datetime) -> list[bool]:
         """Record that these claimed notices' messages are about to leave (one transaction);
         False where the claim is no longer this token's."""

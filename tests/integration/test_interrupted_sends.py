@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -247,13 +247,15 @@ def test_a_send_that_never_reached_data_leaves_no_mark(
     refused, accepted = seed(engine, 2)
     smtp_sink.reply_with("451 try later", recipient="customer0@example.com")
     marks_at_data: list[int] = []
-    original = store.mark_send_started
+    original = store.record_sends
 
-    def watched(keys: list[str], *, token: str, now: datetime) -> list[bool]:
-        marks_at_data.append(smtp_sink.data_begun)
-        return original(keys, token=token, now=now)
+    def watched(
+        writes: Sequence[tuple[str, Completion | None]], *, token: str, now: datetime
+    ) -> list[bool]:
+        marks_at_data.extend(smtp_sink.data_begun for _, done in writes if done is None)
+        return original(writes, token=token, now=now)
 
-    store.mark_send_started = watched  # type: ignore[method-assign]
+    store.record_sends = watched  # type: ignore[method-assign]
 
     report = deliver(engine, smtp_sink)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from email.message import EmailMessage
 
@@ -26,6 +26,7 @@ from notifier.errors import (
     SendError,
     TransientSendError,
 )
+from notifier.store.base import Completion
 from notifier.store.sql import SqlStore
 from notifier.transports.smtp import SmtpTransport
 
@@ -441,14 +442,17 @@ def test_the_engine_delivers_a_due_notice_pipelined(store_url: str) -> None:
         engine = engine_on(store)
         [key] = engine.ingest(tracking_records(1)).created_keys
         marks: list[tuple[bool, int]] = []
-        original = store.mark_send_started
+        original = store.record_sends
 
-        def watched(keys: list[str], *, token: str, now: datetime) -> list[bool]:
-            at_data = any(chunk.endswith(b"DATA\r\n") for chunk in sink.reads)
-            marks.append((at_data, len(sink.deliveries)))
-            return original(keys, token=token, now=now)
+        def watched(
+            writes: Sequence[tuple[str, Completion | None]], *, token: str, now: datetime
+        ) -> list[bool]:
+            if any(done is None for _, done in writes):  # a send mark
+                at_data = any(chunk.endswith(b"DATA\r\n") for chunk in sink.reads)
+                marks.append((at_data, len(sink.deliveries)))
+            return original(writes, token=token, now=now)
 
-        store.mark_send_started = watched  # type: ignore[method-assign]
+        store.record_sends = watched  # type: ignore[method-assign]
 
         async def run() -> None:
             engine.transport = smtp(sink.host, sink.port)
