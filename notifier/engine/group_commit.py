@@ -38,6 +38,7 @@ class GroupCommitter(Generic[Item, Answer]):
         own_thread: str | None = None,
         try_inline: InlineWriter | None = None,
         inline_max: int | None = None,
+        grace_turns: int = 2,
     ) -> None:
         """`write` (blocking) commits a group in one transaction, one answer per item.
 
@@ -50,10 +51,16 @@ class GroupCommitter(Generic[Item, Answer]):
         `inline_max`, a group larger than that (by `size`) is never tried inline: its write
         takes long enough to stall every other request on the loop (a 5,000-record webhook
         request holds SQLite for a few hundred milliseconds), so it goes to the thread.
+        `grace_turns`: the turns of the event loop a first caller that writes inline waits
+        for others to join. Two, as the writer task's grace is (its first step, then its
+        yield): a webhook request reaches submit a few turns after it was read, and with
+        one turn the webhook's groups halved (bench/webhook.py: 0.79x -> 0.63x). The
+        delivery's writes come from tasks woken in the same turn: one is enough there.
         """
         self._write = write
         self._try_inline = try_inline
         self._inline_max = inline_max
+        self._grace_turns = grace_turns
         self._max_size = max_size
         self._size = size
         self._thread_name = own_thread
@@ -101,17 +108,19 @@ class GroupCommitter(Generic[Item, Answer]):
         self._writer = asyncio.create_task(self._write_all(), name="notifier-group-commit")
 
     async def _lead(self) -> None:
-        """Write what waits inline on this caller's own task, after the writer task's grace.
+        """Write what waits inline on this caller's own task, after its grace_turns.
 
         With nothing being written, the first caller writes its group itself instead of
-        starting the writer task and waiting for it: two turns of the event loop fewer
-        a transaction (a delivery writes two a message: ~5% of its CPU, bench/delivery.py),
-        the same grace for others to join. A group that cannot go inline (the lock is
+        starting the writer task and waiting for it: no task to start, and no turn of the
+        event loop for waking the caller once its answer is set (a delivery, with one turn
+        of grace, went from three turns a transaction to one: ~5% of its CPU,
+        bench/delivery.py). A group that cannot go inline (the lock is
         taken, or it is too large) goes back to the front, for the writer task's thread;
         and so does everything waiting if this caller is cancelled in the grace."""
         self._leading = True
         try:
-            await asyncio.sleep(0)  # the grace (see _write_all)
+            for _ in range(self._grace_turns):
+                await asyncio.sleep(0)
             group, size = self._take_group()
             if not self._write_inline(group, size):
                 self._waiting[:0] = group

@@ -59,7 +59,7 @@ class SendLedger:
         """`write` (blocking) records a group of SendWrites in one transaction, one answer
         (False: the claim is no longer ours) each."""
         self._committer: GroupCommitter[SendWrite, bool] = GroupCommitter(
-            write, try_inline=try_inline
+            write, try_inline=try_inline, grace_turns=1
         )
         self._approaching = 0  # sends between their slot and their mark
         self._deadline: asyncio.TimerHandle | None = None
