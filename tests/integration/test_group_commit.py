@@ -246,6 +246,36 @@ def test_an_inline_write_is_made_by_its_first_caller_with_the_same_grace() -> No
     assert not any(w.get_name() == "notifier-group-commit" for w in writers if w is not None)
 
 
+def test_a_first_callers_grace_is_its_turns_of_the_loop() -> None:
+    """A caller arriving one turn after the first joins its group with two turns of grace
+    (the default: webhook requests reach submit a few turns after they are read), and
+    gets the next transaction with one (the send ledger's)."""
+
+    def groups_with(grace_turns: int) -> list[list[int]]:
+        groups: list[list[int]] = []
+
+        def write(items: Sequence[int]) -> list[int]:
+            groups.append(list(items))
+            return list(items)
+
+        committer: GroupCommitter[int, int] = GroupCommitter(
+            write, try_inline=lambda work: work(), grace_turns=grace_turns
+        )
+
+        async def late() -> int:
+            await asyncio.sleep(0)  # one turn after the first caller
+            return await committer.submit(2)
+
+        async def main() -> list[int]:
+            return list(await asyncio.gather(committer.submit(1), late()))
+
+        assert asyncio.run(main()) == [1, 2]
+        return groups
+
+    assert groups_with(2) == [[1, 2]]
+    assert groups_with(1) == [[1], [2]]
+
+
 def test_a_first_caller_cancelled_in_its_grace_leaves_the_write_to_the_writer() -> None:
     """The caller that was to write inline goes away before it writes: everything waiting
     (its own item too: a caller cancels only its own answer, never the write) is written
