@@ -126,8 +126,7 @@ class GroupCommitter(Generic[Item, Answer]):
                 self._waiting[:0] = group
         finally:
             self._leading = False
-            if self._waiting and not self._writing():
-                self._start_writer()
+            self.flush()
 
     async def _write_all(self) -> None:
         # One loop iteration's grace before the first group: the tasks of requests read in
