@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from support.indexes import plan_on_partial_index
 from support.project import ROOT, settings_for
 
 from notifier.core.models import NoticeStatus, Record
@@ -114,29 +115,19 @@ def test_bad_pages_are_refused() -> None:
 def test_a_search_by_tracking_number_reads_the_partial_tracking_index(store_url: str) -> None:
     """The index holds only fulfillments with a number (migration 0010); a search by number
     still finds its way through it rather than scanning every fulfillment."""
-    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
 
     from notifier.store.queries import _matches
 
-    SqlStore(store_url).close()  # the schema, by its migrations
-    database = create_engine(store_url)
-    dialect = database.dialect.name
-    query = _matches("9400 1112 0000", dialect=dialect).compile(
-        dialect=database.dialect, compile_kwargs={"literal_binds": True}
+    dialect = make_url(store_url).get_dialect()()
+    query = _matches("9400 1112 0000", dialect=dialect.name).compile(
+        dialect=dialect, compile_kwargs={"literal_binds": True}
     )
-    with database.connect() as conn:
-        if dialect == "sqlite":
-            partial = {
-                row[1]: row[4] for row in conn.execute(text("PRAGMA index_list(fulfillments)"))
-            }
-            assert partial["ix_fulfillments_tracking"] == 1
-            plan = " ".join(row[-1] for row in conn.execute(text(f"EXPLAIN QUERY PLAN {query}")))
-        else:
-            definition = conn.scalar(
-                text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_fulfillments_tracking'")
-            )
-            assert "WHERE (tracking_number IS NOT NULL)" in str(definition), definition
-            conn.execute(text("SET enable_seqscan = off"))  # an empty table is cheapest to scan
-            plan = " ".join(row[0] for row in conn.execute(text(f"EXPLAIN {query}")))
-    database.dispose()
+    plan = plan_on_partial_index(
+        store_url,
+        table="fulfillments",
+        index="ix_fulfillments_tracking",
+        where="tracking_number IS NOT NULL",
+        query=str(query),
+    )
     assert "ix_fulfillments_tracking" in plan, plan
