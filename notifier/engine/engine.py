@@ -12,6 +12,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
+from typing import TypeVar
 
 from notifier.core.decide import OrderView
 from notifier.core.mime import wire_bytes
@@ -49,6 +50,8 @@ from notifier.rendering.compose import Composer
 from notifier.rendering.renderer import Renderer
 from notifier.store.base import Completion, Store
 from notifier.transports import Transport
+
+T = TypeVar("T")
 
 log = logging.getLogger("notifier.engine")
 # Sent copies deleted per delivery pass at most: more than a pass sends, so it keeps up.
@@ -158,13 +161,27 @@ class Engine(Ingesting):
 
     async def claim(self, limit: int) -> list[Notice]:
         now = self.clock()
-        return await asyncio.to_thread(
-            self.store.claim_due,
-            now=now,
-            limit=limit,
-            lease_until=now + self.config.lease,
-            token=self.worker_id,
+        return await self._on_store(
+            lambda: self.store.claim_due(
+                now=now, limit=limit, lease_until=now + self.config.lease, token=self.worker_id
+            )
         )
+
+    async def _on_store(self, call: Callable[[], T]) -> T:
+        """A batch's short store call (its claim, the orders and suppressions it reads): on
+        the event loop's own thread where the store can run it at once (SQLite, its write
+        lock free this instant: the wiring's inline writer), else on a thread.
+
+        Each hop to a thread and back took 130-300 µs on a loaded machine, three a batch,
+        with the loop idle meanwhile: run here, the paired delivery went from 1.47x to 1.50x
+        (bench/delivery.py). A claim of a batch holds the loop for about as long as
+        composing a turn of COMPOSE_TURN messages does; a store that would make it wait (the
+        lock taken, PostgreSQL's round trips) still goes to a thread."""
+        if self.inline_writer is not None:
+            done = self.inline_writer(call)
+            if done is not None:
+                return done
+        return await asyncio.to_thread(call)
 
     async def take_over_orphans(self) -> int:
         """Make notices claimed by a crashed process on this machine due now (no lease wait).
@@ -174,7 +191,7 @@ class Engine(Ingesting):
         or fails after the second (Engine._deliver_one), as after a lease running out.
         Holders on other machines wait for the lease.
         """
-        holders = await asyncio.to_thread(self.store.claim_holders)
+        holders = await self._on_store(self.store.claim_holders)
         dead = [
             token
             for token in holders
@@ -195,12 +212,10 @@ class Engine(Ingesting):
     async def deliver_keys(self, keys: Sequence[str]) -> DeliveryReport:
         """Deliver just these notices, those of them that are due, through the same path."""
         now = self.clock()
-        claimed = await asyncio.to_thread(
-            self.store.claim_keys,
-            keys,
-            now=now,
-            lease_until=now + self.config.lease,
-            token=self.worker_id,
+        claimed = await self._on_store(
+            lambda: self.store.claim_keys(
+                keys, now=now, lease_until=now + self.config.lease, token=self.worker_id
+            )
         )
         if not claimed:
             return DeliveryReport()
@@ -244,9 +259,9 @@ class Engine(Ingesting):
     async def deliver_claimed(
         self, claimed: Sequence[Notice], *, stopping: Callable[[], bool] | None = None
     ) -> DeliveryReport:
-        orders = await asyncio.to_thread(self.store.orders, {n.order_id for n in claimed})
-        suppressed = await asyncio.to_thread(
-            self.store.suppressed, [n.recipient for n in claimed if n.recipient]
+        orders = await self._on_store(lambda: self.store.orders({n.order_id for n in claimed}))
+        suppressed = await self._on_store(
+            lambda: self.store.suppressed([n.recipient for n in claimed if n.recipient])
         )
         report = DeliveryReport()
         in_flight = asyncio.Semaphore(self.config.max_in_flight)
