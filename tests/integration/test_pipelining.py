@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from email.message import EmailMessage
@@ -260,12 +261,22 @@ class LeanServer:
 
     With `rcpt_reply`, it answers every RCPT so and DATA still with 354, as some servers
     do; with `rcpt_reply=None` it closes the connection at the first RCPT (having answered
-    MAIL); with `answers_data=False` it never answers DATA.
+    MAIL); with `answers_data=False` it never answers DATA; with `verdicts_after`, the
+    content of the n-th transaction is answered after that many
+    seconds (None: never), counting the transactions of every connection in turn.
     """
 
-    def __init__(self, rcpt_reply: bytes | None = b"250 OK", *, answers_data: bool = True) -> None:
+    def __init__(
+        self,
+        rcpt_reply: bytes | None = b"250 OK",
+        *,
+        answers_data: bool = True,
+        verdicts_after: Sequence[float | None] = (),
+    ) -> None:
         self.rcpt_reply = rcpt_reply
         self.answers_data = answers_data
+        self.verdicts_after = list(verdicts_after)
+        self.transactions = 0
         self.messages: list[bytes] = []
         self.reads: list[bytes] = []
         self.connections = 0
@@ -305,6 +316,14 @@ class _LeanSession(asyncio.Protocol):
                     break
                 self.server.messages.append(self.content + self.buffer[: end + 2])
                 self.buffer, self.content = self.buffer[end + 5 :], None
+                self.server.transactions += 1
+                delays, done = self.server.verdicts_after, self.server.transactions
+                if done <= len(delays):
+                    delay = delays[done - 1]
+                    if delay is not None:
+                        loop = asyncio.get_running_loop()
+                        loop.call_later(delay, self.transport.write, b"250 OK: queued\r\n")
+                    continue
                 replies.append(b"250 OK: queued")
                 continue
             line, found, self.buffer = self.buffer.partition(b"\r\n")
@@ -410,6 +429,52 @@ def test_a_reply_that_never_comes_is_transient_and_the_connection_is_not_reused(
 
     lean = asyncio.run(main())
     assert lean.connections == 2 and lean.messages == [] and marks == []
+
+
+def test_a_verdict_that_never_comes_is_ambiguous_within_the_timeout() -> None:
+    """The content's verdict never comes: ambiguous once the timeout (0.3 s) has passed,
+    not before and not much after; the connection is dropped, and the next send goes on
+    a new one."""
+
+    async def main() -> tuple[float, LeanServer]:
+        async with LeanServer(verdicts_after=[None]) as lean:
+            transport = SmtpTransport(hostname="127.0.0.1", port=lean.port, timeout=0.3)
+            async with transport:
+                started = time.monotonic()
+                with pytest.raises(AmbiguousSendError) as info:
+                    await transport.send(message())
+                waited = time.monotonic() - started
+                assert "Timed out waiting for server response" in str(info.value)
+                await transport.send(message(subject="next"))
+            return waited, lean
+
+    waited, lean = asyncio.run(main())
+    assert 0.3 <= waited < 1.5
+    assert lean.connections == 2 and len(lean.messages) == 2
+
+
+def test_each_reply_has_the_whole_timeout_however_the_replies_before_it_went() -> None:
+    """The timeout (1 s) counts from each read, on one timer a connection: a verdict 0.7 s
+    late, still awaited when the first read's deadline passes, is waited for; so is one on a
+    connection idle for longer than the timeout (its timer stopped meanwhile); and then one
+    that never comes still times out, after the timeout."""
+
+    async def main() -> tuple[list[str], float]:
+        async with LeanServer(verdicts_after=[0.5, 0.7, 0.6, None]) as lean:
+            transport = SmtpTransport(hostname="127.0.0.1", port=lean.port, timeout=1.0)
+            async with transport:
+                replies = [await transport.send(message()) for _ in range(2)]
+                await asyncio.sleep(1.2)  # idle past the timeout: the timer finds nothing
+                replies.append(await transport.send(message()))
+                started = time.monotonic()
+                with pytest.raises(AmbiguousSendError):
+                    # Bounded here too: a timer that never fires must fail, not hang, the test.
+                    await asyncio.wait_for(transport.send(message()), 5)
+                return replies, time.monotonic() - started
+
+    replies, waited = asyncio.run(main())
+    assert replies == ["250 OK: queued"] * 3
+    assert 1.0 <= waited < 2.5
 
 
 def test_a_421_reply_closes_the_connection_either_way(either_sink: SmtpSink) -> None:
