@@ -24,7 +24,10 @@ class EngineConfig:
     # Applied to each new notice's due time (quiet hours); None: due when the rule says.
     due_adjuster: DueAdjuster | None = None
     # Notices between "handed to the transport" and "outcome recorded" at any moment: a
-    # crash re-sends at most these (the transport's connection count is the natural size).
+    # crash leaves at most these marked as sending (ambiguous). The wiring makes it twice
+    # the SMTP connections, so that sends wait in the transport to be chained after the
+    # content before them (notifier.transports.smtp); marks only happen on a connection,
+    # so in practice at most one notice a connection is marked and not recorded.
     max_in_flight: int = 4
     # A record dated later than its receipt by more than this is taken as received now.
     future_tolerance: timedelta = DEFAULT_FUTURE_TOLERANCE

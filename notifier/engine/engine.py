@@ -65,6 +65,10 @@ class _ClaimLost(Exception):
     """Another worker holds this notice now: it must not be sent from here."""
 
 
+class _Stopped(Exception):
+    """The process is stopping: a send that has not begun its DATA does not begin it."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Composed:
     """A notice's message, built and ready for the transport."""
@@ -351,10 +355,12 @@ class Engine(Ingesting):
                 started = self.clock()
                 with self._ledger.approaching() as approach:
                     try:
-                        completion = await self._attempt(notice, prepared, approach)
+                        completion = await self._attempt(notice, prepared, approach, stopping)
                     except _ClaimLost:
                         log.warning("notice %s: claim lost before its send", notice.key)
                         return Completion(NoticeStatus.SENDING, at=self.clock()), False
+                    except _Stopped:
+                        return None  # still claimed, unmarked: the shutdown gives it back
                 queued = self._ledger.record_later(notice.key, completion)
                 if queued is None:
                     kept = await self._record(notice, completion)
@@ -399,11 +405,13 @@ class Engine(Ingesting):
                 if live:
                     assert rule is not None
                     try:
-                        completion = await self._attempt_digest(live, rule, orders)
+                        completion = await self._attempt_digest(live, rule, orders, stopping)
                     except _ClaimLost:
                         log.warning("digest of %s: claim lost before its send", live[0].key)
                         lost = Completion(NoticeStatus.SENDING, at=self.clock())
                         return [(lost, False)] * len(members)
+                    except _Stopped:
+                        return [None] * len(members)
                     outcomes += [(member, completion) for member in live]
         kept = await asyncio.gather(*(self._record(m, c) for m, c in outcomes))
         seconds = (self.clock() - started).total_seconds()
@@ -414,7 +422,11 @@ class Engine(Ingesting):
         return [(c, k) for (_, c), k in zip(outcomes, kept, strict=True)]
 
     async def _attempt_digest(
-        self, live: Sequence[Notice], rule: Rule, orders: Mapping[str, OrderView]
+        self,
+        live: Sequence[Notice],
+        rule: Rule,
+        orders: Mapping[str, OrderView],
+        stopping: Callable[[], bool] | None = None,
     ) -> Completion:
         """Render and send the digest of these notices; how it went holds for each of them."""
         lead = live[0]
@@ -430,6 +442,8 @@ class Engine(Ingesting):
             return Completion(NoticeStatus.FAILED, at=now, reason=str(exc))
 
         async def mark_all() -> None:
+            if stopping is not None and stopping():
+                raise _Stopped(lead.key)
             await asyncio.gather(*(self._mark_send_started(member) for member in live))
 
         return await self._transmit(lead, message, message_id, mark_all)
@@ -456,11 +470,20 @@ class Engine(Ingesting):
             write, f"notice {notice.key}: could not record that it is {completion.status.value}"
         )
 
-    async def _mark_send_started(self, notice: Notice, approach: Approach | None = None) -> None:
+    async def _mark_send_started(
+        self,
+        notice: Notice,
+        approach: Approach | None = None,
+        stopping: Callable[[], bool] | None = None,
+    ) -> None:
         """Write (committed) that this notice's message is about to leave (the transport's
         before_data: for SMTP, DATA is next), so a crash before its outcome is recorded
         counts as an attempt; raise _ClaimLost if another
-        worker holds it now (it must not be sent from here)."""
+        worker holds it now (it must not be sent from here), _Stopped if the process is
+        stopping (a send waiting in the transport for a connection gets this far: its
+        envelope may have gone, chained after another's content, but no DATA begins)."""
+        if stopping is not None and stopping():
+            raise _Stopped(notice.key)
         kept = await self._persist(
             lambda: self._ledger.mark(notice.key, approach),
             f"notice {notice.key}: could not record that its send starts",
@@ -508,7 +531,13 @@ class Engine(Ingesting):
             return Completion(NoticeStatus.FAILED, at=now, reason=reason)
         return _Composed(message, message_id)
 
-    async def _attempt(self, notice: Notice, prepared: _Prepared, approach: Approach) -> Completion:
+    async def _attempt(
+        self,
+        notice: Notice,
+        prepared: _Prepared,
+        approach: Approach,
+        stopping: Callable[[], bool] | None = None,
+    ) -> Completion:
         if isinstance(prepared, Completion):
             return prepared  # cancelled or failed as it was composed: nothing to send
         # Marked as the message is about to leave (for SMTP: envelope accepted, DATA next),
@@ -518,7 +547,7 @@ class Engine(Ingesting):
             notice,
             prepared.message,
             prepared.message_id,
-            lambda: self._mark_send_started(notice, approach),
+            lambda: self._mark_send_started(notice, approach, stopping),
         )
 
     async def _transmit(
@@ -532,7 +561,7 @@ class Engine(Ingesting):
         assert notice.recipient is not None
         try:
             reply = await self.transport.send(message, before_data=before_data)
-        except (_ClaimLost, StoreError):
+        except (_ClaimLost, _Stopped, StoreError):
             raise  # from the send mark: not a send error, and nothing was sent
         except PermanentSendError as exc:
             log.warning(

@@ -12,7 +12,10 @@ recorded, the ones a crash makes ambiguous): the outcome is queued before its se
 up its slot, and the committer writes in order, every waiting item in the next
 transaction. So the next send to mark -- on that slot or any other -- commits the
 queued outcome with its mark or before it; until then the slot's new send has not
-begun its DATA. An outcome never waits long for company: when no other send is on its
+begun its DATA. (A send marks only once it holds a connection, and the next mark on that
+connection commits the outcome before it: so at a crash, in practice, at most one notice a
+connection is marked and not recorded, whatever max_in_flight allows.) An outcome never
+waits long for company: when no other send is on its
 way to a mark (or the one that was gives up without marking) it is written at once, and
 in any case within RIDE_SECONDS.
 """

@@ -53,7 +53,9 @@ def engine_config(
         lease=timedelta(seconds=settings.lease_seconds),
         claim_batch=max(16, settings.smtp_connections * 16),
         due_adjuster=quiet_hours if quiet_hours is not None and quiet_hours.enabled else None,
-        max_in_flight=settings.smtp_connections,
+        # Twice the connections: sends then wait in the transport, to be chained (a waiting
+        # send's envelope written with the content before it) when a connection frees.
+        max_in_flight=2 * settings.smtp_connections,
         future_tolerance=parse_duration(settings.future_tolerance),
         operator_email=settings.operator_email or None,
         sent_copy_retention=parse_duration(settings.sent_copy_retention),

@@ -22,7 +22,7 @@ from weakref import WeakKeyDictionary
 import aiosmtplib
 from aiosmtplib import SMTPResponse
 from aiosmtplib.email import quote_address
-from aiosmtplib.protocol import SMTPProtocol
+from aiosmtplib.protocol import MAX_RESPONSE_LENGTH, SMTPProtocol
 
 READY_FOR_DATA = 354
 CLOSING = 421  # "service not available, closing the channel"
@@ -100,6 +100,18 @@ async def send_envelope(
     except aiosmtplib.SMTPServerDisconnected as exc:
         client.close()
         return EnvelopeReplies(None, (), None, exc)
+    return await read_envelope(client, recipients)
+
+
+async def read_envelope(client: aiosmtplib.SMTP, recipients: int) -> EnvelopeReplies:
+    """The replies to an envelope already written: by send_envelope, or chained after the
+    content of the message before it on this connection (SmtpTransport)."""
+    protocol = client.protocol
+    if protocol is None:
+        client.close()
+        return EnvelopeReplies(
+            None, (), None, aiosmtplib.SMTPServerDisconnected("Server not connected")
+        )
     mail: SMTPResponse | None = None
     accepted: list[SMTPResponse] = []
     try:
@@ -116,13 +128,55 @@ async def send_envelope(
     return replies
 
 
-async def send_content(client: aiosmtplib.SMTP, data: bytes) -> SMTPResponse:
-    """After DATA's 354: write the dot-stuffed content and read the server's verdict."""
+def keep_replies(client: aiosmtplib.SMTP) -> None:
+    """Make the connection keep every reply that arrives, to be read in order.
+
+    aiosmtplib's protocol drops data that arrives while no command waits for a reply (or
+    one waits with its reply already parsed), so that it cannot be read as the next
+    command's. Here replies to commands already written arrive at such times: a chained
+    envelope's, while the send before it returns and the next takes the connection over,
+    and a pipelined envelope's second and third, when they come in separate packets. Kept,
+    they are read in the order the commands went (read_reply looks in the buffer first).
+    Anything a server says out of turn is then read as the next reply; the one thing a
+    server may say so, 421 before it closes, means the same either way.
+    """
+    protocol = client.protocol
+    if protocol is None:
+        return
+
+    def data_received(data: bytes) -> None:
+        if protocol._response_waiter is None:
+            return  # the connection is gone: nothing to deliver the data to
+        protocol._buffer.extend(data)
+        if len(protocol._buffer) > MAX_RESPONSE_LENGTH:  # as aiosmtplib's own protocol
+            del protocol._buffer[:]
+            if not protocol._response_waiter.done():
+                protocol._set_response_exception(
+                    protocol._response_waiter,
+                    aiosmtplib.SMTPResponseException(500, "Response too long"),
+                )
+            return
+        if not protocol._response_pending or protocol._response_waiter.done():
+            return  # kept in the buffer for the read that follows
+        try:
+            response = protocol._read_response_from_buffer()
+        except Exception as exc:
+            protocol._set_response_exception(protocol._response_waiter, exc)
+        else:
+            if response is not None:
+                protocol._response_waiter.set_result(response)
+
+    protocol.data_received = data_received  # type: ignore[method-assign]
+
+
+async def send_content(client: aiosmtplib.SMTP, data: bytes, *, then: bytes = b"") -> SMTPResponse:
+    """After DATA's 354: write the dot-stuffed content (and `then`, the next transaction's
+    envelope commands, in the same write) and read the server's verdict on the content."""
     protocol = client.protocol
     if protocol is None:
         raise aiosmtplib.SMTPServerDisconnected("Connection lost")
     try:
-        protocol.write(dot_stuffed(data))
+        protocol.write(dot_stuffed(data) + then)
         return await read_reply(client, protocol)
     except BaseException:
         client.close()

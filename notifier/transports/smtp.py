@@ -20,11 +20,13 @@ deliver a second copy).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import email.generator
 import email.policy
 import io
 import re
+from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -73,6 +75,15 @@ class SmtpTransport:
     A server that offers PIPELINING gets MAIL, the RCPTs and DATA in one write and their
     replies are read in order (:mod:`notifier.transports.pipelining`): two round trips a
     message instead of four, with the same bytes on the wire and the same outcomes.
+
+    And while other sends wait for a connection, a message's content is written with the
+    envelope of the first of them after its final "." (RFC 2920: the next transaction's
+    commands may follow the end of data): once this content is accepted, the connection
+    and its place in the pool pass to that send, which reads its envelope's replies as
+    they come. If the content is refused or the connection fails, the connection is
+    closed (the server may be inside the next send's DATA) and the next send gets the
+    place alone and sends on another connection: nothing of its own content went. The
+    server's work a message is then one read fewer (bench/delivery.py's sink: ~6% less).
     """
 
     def __init__(
@@ -103,7 +114,10 @@ class SmtpTransport:
         self._validate_certs = validate_certs
         # Resolved by the first connection, then reused: getfqdn() can be slow.
         self._local_hostname: str | None = None
-        self._slots = asyncio.Semaphore(connections)
+        # Places in the pool: a send holds one from before its connection to its end, or
+        # passes it on with the connection to the send it chained (_transact_pipelined).
+        self._free = connections
+        self._waiting: deque[_Waiter] = deque()  # sends waiting for a place, first come first
         self._idle: list[aiosmtplib.SMTP] = []
         self._closed = False
 
@@ -137,8 +151,18 @@ class SmtpTransport:
         if self._closed:
             raise TransientSendError(f"{self._server}: the SMTP transport is closed")
         sender, recipients = _envelope(message)
-        async with self._slots:
-            client, reused = await self._checkout()
+        chained = await self._take_place(_Waiter(message, sender, recipients))
+        try:
+            if chained is not None:
+                try:
+                    return await self._send_on(
+                        chained, message, sender, recipients, progress, envelope_written=True
+                    )
+                except _StaleConnection:
+                    pass  # gone before its envelope was answered: nothing went, go again
+                client, reused = await self._connect(), False
+            else:
+                client, reused = await self._checkout()
             try:
                 return await self._send_on(client, message, sender, recipients, progress)
             except _StaleConnection as exc:
@@ -152,6 +176,70 @@ class SmtpTransport:
                 )
             except _StaleConnection as exc:
                 raise TransientSendError(f"{self._server}: connection lost") from exc
+        finally:
+            if progress.successor is None:
+                self._give_place()
+
+    async def _take_place(self, waiter: _Waiter) -> aiosmtplib.SMTP | None:
+        """A place in the pool, first come first served; with a connection when a send
+        before this one chained its envelope (it is written there, its replies unread)."""
+        if self._free > 0 and not self._waiting:
+            self._free -= 1
+            return None
+        future: asyncio.Future[aiosmtplib.SMTP | None] = asyncio.get_running_loop().create_future()
+        waiter.future = future
+        self._waiting.append(waiter)
+        try:
+            return await future
+        except asyncio.CancelledError:
+            if future.cancelled():
+                with contextlib.suppress(ValueError):  # not there once a send chained it
+                    self._waiting.remove(waiter)
+            else:  # given a place as it was cancelled: this send gives it back
+                chained = future.result()
+                if chained is not None:
+                    chained.close()  # the server waits inside this send's DATA
+                self._give_place()
+            raise
+
+    def _give_place(self) -> None:
+        """A send's end: its place goes to the first send still waiting, else back."""
+        while self._waiting:
+            future = self._waiting.popleft().future
+            if future is not None and not future.done():
+                future.set_result(None)
+                return
+        self._free += 1
+
+    def _chain_next(self, client: aiosmtplib.SMTP) -> tuple[_Waiter, bytes] | None:
+        """The first send waiting for a place, taken out of the queue to be chained on this
+        connection, with its envelope's commands; None if none waits (or its envelope is one
+        that goes its own way: SMTPUTF8, or an address that cannot go)."""
+        while self._waiting:
+            waiter = self._waiting[0]
+            if waiter.future is None or waiter.future.done():
+                self._waiting.popleft()
+                continue
+            commands = self._chained_commands(client, waiter)
+            if commands is None:
+                return None
+            self._waiting.popleft()
+            return waiter, commands
+        return None
+
+    def _chained_commands(self, client: aiosmtplib.SMTP, waiter: _Waiter) -> bytes | None:
+        """MAIL, RCPT and DATA for the waiting send, as _transact would write them."""
+        if not all(address.isascii() for address in (waiter.sender, *waiter.recipients)):
+            return None
+        eight_bit = client.supports_extension("8bitmime")
+        try:
+            data = _flatten(waiter.message, utf8=False, eight_bit=eight_bit)
+            mail_from = pipelining.mailbox(waiter.sender, "ascii")
+            rcpt_to = [pipelining.mailbox(recipient, "ascii") for recipient in waiter.recipients]
+        except (ValueError, UnicodeError):
+            return None  # its own send says why, as it would unchained
+        options = _mail_options(client, data, eight_bit=eight_bit, utf8=False)
+        return pipelining.envelope_commands(mail_from, rcpt_to, options)
 
     async def close(self) -> None:
         """QUIT every idle connection; connections in use are closed when their send ends."""
@@ -166,9 +254,13 @@ class SmtpTransport:
         sender: str,
         recipients: list[str],
         progress: _Progress,
+        *,
+        envelope_written: bool = False,
     ) -> str:
         try:
-            reply = await self._transact(client, message, sender, recipients, progress)
+            reply = await self._transact(
+                client, message, sender, recipients, progress, envelope_written=envelope_written
+            )
         except AmbiguousSendError:
             client.close()
             raise
@@ -181,7 +273,8 @@ class SmtpTransport:
             # Cancelled or failed mid-command: the session state is unknown.
             client.close()
             raise
-        await self._checkin(client)
+        if progress.successor is None:
+            await self._checkin(client)
         return reply
 
     @property
@@ -265,6 +358,7 @@ class SmtpTransport:
             client.close()
             raise
         self._local_hostname = client.local_hostname
+        pipelining.keep_replies(client)
         return client
 
     async def _transact(
@@ -274,6 +368,8 @@ class SmtpTransport:
         sender: str,
         recipients: list[str],
         progress: _Progress,
+        *,
+        envelope_written: bool = False,
     ) -> str:
         utf8 = not all(address.isascii() for address in (sender, *recipients))
         if utf8 and not client.supports_extension("smtputf8"):
@@ -283,17 +379,11 @@ class SmtpTransport:
             )
         eight_bit = client.supports_extension("8bitmime")
         data = _flatten(message, utf8=utf8, eight_bit=eight_bit)
-        options: list[str] = []
-        if client.supports_extension("size"):
-            options.append(f"SIZE={len(data)}")
-        if eight_bit:
-            options.append("BODY=8BITMIME")
-        if utf8:
-            options.append("SMTPUTF8")
+        options = _mail_options(client, data, eight_bit=eight_bit, utf8=utf8)
         encoding = "utf-8" if utf8 else "ascii"
         if client.supports_extension("pipelining"):
             return await self._transact_pipelined(
-                client, data, sender, recipients, options, encoding, progress
+                client, data, sender, recipients, options, encoding, progress, envelope_written
             )
 
         try:
@@ -346,6 +436,7 @@ class SmtpTransport:
         options: list[str],
         encoding: str,
         progress: _Progress,
+        envelope_written: bool = False,
     ) -> str:
         """The transaction of :meth:`_transact` in two round trips: MAIL, RCPT and DATA in one
         write, their replies read in order; then, only if all were accepted and DATA got 354,
@@ -362,7 +453,10 @@ class SmtpTransport:
                 raise PermanentSendError(f"cannot send to {recipient!r}: {exc}") from exc
         commands = pipelining.envelope_commands(mail_from, rcpt_to, options)
 
-        replies = await pipelining.send_envelope(client, commands, len(recipients))
+        if envelope_written:
+            replies = await pipelining.read_envelope(client, len(recipients))
+        else:
+            replies = await pipelining.send_envelope(client, commands, len(recipients))
         if replies.mail is None and isinstance(replies.lost, aiosmtplib.SMTPServerDisconnected):
             # Gone before it answered anything (an idle connection the server had closed):
             # no content went, so one go on a fresh connection is safe.
@@ -385,12 +479,37 @@ class SmtpTransport:
                 client.close()
                 raise _BeforeDataFailed(exc) from exc
         progress.data_started = True
-        with _awaiting_verdict(self._server):
-            reply = await pipelining.send_content(client, data)
+        chain = self._chain_next(client)
+        successor, then = chain if chain is not None else (None, b"")
+        progress.successor = successor
+        accepted = False
+        try:
+            with _awaiting_verdict(self._server):
+                reply = await pipelining.send_content(client, data, then=then)
+            accepted = reply.code == _COMPLETED
+        finally:
+            if successor is not None:
+                self._hand_on(client, successor, with_connection=accepted)
         if reply.code != _COMPLETED:
             # A reply, even a late one, is an answer: the message was not taken.
             raise _refused("DATA", reply.code, reply.message)
         return f"{reply.code} {reply.message}"
+
+    def _hand_on(
+        self, client: aiosmtplib.SMTP, successor: _Waiter, *, with_connection: bool
+    ) -> None:
+        """This send's place (and, after an accepted content, its connection, the chained
+        envelope's replies unread) to the send it chained. Otherwise the connection is
+        closed: the server may be inside that send's DATA, where nothing else is safe."""
+        future = successor.future
+        assert future is not None  # it waited, so it has one
+        keep = with_connection and client.is_connected and not future.done()
+        if not keep:
+            client.close()
+        if future.done():  # the chained send was cancelled meanwhile
+            self._give_place()
+        else:
+            future.set_result(client if keep else None)
 
     def _envelope_refusal(
         self, replies: pipelining.EnvelopeReplies, sender: str, recipients: Sequence[str]
@@ -442,6 +561,33 @@ class _Progress:
 
     before_data: BeforeData | None = None
     data_started: bool = False
+    # The send this one chained (its envelope went with this content): its place passes on.
+    successor: _Waiter | None = None
+
+
+@dataclass(slots=True, eq=False)
+class _Waiter:
+    """A send waiting for a place in the pool; `future` gets the place (and, if chained, the
+    connection its envelope went on)."""
+
+    message: EmailMessage
+    sender: str
+    recipients: list[str]
+    future: asyncio.Future[aiosmtplib.SMTP | None] | None = None
+
+
+def _mail_options(
+    client: aiosmtplib.SMTP, data: bytes, *, eight_bit: bool, utf8: bool
+) -> list[str]:
+    """MAIL FROM's parameters for this message on this connection."""
+    options: list[str] = []
+    if client.supports_extension("size"):
+        options.append(f"SIZE={len(data)}")
+    if eight_bit:
+        options.append("BODY=8BITMIME")
+    if utf8:
+        options.append("SMTPUTF8")
+    return options
 
 
 class _BeforeDataFailed(Exception):

@@ -172,8 +172,8 @@ def test_unexpected_driver_errors_are_classified_by_whether_data_had_started(
                 raise RuntimeError("driver bug before the data")
             return await real_envelope(client, commands, recipients)
 
-        async def content(client: aiosmtplib.SMTP, message: bytes) -> Any:
-            response = await real_content(client, message)
+        async def content(client: aiosmtplib.SMTP, message: bytes, *, then: bytes = b"") -> Any:
+            response = await real_content(client, message, then=then)
             if b"customer2@example.com" in message:
                 raise ValueError("driver bug after the data")
             return response
