@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from email.message import EmailMessage
 
+import pytest
 from sqlalchemy import text
 from support.ledger import tracking_records
 from support.memory_engine import rig, tna_key, tracking
@@ -29,13 +30,20 @@ from notifier.transports.smtp import SmtpTransport
 
 NOTICES = 60
 IN_FLIGHT = 4
+CONNECTIONS = 4
 
 
-def test_outcomes_ride_with_send_marks_within_the_crash_bound(store_url: str) -> None:
+@pytest.mark.parametrize("in_flight", [IN_FLIGHT, 2 * CONNECTIONS], ids=["4", "chained"])
+def test_outcomes_ride_with_send_marks_within_the_crash_bound(
+    store_url: str, in_flight: int
+) -> None:
     """Real SMTP, four connections, the worker's wiring (SQLite: inline writes): after every
     transaction, at most four notices are marked as sending without their outcome (what a
-    crash then would make ambiguous); on SQLite outcomes did share transactions with marks,
-    so there were fewer than two a message; every notice was sent once."""
+    crash then would make ambiguous) -- with four sends in flight, and with eight, as the
+    worker runs, where sends wait in the transport to be chained (one a connection: a mark
+    needs a connection, and the next there commits the outcome before it); on SQLite
+    outcomes did share transactions with marks, so there were fewer than two a message;
+    every notice was sent once."""
     store = SqlStore(store_url)
     after_each: list[int] = []
     mixed = 0
@@ -63,11 +71,11 @@ def test_outcomes_ride_with_send_marks_within_the_crash_bound(store_url: str) ->
         engine = Engine(
             store=store,
             transport=SmtpTransport(
-                hostname=sink.host, port=sink.port, connections=IN_FLIGHT, timeout=5
+                hostname=sink.host, port=sink.port, connections=CONNECTIONS, timeout=5
             ),
             rules=load_rules(RULES),
             renderer=Renderer(TEMPLATES),
-            config=EngineConfig(BRANDING, max_in_flight=IN_FLIGHT),
+            config=EngineConfig(BRANDING, max_in_flight=in_flight),
             inline_writer=inline_writer(store),
         )
         engine.ingest(tracking_records(NOTICES))
@@ -82,7 +90,9 @@ def test_outcomes_ride_with_send_marks_within_the_crash_bound(store_url: str) ->
         asyncio.run(run())
         received = sorted(d.rcpt_tos[0] for d in sink.deliveries)
     assert received == sorted(f"customer{n}@example.com" for n in range(NOTICES))
-    assert max(after_each) <= IN_FLIGHT and after_each[-1] == 0
+    assert max(after_each) <= CONNECTIONS and after_each[-1] == 0
+    if in_flight > CONNECTIONS:  # sends waited in the transport: chained after others
+        assert any(b"\r\n.\r\nMAIL FROM:" in chunk for chunk in sink.reads)
     if store.dialect == "sqlite":
         # Inline writes, a few tens of microseconds: sends reach their marks while others'
         # outcomes end. (PostgreSQL's writes go through a thread: a send waiting on its mark
