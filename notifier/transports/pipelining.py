@@ -188,10 +188,10 @@ async def read_reply(client: aiosmtplib.SMTP, protocol: SMTPProtocol) -> SMTPRes
 
     aiosmtplib's protocol parses one reply per arrival of data and keeps what follows in
     its buffer, where it would wait for more data that never comes: several pipelined
-    replies often arrive together, so the buffer is read first. read_response() itself
-    runs without its timeout (the connection's ReplyClock keeps it): its own wait_for adds
-    a hop through the event loop between the reply's arrival and this task's waking, in
-    which the protocol drops data that arrives meanwhile (the next reply) as unsolicited.
+    replies often arrive together, so the buffer is read first (and what arrives while
+    nothing reads is kept there: keep_replies). read_response() itself runs without its
+    timeout (the connection's ReplyClock keeps it): its own wait_for would add a hop
+    through the event loop between the reply's arrival and this task's waking.
     """
     buffered = protocol._read_response_from_buffer()
     if buffered is not None:

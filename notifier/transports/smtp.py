@@ -151,7 +151,7 @@ class SmtpTransport:
         if self._closed:
             raise TransientSendError(f"{self._server}: the SMTP transport is closed")
         sender, recipients = _envelope(message)
-        chained = await self._take_place(_Waiter(message, sender, recipients))
+        chained = await self._take_place(message, sender, recipients)
         try:
             if chained is not None:
                 try:
@@ -180,14 +180,16 @@ class SmtpTransport:
             if progress.successor is None:
                 self._give_place()
 
-    async def _take_place(self, waiter: _Waiter) -> aiosmtplib.SMTP | None:
+    async def _take_place(
+        self, message: EmailMessage, sender: str, recipients: list[str]
+    ) -> aiosmtplib.SMTP | None:
         """A place in the pool, first come first served; with a connection when a send
         before this one chained its envelope (it is written there, its replies unread)."""
         if self._free > 0 and not self._waiting:
             self._free -= 1
             return None
-        future: asyncio.Future[aiosmtplib.SMTP | None] = asyncio.get_running_loop().create_future()
-        waiter.future = future
+        waiter = _Waiter(message, sender, recipients, asyncio.get_running_loop().create_future())
+        future = waiter.future
         self._waiting.append(waiter)
         try:
             return await future
@@ -206,7 +208,7 @@ class SmtpTransport:
         """A send's end: its place goes to the first send still waiting, else back."""
         while self._waiting:
             future = self._waiting.popleft().future
-            if future is not None and not future.done():
+            if not future.done():
                 future.set_result(None)
                 return
         self._free += 1
@@ -217,7 +219,7 @@ class SmtpTransport:
         that goes its own way: SMTPUTF8, or an address that cannot go)."""
         while self._waiting:
             waiter = self._waiting[0]
-            if waiter.future is None or waiter.future.done():
+            if waiter.future.done():
                 self._waiting.popleft()
                 continue
             commands = self._chained_commands(client, waiter)
@@ -234,12 +236,11 @@ class SmtpTransport:
         eight_bit = client.supports_extension("8bitmime")
         try:
             data = _flatten(waiter.message, utf8=False, eight_bit=eight_bit)
-            mail_from = pipelining.mailbox(waiter.sender, "ascii")
-            rcpt_to = [pipelining.mailbox(recipient, "ascii") for recipient in waiter.recipients]
-        except (ValueError, UnicodeError):
-            return None  # its own send says why, as it would unchained
-        options = _mail_options(client, data, eight_bit=eight_bit, utf8=False)
-        return pipelining.envelope_commands(mail_from, rcpt_to, options)
+            options = _mail_options(client, data, eight_bit=eight_bit, utf8=False)
+            return _envelope_commands(waiter.sender, waiter.recipients, options, "ascii")
+        except (PermanentSendError, ValueError, UnicodeError):
+            # Its own send says why, as it would unchained; never this send's failure.
+            return None
 
     async def close(self) -> None:
         """QUIT every idle connection; connections in use are closed when their send ends."""
@@ -440,22 +441,12 @@ class SmtpTransport:
     ) -> str:
         """The transaction of :meth:`_transact` in two round trips: MAIL, RCPT and DATA in one
         write, their replies read in order; then, only if all were accepted and DATA got 354,
-        the send mark and the content."""
-        try:
-            mail_from = pipelining.mailbox(sender, encoding)
-        except ValueError as exc:
-            raise PermanentSendError(f"cannot send from {sender!r}: {exc}") from exc
-        rcpt_to: list[bytes] = []
-        for recipient in recipients:
-            try:
-                rcpt_to.append(pipelining.mailbox(recipient, encoding))
-            except ValueError as exc:
-                raise PermanentSendError(f"cannot send to {recipient!r}: {exc}") from exc
-        commands = pipelining.envelope_commands(mail_from, rcpt_to, options)
-
+        the send mark and the content. With `envelope_written` the envelope already went,
+        chained after the content before it on this connection: only its replies are read."""
         if envelope_written:
             replies = await pipelining.read_envelope(client, len(recipients))
         else:
+            commands = _envelope_commands(sender, recipients, options, encoding)
             replies = await pipelining.send_envelope(client, commands, len(recipients))
         if replies.mail is None and isinstance(replies.lost, aiosmtplib.SMTPServerDisconnected):
             # Gone before it answered anything (an idle connection the server had closed):
@@ -502,7 +493,6 @@ class SmtpTransport:
         envelope's replies unread) to the send it chained. Otherwise the connection is
         closed: the server may be inside that send's DATA, where nothing else is safe."""
         future = successor.future
-        assert future is not None  # it waited, so it has one
         keep = with_connection and client.is_connected and not future.done()
         if not keep:
             client.close()
@@ -573,7 +563,25 @@ class _Waiter:
     message: EmailMessage
     sender: str
     recipients: list[str]
-    future: asyncio.Future[aiosmtplib.SMTP | None] | None = None
+    future: asyncio.Future[aiosmtplib.SMTP | None]
+
+
+def _envelope_commands(
+    sender: str, recipients: Sequence[str], options: Sequence[str], encoding: str
+) -> bytes:
+    """MAIL FROM, the RCPTs and DATA in one piece (pipelining.envelope_commands);
+    PermanentSendError for an address that cannot go."""
+    try:
+        mail_from = pipelining.mailbox(sender, encoding)
+    except ValueError as exc:
+        raise PermanentSendError(f"cannot send from {sender!r}: {exc}") from exc
+    rcpt_to: list[bytes] = []
+    for recipient in recipients:
+        try:
+            rcpt_to.append(pipelining.mailbox(recipient, encoding))
+        except ValueError as exc:
+            raise PermanentSendError(f"cannot send to {recipient!r}: {exc}") from exc
+    return pipelining.envelope_commands(mail_from, rcpt_to, options)
 
 
 def _mail_options(
