@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from support.ledger import tracking_records
+from support.ledger import commit_after, tracking_records
 from support.project import BRANDING, RULES, TEMPLATES
 from support.smtp_sink import SmtpSink
 
@@ -82,12 +82,6 @@ def test_a_batch_claims_and_reads_on_the_loop_thread_where_the_store_can_at_once
         assert ran_on == {loop_thread}
     else:
         assert loop_thread not in ran_on
-
-
-def commit_after(connection: sqlite3.Connection, seconds: float) -> None:
-    # time.sleep, not a timed wait: see support/waiting.py.
-    time.sleep(seconds)
-    connection.execute("COMMIT")
 
 
 def test_a_claim_goes_to_a_thread_while_another_process_holds_the_lock(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import event
-from support.ledger import audit_rows
+from support.ledger import audit_rows, commit_after
 from support.project import settings_for
 from support.server import ServeProcess
 from support.webhook import SECRET, body_of, shipment, signed
@@ -69,13 +69,6 @@ def test_concurrent_callers_share_transactions_and_all_commit(tmp_path: Path) ->
 
 
 # --- writing on the event loop's thread when the write lock is free ----------------------
-
-
-def commit_after(connection: sqlite3.Connection, seconds: float) -> None:
-    # Not threading.Timer: its timed Event wait never ends on a clock moved by libfaketime
-    # (see support/waiting.py); time.sleep does.
-    time.sleep(seconds)
-    connection.execute("COMMIT")
 
 
 def test_inline_writer_writes_at_once_when_free_and_writes_nothing_when_locked(

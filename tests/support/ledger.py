@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -23,6 +25,14 @@ from notifier.transports.memory import MemoryTransport
 from support.project import BRANDING, RULES, TEMPLATES
 
 UPS = "1Z999AA10123456784"
+
+
+def commit_after(connection: sqlite3.Connection, seconds: float) -> None:
+    """Commit `connection`'s transaction (another process's writer, holding SQLite's lock)
+    after `seconds`; for a thread. Not threading.Timer: its timed Event wait never ends on a
+    clock moved by libfaketime (see support/waiting.py); time.sleep does."""
+    time.sleep(seconds)
+    connection.execute("COMMIT")
 
 
 def tracking_records(count: int, *, prefix: str = "O", start: int = 0) -> Iterator[Record]:
